@@ -1,0 +1,143 @@
+//! The audit log: `GET /api/v1/tenants/{tenant_id}/audit-events` (owners). Read-only.
+
+use actix_web::{HttpResponse, get, web};
+use chrono::{DateTime, NaiveDateTime};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::AppState;
+use crate::api::{Problems, clean, page_limit};
+use crate::auth::TenantContext;
+use crate::auth::policy::TenantAction;
+use crate::db;
+use crate::db::models::AuditRow;
+use crate::error::ApiError;
+use crate::store::audit::{self, AuditFilter};
+use crate::store::members::require;
+
+/// One recorded change.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e50", "actor_type": "user", "actor_id": "01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e30",
+    "action": "member.disabled", "target_type": "member", "target_id": "01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e31",
+    "before": {"status": "active"}, "after": {"status": "disabled"}, "request_id": "0193...", "ip": "127.0.0.1",
+    "created_at": "2026-11-22T10:00:00"
+}))]
+pub struct AuditEventView {
+    pub id: String,
+    /// `user` or `platform`.
+    pub actor_type: String,
+    pub actor_id: Option<String>,
+    /// `member.created`, `member.updated`, `member.enabled`, `member.disabled`,
+    /// `member.deleted`, `member.password_reset`, `user.password_changed`, `tenant.created`,
+    /// `tenant.updated`, `region.created`, `region.updated`, `region.deleted`.
+    pub action: String,
+    pub target_type: String,
+    pub target_id: Option<String>,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub request_id: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+impl From<AuditRow> for AuditEventView {
+    fn from(r: AuditRow) -> Self {
+        let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
+        AuditEventView {
+            id: r.id,
+            actor_type: r.actor_type,
+            actor_id: r.actor_id,
+            action: r.action,
+            target_type: r.target_type,
+            target_id: r.target_id,
+            before: parse(r.before_state),
+            after: parse(r.after_state),
+            request_id: r.request_id,
+            ip: r.ip,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    pub items: Vec<AuditEventView>,
+    pub next_cursor: Option<String>,
+    pub total: i64,
+}
+
+/// Filters for the audit log.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// An action (`member.disabled`) or a family (`member.*`).
+    pub action: Option<String>,
+    /// The acting user's id.
+    pub actor_id: Option<String>,
+    /// The target's id.
+    pub target_id: Option<String>,
+    /// RFC 3339 time: events at or after it.
+    pub from: Option<String>,
+    /// RFC 3339 time: events before it.
+    pub to: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+fn parse_time(p: &mut Problems, field: &str, v: Option<String>) -> Option<NaiveDateTime> {
+    let v = clean(v)?;
+    match DateTime::parse_from_rfc3339(&v) {
+        Ok(t) => Some(t.naive_utc()),
+        Err(_) => {
+            p.add(field, format!("must be an RFC 3339 time like 2026-11-22T10:00:00Z (got {v:?})"));
+            None
+        }
+    }
+}
+
+/// The audit log, newest first (owners).
+#[utoipa::path(tag = "audit", security(("bearer_auth" = [])),
+    params(("tenant_id" = String, Path, description = "The tenant's id"), AuditParams),
+    responses((status = 200, body = AuditPage), (status = 403, description = "Only owners read the audit log"),
+        (status = 404, description = "No such tenant for you"), (status = 422, description = "A filter is invalid")))]
+#[get("/api/v1/tenants/{tenant_id}/audit-events")]
+pub async fn list_audit_events(state: web::Data<AppState>, ctx: TenantContext, query: web::Query<AuditParams>) -> Result<HttpResponse, ApiError> {
+    require(&ctx, TenantAction::ReadAudit)?;
+    let q = query.into_inner();
+    let mut p = Problems::default();
+    let after = parse_time(&mut p, "from", q.from);
+    let before = parse_time(&mut p, "to", q.to);
+    let limit = page_limit(q.limit).unwrap_or_else(|_| {
+        p.add("limit", "must be between 1 and 200");
+        50
+    });
+    p.finish()?;
+    let cursor = match clean(q.cursor) {
+        Some(c) => Some(crate::store::cursor::decode(&c)?.1),
+        None => None,
+    };
+    let filter = AuditFilter {
+        action: clean(q.action),
+        actor_id: clean(q.actor_id),
+        target_id: clean(q.target_id),
+        after,
+        before,
+        cursor,
+        limit,
+    };
+    let (mut rows, total) = db::run(&state.pool, move |conn| audit::list(conn, &ctx, &filter)).await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| crate::store::cursor::encode("", &r.id))
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(AuditPage { items: rows.into_iter().map(AuditEventView::from).collect(), next_cursor, total }))
+}
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_audit_events);
+}

@@ -1,0 +1,274 @@
+//! Sign-in: `POST /auth/login`, `POST /auth/switch`, `POST /auth/password`.
+
+use actix_web::{HttpResponse, post, web};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+use validator::Validate;
+
+use crate::AppState;
+use crate::auth::guard::{PasswordChangeIdentity, token_version};
+use crate::auth::jwt::{Claims, SCOPE_PASSWORD_CHANGE};
+use crate::auth::{Identity, RequestMeta};
+use crate::db;
+use crate::domain::password::check_policy;
+use crate::domain::{EmailAddress, TenantId, UserId};
+use crate::error::{ApiError, FieldError};
+use crate::store::sessions::{self, TenantMembership};
+
+/// Credentials. With `tenant_id`, sign straight into that tenant.
+#[derive(Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "owner@demo.example", "password": "the password you were given"}))]
+pub struct LoginRequest {
+    #[validate(length(min = 1, max = 254))]
+    pub email: String,
+    #[validate(length(min = 1, max = 1024))]
+    pub password: String,
+    pub tenant_id: Option<TenantId>,
+}
+
+/// A tenant the person can sign in to.
+#[derive(Serialize, ToSchema)]
+pub struct TenantChoice {
+    pub tenant_id: String,
+    #[schema(example = "Acme")]
+    pub name: String,
+    #[schema(example = "admin")]
+    pub role: String,
+}
+
+/// An access token and what it grants.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "access_token": "eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9...",
+    "token_type": "Bearer",
+    "expires_in": 900,
+    "tenant_id": "01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e2f",
+    "tenants": [{"tenant_id": "01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e2f", "name": "Acme", "role": "owner"}],
+    "must_change_password": false
+}))]
+pub struct TokenResponse {
+    pub access_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: String,
+    /// Seconds until the token expires.
+    pub expires_in: i64,
+    /// The tenant the token acts in; absent on an identity-only token (several tenants:
+    /// pick one with `POST /auth/switch`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    pub tenants: Vec<TenantChoice>,
+    /// When true the token is good only for `POST /auth/password`.
+    pub must_change_password: bool,
+}
+
+fn choices(memberships: &[TenantMembership]) -> Vec<TenantChoice> {
+    memberships
+        .iter()
+        .map(|m| TenantChoice { tenant_id: m.tenant_id.clone(), name: m.tenant_name.clone(), role: m.role.clone() })
+        .collect()
+}
+
+/// Issues the right token for a person whose credentials (or current token) are proven.
+fn issue(
+    state: &AppState,
+    user: UserId,
+    user_version: i32,
+    must_change_password: bool,
+    memberships: &[TenantMembership],
+    tenant: Option<&TenantMembership>,
+) -> Result<TokenResponse, ApiError> {
+    let now = chrono::Utc::now().timestamp();
+    let ttl = state.config.access_token_ttl_secs;
+    let claims = Claims {
+        sub: user.as_text(),
+        tid: tenant.map(|t| t.tenant_id.clone()),
+        role: tenant.map(|t| t.role.clone()),
+        regions: tenant.map(|t| t.regions.clone()).unwrap_or_default(),
+        ver: match tenant {
+            Some(t) => token_version(user_version, t.auth_version),
+            None => i64::from(user_version),
+        },
+        iat: now,
+        exp: now + ttl,
+        jti: uuid::Uuid::now_v7().to_string(),
+        scope: must_change_password.then(|| SCOPE_PASSWORD_CHANGE.to_string()),
+    };
+    Ok(TokenResponse {
+        access_token: state.keys.sign(&claims)?,
+        token_type: "Bearer".into(),
+        expires_in: ttl,
+        tenant_id: tenant.map(|t| t.tenant_id.clone()),
+        tenants: choices(memberships),
+        must_change_password,
+    })
+}
+
+fn bad_credentials() -> ApiError {
+    ApiError::Unauthorized("the email or password is wrong".into())
+}
+
+/// Sign in with email and password.
+///
+/// With one tenant (or `tenant_id` given) the token acts in that tenant. With several, the
+/// token is identity-only and `tenants` lists them: call `POST /auth/switch`. A person who
+/// must change their password gets a token good only for `POST /auth/password`.
+/// Unknown emails and wrong passwords get the same answer in about the same time.
+#[utoipa::path(
+    tag = "auth",
+    security(()),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 401, description = "Wrong email or password"),
+        (status = 403, description = "No active membership in the requested tenant, or none at all"),
+        (status = 422, description = "A field is missing or too long"),
+    )
+)]
+#[post("/api/v1/auth/login")]
+pub async fn login(state: web::Data<AppState>, body: web::Json<LoginRequest>) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    crate::api::validate(&body)?;
+    let password = SecretString::from(body.password);
+    let email = EmailAddress::parse(&body.email).ok();
+    let user = match email {
+        Some(email) => {
+            let email = email.into_string();
+            db::run(&state.pool, move |conn| sessions::find_by_email(conn, &email)).await?
+        }
+        None => None,
+    };
+    let ok = state.hashers.verify(&password, user.as_ref().and_then(|u| u.password_hash.clone())).await?;
+    let Some(user) = user else { return Err(bad_credentials()) };
+    if !ok {
+        if let Ok(id) = user.id.parse::<UserId>() {
+            db::run(&state.pool, move |conn| sessions::record_failed_login(conn, id)).await?;
+        }
+        return Err(bad_credentials());
+    }
+    let user_id: UserId = user.id.parse().map_err(|_| ApiError::internal("stored user id is invalid"))?;
+    let memberships = db::run(&state.pool, move |conn| sessions::active_memberships(conn, user_id)).await?;
+    let tenant = match body.tenant_id {
+        Some(wanted) => Some(
+            memberships
+                .iter()
+                .find(|m| m.tenant_id == wanted.as_text())
+                .ok_or_else(|| ApiError::forbidden("no-membership", "you are not an active member of that tenant"))?,
+        ),
+        None if memberships.len() == 1 => memberships.first(),
+        None if memberships.is_empty() => {
+            return Err(ApiError::forbidden("no-membership", "your account is not an active member of any tenant"));
+        }
+        None => None,
+    };
+    let tenant_text = tenant.map(|t| t.tenant_id.clone());
+    db::run(&state.pool, move |conn| sessions::record_login(conn, user_id, tenant_text.as_deref())).await?;
+    let response = issue(&state, user_id, user.auth_version, user.must_change_password, &memberships, tenant)?;
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(response))
+}
+
+/// The tenant to act in.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchRequest {
+    pub tenant_id: TenantId,
+}
+
+/// Exchange a current token for one that acts in another of your tenants.
+#[utoipa::path(
+    tag = "auth",
+    security(("bearer_auth" = [])),
+    request_body = SwitchRequest,
+    responses(
+        (status = 200, description = "A token for the tenant", body = TokenResponse),
+        (status = 403, description = "Not an active member of that tenant"),
+    )
+)]
+#[post("/api/v1/auth/switch")]
+pub async fn switch(state: web::Data<AppState>, who: Identity, body: web::Json<SwitchRequest>) -> Result<HttpResponse, ApiError> {
+    let user_id = who.user_id;
+    let (user, memberships) = db::run(&state.pool, move |conn| {
+        let user = sessions::find_by_id(conn, user_id)?.ok_or_else(|| ApiError::Unauthorized("the account no longer exists".into()))?;
+        Ok((user, sessions::active_memberships(conn, user_id)?))
+    })
+    .await?;
+    let wanted = body.tenant_id.as_text();
+    let tenant = memberships
+        .iter()
+        .find(|m| m.tenant_id == wanted)
+        .ok_or_else(|| ApiError::forbidden("no-membership", "you are not an active member of that tenant"))?;
+    let tenant_text = tenant.tenant_id.clone();
+    db::run(&state.pool, move |conn| sessions::record_login(conn, user_id, Some(&tenant_text))).await?;
+    let response = issue(&state, user_id, user.auth_version, user.must_change_password, &memberships, Some(tenant))?;
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(response))
+}
+
+/// Your current password and the new one.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"current_password": "the temporary password", "new_password": "a long passphrase of your own"}))]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// Change your own password.
+///
+/// Works with a password-change-only token too (after signing in with a temporary
+/// password). Every token you held before stops working; the answer carries a fresh one.
+#[utoipa::path(
+    tag = "auth",
+    security(("bearer_auth" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 200, description = "Changed; a fresh token", body = TokenResponse),
+        (status = 422, description = "The current password is wrong, or the new one breaks the policy"),
+    )
+)]
+#[post("/api/v1/auth/password")]
+pub async fn change_password(
+    state: web::Data<AppState>,
+    who: PasswordChangeIdentity,
+    body: web::Json<ChangePasswordRequest>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let who = who.0;
+    let body = body.into_inner();
+    let user_id = who.user_id;
+    let (user, memberships, min_length) = db::run(&state.pool, move |conn| {
+        let user = sessions::find_by_id(conn, user_id)?.ok_or_else(|| ApiError::Unauthorized("the account no longer exists".into()))?;
+        let memberships = sessions::active_memberships(conn, user_id)?;
+        let min = crate::store::tenants::strictest_min_length(conn, user_id)?;
+        Ok((user, memberships, min))
+    })
+    .await?;
+    let current = SecretString::from(body.current_password);
+    if !state.hashers.verify(&current, user.password_hash.clone()).await? {
+        return Err(ApiError::invalid("current_password", "is wrong"));
+    }
+    let mut errors: Vec<FieldError> = check_policy(&body.new_password, min_length, Some(&user.email), user.username.as_deref())
+        .err()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| FieldError::new("new_password", m))
+        .collect();
+    if body.new_password == secrecy::ExposeSecret::expose_secret(&current) {
+        errors.push(FieldError::new("new_password", "must differ from the current password"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let hash = state.hashers.hash(&SecretString::from(body.new_password)).await?;
+    let meta = RequestMeta::from_request(&req);
+    let user = db::run(&state.pool, move |conn| sessions::change_password(conn, user_id, hash, &meta)).await?;
+    let tenant = who.claims.tid.as_ref().and_then(|tid| memberships.iter().find(|m| &m.tenant_id == tid));
+    let tenant = tenant.or(if memberships.len() == 1 { memberships.first() } else { None });
+    let response = issue(&state, user_id, user.auth_version, false, &memberships, tenant)?;
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(response))
+}
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(login).service(switch).service(change_password);
+}

@@ -1,0 +1,235 @@
+//! HTTP layer: handlers per resource, the OpenAPI document, and shared request helpers.
+//! Handlers parse and shape; the store decides and writes; the policy lives in `auth::policy`.
+
+pub mod audit;
+pub mod auth;
+pub mod health;
+pub mod me;
+pub mod regions;
+pub mod tenants;
+pub mod users;
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, Response};
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::service_config::ServiceConfig;
+use validator::ValidationErrors;
+
+use crate::error::{ApiError, FieldError, ProblemDetails};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Roster API",
+        description = "Multi-tenant user and role management.\n\n\
+Sign in with `POST /api/v1/auth/login`, press **Authorize** and paste the `access_token`. \
+Tenant resources live under `/api/v1/tenants/{tenant_id}/...`; the `tenant_id` is in the login answer. \
+Every error is an RFC 9457 `application/problem+json` document.",
+    ),
+    components(schemas(ProblemDetails, FieldError)),
+    modifiers(&SecurityAddon, &ProblemResponses),
+    tags(
+        (name = "auth", description = "Sign in, switch tenant, change password"),
+        (name = "me", description = "The signed-in person"),
+        (name = "tenants", description = "Tenants, their plan and settings"),
+        (name = "users", description = "Members of a tenant"),
+        (name = "regions", description = "Regions of a tenant"),
+        (name = "audit", description = "The audit log"),
+        (name = "health", description = "Probes and keys"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecurityAddon;
+
+impl Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer_auth",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("The `access_token` from `POST /api/v1/auth/login`"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "platform_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The platform operator token (`ROSTER_PLATFORM_TOKEN`)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Gives every 4xx/5xx response the problem+json body, and every operation the errors any
+/// request can meet (400 malformed, 500, 503), so routes only list their own.
+struct ProblemResponses;
+
+impl Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete]
+                .into_iter()
+                .flatten()
+            {
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let mut common = vec![
+                    ("400", "The request is malformed (bad JSON, wrong content type, bad id or query)"),
+                    ("500", "Unexpected failure; quote the X-Request-Id"),
+                    ("503", "The database is unreachable"),
+                ];
+                if secured {
+                    common.push(("401", "No access token, or it is invalid, expired or revoked"));
+                }
+                for (code, description) in common {
+                    op.responses
+                        .responses
+                        .entry(code.to_string())
+                        .or_insert_with(|| RefOr::T(Response::new(description)));
+                }
+                for (code, response) in op.responses.responses.iter_mut() {
+                    if let RefOr::T(response) = response {
+                        if (code.starts_with('4') || code.starts_with('5')) && response.content.is_empty() {
+                            response.content.insert(
+                                "application/problem+json".to_string(),
+                                Content::new(Some(Ref::from_schema_name("ProblemDetails"))),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Registers every route. Only `service(...)` registrations reach the OpenAPI document.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.configure(health::configure)
+        .configure(auth::configure)
+        .configure(me::configure)
+        .configure(tenants::configure)
+        .configure(users::configure)
+        .configure(regions::configure)
+        .configure(audit::configure);
+}
+
+/// The whole OpenAPI document, as served and committed.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    use utoipa_actix_web::AppExt;
+    let (_, mut doc) = actix_web::App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(configure).split_for_parts();
+    // Modifiers run in `ApiDoc::openapi()`, before the routes were added: run them again.
+    SecurityAddon.modify(&mut doc);
+    ProblemResponses.modify(&mut doc);
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    doc
+}
+
+/// `validator` errors as our field errors, sorted by field for stable output.
+pub fn validation_errors(errors: ValidationErrors) -> ApiError {
+    let mut out = Vec::new();
+    for (field, errs) in errors.field_errors() {
+        for e in errs {
+            let message = e.message.as_ref().map(|m| m.to_string()).unwrap_or_else(|| match e.code.as_ref() {
+                "length" => match (e.params.get("min"), e.params.get("max")) {
+                    (Some(min), Some(max)) => format!("must be {min} to {max} characters"),
+                    (None, Some(max)) => format!("must be at most {max} characters"),
+                    (Some(min), None) => format!("must be at least {min} characters"),
+                    _ => "has the wrong length".into(),
+                },
+                "range" => "is out of range".into(),
+                "url" => "must be a URL".into(),
+                code => format!("is invalid ({code})"),
+            });
+            out.push(FieldError::new(field.to_string(), message));
+        }
+    }
+    out.sort_by(|a, b| a.field.cmp(&b.field));
+    ApiError::Validation(out)
+}
+
+pub fn validate<T: validator::Validate>(dto: &T) -> Result<(), ApiError> {
+    dto.validate().map_err(validation_errors)
+}
+
+/// Collects field errors while parsing a DTO into domain values.
+#[derive(Default)]
+pub struct Problems(pub Vec<FieldError>);
+
+impl Problems {
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+    pub fn check<T, E: std::fmt::Display>(&mut self, field: &str, r: Result<T, E>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.add(field, e.to_string());
+                None
+            }
+        }
+    }
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() { Ok(()) } else { Err(ApiError::Validation(self.0)) }
+    }
+}
+
+/// The version named by `If-Match` (`"3"`, `W/"3"`), or `None` when absent or `*`.
+pub fn if_match(req: &HttpRequest) -> Result<Option<i32>, ApiError> {
+    let Some(value) = req.headers().get(header::IF_MATCH) else { return Ok(None) };
+    let text = value.to_str().unwrap_or("").trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let bare = text.trim_start_matches("W/").trim_matches('"');
+    bare.parse().map(Some).map_err(|_| {
+        ApiError::bad_request("invalid-if-match", format!("If-Match must be an ETag this service sent (like \"3\"), got {text:?}"))
+    })
+}
+
+pub fn etag(version: i32) -> (header::HeaderName, String) {
+    (header::ETAG, format!("\"{version}\""))
+}
+
+/// Trims an optional text field; empty becomes `None`.
+pub fn clean(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// Deserialises a present field (even `null`) as `Some(..)`, so PATCH can tell "clear" from
+/// "leave alone".
+pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(d).map(Some)
+}
+
+/// Page size from `limit` (default 50, 1..=200).
+pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(50),
+        Some(n) if (1..=200).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::invalid("limit", format!("must be between 1 and 200 (got {n})"))),
+    }
+}
+
+/// An optional JSON body: empty means `T::default()`; otherwise it must be JSON of `T`.
+pub fn json_or_empty<T: serde::de::DeserializeOwned + Default>(req: &HttpRequest, body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(T::default());
+    }
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.starts_with("application/json") {
+        return Err(ApiError::UnsupportedMediaType(format!("send the body as application/json (got {ct:?})")));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request("malformed-json", format!("the JSON body is invalid: {e}")))
+}

@@ -1,0 +1,144 @@
+//! Regions of a tenant: `GET|POST /regions`, `GET|PATCH|DELETE /regions/{region_id}`.
+//! Every member reads them; owners manage them.
+
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+use validator::Validate;
+
+use crate::AppState;
+use crate::api::{Problems, double_option, validate};
+use crate::auth::TenantContext;
+use crate::auth::guard::parse_path_id;
+use crate::db;
+use crate::db::models::RegionRow;
+use crate::domain::RegionId;
+use crate::error::ApiError;
+use crate::store::regions;
+
+/// A region; `parent_id` makes it a location inside another region.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RegionView {
+    pub id: String,
+    #[schema(example = "North")]
+    pub name: String,
+    pub parent_id: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl From<RegionRow> for RegionView {
+    fn from(r: RegionRow) -> Self {
+        RegionView { id: r.id, name: r.name, parent_id: r.parent_id, created_at: r.created_at, updated_at: r.updated_at }
+    }
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RegionList {
+    pub items: Vec<RegionView>,
+}
+
+/// A new region.
+#[derive(Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "North", "parent_id": null}))]
+pub struct CreateRegionRequest {
+    #[validate(length(min = 1, max = 100))]
+    pub name: String,
+    pub parent_id: Option<RegionId>,
+}
+
+/// Changes to a region; `parent_id: null` makes it top-level.
+#[derive(Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRegionRequest {
+    #[validate(length(min = 1, max = 100))]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub parent_id: Option<Option<RegionId>>,
+}
+
+fn blank_name(name: Option<&str>) -> Result<(), ApiError> {
+    let mut p = Problems::default();
+    if name.is_some_and(|n| n.trim().is_empty()) {
+        p.add("name", "must not be blank");
+    }
+    p.finish()
+}
+
+/// List the tenant's regions.
+#[utoipa::path(tag = "regions", security(("bearer_auth" = [])), params(("tenant_id" = String, Path, description = "The tenant's id")),
+    responses((status = 200, body = RegionList), (status = 404, description = "No such tenant for you")))]
+#[get("/api/v1/tenants/{tenant_id}/regions")]
+pub async fn list_regions(state: web::Data<AppState>, ctx: TenantContext) -> Result<HttpResponse, ApiError> {
+    let rows = db::run(&state.pool, move |conn| regions::list(conn, &ctx)).await?;
+    Ok(HttpResponse::Ok().json(RegionList { items: rows.into_iter().map(RegionView::from).collect() }))
+}
+
+/// Create a region (owners).
+#[utoipa::path(tag = "regions", security(("bearer_auth" = [])), params(("tenant_id" = String, Path, description = "The tenant's id")),
+    request_body = CreateRegionRequest,
+    responses((status = 201, body = RegionView), (status = 403, description = "Only owners manage regions"),
+        (status = 404, description = "No such tenant for you"), (status = 409, description = "The name is taken"),
+        (status = 422, description = "Invalid fields or unknown parent")))]
+#[post("/api/v1/tenants/{tenant_id}/regions")]
+pub async fn create_region(state: web::Data<AppState>, ctx: TenantContext, body: web::Json<CreateRegionRequest>) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    validate(&body)?;
+    blank_name(Some(&body.name))?;
+    let name = body.name.trim().to_string();
+    let row = db::run(&state.pool, move |conn| regions::create(conn, &ctx, name, body.parent_id)).await?;
+    Ok(HttpResponse::Created().json(RegionView::from(row)))
+}
+
+fn region_id(req: &HttpRequest) -> Result<RegionId, ApiError> {
+    parse_path_id(req, "region_id")
+}
+
+/// Read one region.
+#[utoipa::path(tag = "regions", security(("bearer_auth" = [])),
+    params(("tenant_id" = String, Path, description = "The tenant's id"), ("region_id" = String, Path, description = "The region's id")),
+    responses((status = 200, body = RegionView), (status = 404, description = "No such region for you")))]
+#[get("/api/v1/tenants/{tenant_id}/regions/{region_id}")]
+pub async fn get_region(state: web::Data<AppState>, ctx: TenantContext, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let id = region_id(&req)?;
+    let row = db::run(&state.pool, move |conn| regions::get(conn, &ctx, id)).await?;
+    Ok(HttpResponse::Ok().json(RegionView::from(row)))
+}
+
+/// Rename or move a region (owners).
+#[utoipa::path(tag = "regions", security(("bearer_auth" = [])),
+    params(("tenant_id" = String, Path, description = "The tenant's id"), ("region_id" = String, Path, description = "The region's id")),
+    request_body = UpdateRegionRequest,
+    responses((status = 200, body = RegionView), (status = 403, description = "Only owners manage regions"),
+        (status = 404, description = "No such region for you"), (status = 409, description = "The name is taken"),
+        (status = 422, description = "Invalid fields, unknown parent or a cycle")))]
+#[patch("/api/v1/tenants/{tenant_id}/regions/{region_id}")]
+pub async fn update_region(state: web::Data<AppState>, ctx: TenantContext, req: HttpRequest, body: web::Json<UpdateRegionRequest>) -> Result<HttpResponse, ApiError> {
+    let id = region_id(&req)?;
+    let body = body.into_inner();
+    validate(&body)?;
+    blank_name(body.name.as_deref())?;
+    let name = body.name.map(|n| n.trim().to_string());
+    let row = db::run(&state.pool, move |conn| regions::update(conn, &ctx, id, name, body.parent_id)).await?;
+    Ok(HttpResponse::Ok().json(RegionView::from(row)))
+}
+
+/// Delete a region with no sub-regions and no members (owners).
+#[utoipa::path(tag = "regions", security(("bearer_auth" = [])),
+    params(("tenant_id" = String, Path, description = "The tenant's id"), ("region_id" = String, Path, description = "The region's id")),
+    responses((status = 204, description = "Deleted"), (status = 403, description = "Only owners manage regions"),
+        (status = 404, description = "No such region for you"), (status = 409, description = "The region has sub-regions or members")))]
+#[delete("/api/v1/tenants/{tenant_id}/regions/{region_id}")]
+pub async fn delete_region(state: web::Data<AppState>, ctx: TenantContext, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let id = region_id(&req)?;
+    db::run(&state.pool, move |conn| regions::delete(conn, &ctx, id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_regions).service(create_region).service(get_region).service(update_region).service(delete_region);
+}

@@ -1,0 +1,275 @@
+//! Tenants: `POST /api/v1/tenants` (platform operators), `GET|PATCH /api/v1/tenants/{tenant_id}`.
+
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
+use chrono::NaiveDateTime;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+use validator::Validate;
+
+use crate::AppState;
+use crate::api::{Problems, double_option, etag, if_match, validate};
+use crate::auth::{RequestMeta, TenantContext};
+use crate::db;
+use crate::domain::password::{DEFAULT_MIN_LENGTH, MIN_LENGTH_FLOOR, check_policy, digest_generated, generate_secret};
+use crate::domain::{EmailAddress, Plan, TenantId, UserId};
+use crate::error::ApiError;
+use crate::store::tenants::{self, NewTenant, TenantPatch, TenantRecord};
+
+/// A new tenant and its first owner.
+#[derive(Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Acme", "owner_email": "owner@acme.example", "owner_full_name": "Olive Owner", "plan": "plus"}))]
+pub struct CreateTenantRequest {
+    #[validate(length(min = 1, max = 200))]
+    pub name: String,
+    pub owner_email: String,
+    #[validate(length(min = 1, max = 200))]
+    pub owner_full_name: Option<String>,
+    /// The owner's password; generated (and returned once) when absent.
+    pub owner_password: Option<String>,
+    /// Default `free`.
+    pub plan: Option<Plan>,
+}
+
+/// The created tenant and owner. `password` only when it was generated.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"tenant_id": "01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e2f", "user_id": "01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e30", "email": "owner@acme.example", "password": "q3Vt0b1Yx9J2mWcK4hN7sA"}))]
+pub struct CreateTenantResponse {
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub email: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// Creates a tenant and its owner (shared by the route, `roster bootstrap` and the demo seed).
+pub async fn create_tenant_with_owner(
+    state: &AppState,
+    body: CreateTenantRequest,
+    meta: RequestMeta,
+) -> Result<CreateTenantResponse, ApiError> {
+    validate(&body)?;
+    let mut problems = Problems::default();
+    let email = problems.check("owner_email", EmailAddress::parse(&body.owner_email));
+    if body.name.trim().is_empty() {
+        problems.add("name", "must not be blank");
+    }
+    if let (Some(pw), Some(email)) = (&body.owner_password, &email) {
+        for why in check_policy(pw, DEFAULT_MIN_LENGTH, Some(email.as_str()), None).err().unwrap_or_default() {
+            problems.add("owner_password", why);
+        }
+    }
+    problems.finish()?;
+    let email = email.ok_or_else(|| ApiError::internal("email parsed"))?;
+    let (hash, generated) = match body.owner_password {
+        Some(pw) => (state.hashers.hash(&SecretString::from(pw)).await?, None),
+        None => {
+            let secret = generate_secret();
+            (digest_generated(&secret), Some(secret))
+        }
+    };
+    let full_name = crate::api::clean(body.owner_full_name)
+        .unwrap_or_else(|| email.as_str().split('@').next().unwrap_or("Owner").to_string());
+    let new = NewTenant {
+        name: body.name.trim().to_string(),
+        plan: body.plan.unwrap_or(Plan::Free),
+        owner_email: email.clone(),
+        owner_full_name: full_name,
+        owner_password_hash: hash,
+    };
+    let created = db::run(&state.pool, move |conn| tenants::create(conn, new, &meta)).await?;
+    Ok(CreateTenantResponse {
+        tenant_id: created.tenant_id,
+        user_id: created.user_id,
+        email: email.into_string(),
+        // An existing identity keeps its own password: nothing was generated for it.
+        password: generated.filter(|_| created.new_identity).map(|s| s.expose_secret().to_string()),
+    })
+}
+
+fn check_platform_token(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
+    let Some(expected) = &state.config.platform_token else {
+        return Err(ApiError::not_found("tenant creation over HTTP is disabled: set ROSTER_PLATFORM_TOKEN"));
+    };
+    let given = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .unwrap_or("");
+    let a = given.trim().as_bytes();
+    let b = expected.expose_secret().as_bytes();
+    let same = a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
+    if same { Ok(()) } else { Err(ApiError::Unauthorized("send the platform token: Authorization: Bearer <ROSTER_PLATFORM_TOKEN>".into())) }
+}
+
+/// Create a tenant with its first owner (platform operators).
+///
+/// Authorized by the platform token (`ROSTER_PLATFORM_TOKEN`); the route answers 404 when
+/// that is not set. When `owner_email` already has an identity, that person becomes the owner
+/// with their existing credentials and no password is returned.
+#[utoipa::path(
+    tag = "tenants",
+    security(("platform_token" = [])),
+    request_body = CreateTenantRequest,
+    responses(
+        (status = 201, description = "Created", body = CreateTenantResponse),
+        (status = 401, description = "Missing or wrong platform token"),
+        (status = 404, description = "Tenant creation over HTTP is disabled"),
+        (status = 422, description = "Invalid fields"),
+    )
+)]
+#[post("/api/v1/tenants")]
+pub async fn create_tenant(state: web::Data<AppState>, req: HttpRequest, body: web::Json<CreateTenantRequest>) -> Result<HttpResponse, ApiError> {
+    check_platform_token(&state, &req)?;
+    let created = create_tenant_with_owner(&state, body.into_inner(), RequestMeta::from_request(&req)).await?;
+    Ok(HttpResponse::Created().insert_header(("Cache-Control", "no-store")).json(created))
+}
+
+/// Tenant settings.
+#[derive(Serialize, ToSchema)]
+pub struct TenantSettings {
+    /// When false, admins keep only their own row (owners run user administration).
+    pub admins_can_manage_users: bool,
+    /// Minimum password length for members (8 or more).
+    #[schema(example = 12)]
+    pub password_min_length: i32,
+}
+
+/// A tenant.
+#[derive(Serialize, ToSchema)]
+pub struct TenantView {
+    pub id: String,
+    #[schema(example = "Acme")]
+    pub name: String,
+    #[schema(example = "acme")]
+    pub slug: String,
+    pub plan: Plan,
+    /// Seats in force (the override, else the plan's); null is unlimited.
+    pub seat_limit: Option<i32>,
+    /// A per-tenant override of the plan's seats.
+    pub seat_limit_override: Option<i32>,
+    /// Members holding a seat (active, invited, pending approval).
+    pub seats_used: i64,
+    pub billing_owner_id: Option<String>,
+    pub settings: TenantSettings,
+    pub version: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl From<TenantRecord> for TenantView {
+    fn from(rec: TenantRecord) -> Self {
+        let seat_limit = rec.seat_limit();
+        let r = rec.row;
+        TenantView {
+            id: r.id,
+            name: r.name,
+            slug: r.slug,
+            plan: Plan::parse(&r.plan).unwrap_or(Plan::Free),
+            seat_limit,
+            seat_limit_override: r.seat_limit_override,
+            seats_used: rec.seats_used,
+            billing_owner_id: r.billing_owner_id,
+            settings: TenantSettings { admins_can_manage_users: r.admins_can_manage_users, password_min_length: r.password_min_length },
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+fn tenant_response(rec: TenantRecord) -> HttpResponse {
+    let version = rec.row.version;
+    HttpResponse::Ok().insert_header(etag(version)).json(TenantView::from(rec))
+}
+
+/// Read the tenant: name, plan, seats and settings. Any member may read it.
+#[utoipa::path(
+    tag = "tenants",
+    security(("bearer_auth" = [])),
+    params(("tenant_id" = String, Path, description = "The tenant's id")),
+    responses((status = 200, body = TenantView, headers(("ETag" = String))), (status = 404, description = "No such tenant for you"))
+)]
+#[get("/api/v1/tenants/{tenant_id}")]
+pub async fn get_tenant(state: web::Data<AppState>, ctx: TenantContext) -> Result<HttpResponse, ApiError> {
+    Ok(tenant_response(db::run(&state.pool, move |conn| tenants::get(conn, &ctx)).await?))
+}
+
+/// Settings to change.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettingsPatch {
+    pub admins_can_manage_users: Option<bool>,
+    pub password_min_length: Option<i32>,
+}
+
+/// Fields to change; absent fields stay as they are.
+#[derive(Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"plan": "plus", "settings": {"admins_can_manage_users": false}}))]
+pub struct TenantPatchRequest {
+    #[validate(length(min = 1, max = 200))]
+    pub name: Option<String>,
+    pub plan: Option<Plan>,
+    /// Override the plan's seats; `null` returns to the plan's.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i32>)]
+    pub seat_limit: Option<Option<i32>>,
+    /// Must be an active owner.
+    pub billing_owner_id: Option<UserId>,
+    pub settings: Option<TenantSettingsPatch>,
+}
+
+/// Change the tenant's name, plan, seats, billing owner or settings (owners only).
+#[utoipa::path(
+    tag = "tenants",
+    security(("bearer_auth" = [])),
+    params(("tenant_id" = String, Path, description = "The tenant's id"), ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale")),
+    request_body = TenantPatchRequest,
+    responses(
+        (status = 200, body = TenantView, headers(("ETag" = String))),
+        (status = 403, description = "Only owners change the tenant"),
+        (status = 404, description = "No such tenant for you"),
+        (status = 409, description = "The new seat limit is below the seats in use"),
+        (status = 412, description = "If-Match is stale"),
+        (status = 422, description = "Invalid fields"),
+    )
+)]
+#[patch("/api/v1/tenants/{tenant_id}")]
+pub async fn update_tenant(state: web::Data<AppState>, ctx: TenantContext, req: HttpRequest, body: web::Json<TenantPatchRequest>) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    validate(&body)?;
+    let mut problems = Problems::default();
+    if let Some(Some(n)) = body.seat_limit {
+        if !(1..=1_000_000).contains(&n) {
+            problems.add("seat_limit", "must be between 1 and 1000000, or null for the plan's");
+        }
+    }
+    let settings = body.settings.unwrap_or_default();
+    if let Some(n) = settings.password_min_length {
+        if !(MIN_LENGTH_FLOOR..=128).contains(&n) {
+            problems.add("settings.password_min_length", format!("must be between {MIN_LENGTH_FLOOR} and 128"));
+        }
+    }
+    if body.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        problems.add("name", "must not be blank");
+    }
+    problems.finish()?;
+    let version = if_match(&req)?;
+    let patch = TenantPatch {
+        name: body.name.map(|n| n.trim().to_string()),
+        plan: body.plan,
+        seat_limit: body.seat_limit,
+        billing_owner_id: body.billing_owner_id,
+        admins_can_manage_users: settings.admins_can_manage_users,
+        password_min_length: settings.password_min_length,
+    };
+    Ok(tenant_response(db::run(&state.pool, move |conn| tenants::update(conn, &ctx, patch, version)).await?))
+}
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_tenant).service(get_tenant).service(update_tenant);
+}

@@ -1,0 +1,351 @@
+//! What members look like on the wire, and how requests become domain values.
+
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
+
+use crate::api::{Problems, clean, double_option};
+use crate::domain::ids::parse_stored;
+use crate::domain::{EmailAddress, MemberStatus, RegionId, Role, UserId};
+use crate::store::members::{ListFilter, MemberPatch, MemberRecord, NewMember, SortKey, StatusFilter};
+
+/// A member of the tenant. `id` is the person's user id.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+#[schema(example = json!({
+    "id": "01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e30", "email": "ann@acme.example", "username": "ann",
+    "full_name": "Ann Smith", "role": "operator", "status": "active",
+    "regions": ["01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e40"], "job_title": "Dispatcher",
+    "department": "Operations", "section": "North", "manager_id": null,
+    "created_at": "2026-11-22T10:00:00", "updated_at": "2026-11-22T10:00:00", "last_login_at": null, "version": 1
+}))]
+pub struct MemberView {
+    pub id: UserId,
+    pub email: String,
+    pub username: Option<String>,
+    pub full_name: String,
+    pub role: Role,
+    pub status: MemberStatus,
+    /// Region ids.
+    pub regions: Vec<RegionId>,
+    pub job_title: Option<String>,
+    pub department: Option<String>,
+    pub section: Option<String>,
+    /// The user id of this member's manager (a member of the same tenant).
+    pub manager_id: Option<UserId>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    /// Last sign-in to this tenant.
+    pub last_login_at: Option<NaiveDateTime>,
+    /// Changes on every write; the `ETag` carries it for `If-Match`.
+    pub version: i32,
+}
+
+impl From<MemberRecord> for MemberView {
+    fn from(rec: MemberRecord) -> Self {
+        let m = rec.membership;
+        MemberView {
+            id: parse_stored(&m.user_id),
+            email: rec.email,
+            username: rec.username,
+            full_name: rec.full_name,
+            role: Role::parse(&m.role).unwrap_or(Role::Viewer),
+            status: MemberStatus::parse(&m.status).unwrap_or(MemberStatus::Disabled),
+            regions: rec.regions.iter().map(|r| parse_stored(r)).collect(),
+            job_title: m.job_title,
+            department: m.department,
+            section: m.section,
+            manager_id: m.manager_id.map(|id| parse_stored(&id)),
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            last_login_at: m.last_login_at,
+            version: m.version,
+        }
+    }
+}
+
+/// A page of members.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct MemberPage {
+    pub items: Vec<MemberView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+    /// Members matching the filters (all pages).
+    pub total: i64,
+}
+
+/// Filters, sort and paging for the member list.
+#[derive(Deserialize, IntoParams, Debug)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Search in name, username and email (case-insensitive, substring).
+    pub q: Option<String>,
+    /// `owner`, `admin`, `operator` or `viewer`.
+    pub role: Option<String>,
+    /// `active`, `inactive` (not active), `all` (default), or an exact status:
+    /// `disabled`, `invited`, `pending_approval`.
+    pub status: Option<String>,
+    pub department: Option<String>,
+    pub section: Option<String>,
+    /// A region id: members in it or in any of its sub-regions.
+    pub region: Option<String>,
+    /// A manager's user id: their direct reports.
+    pub manager: Option<String>,
+    /// `name`, `email`, `role`, `job_title`, `department` or `created_at`; prefix `-` for
+    /// descending. Default `name`.
+    pub sort: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
+}
+
+impl ListParams {
+    pub fn parse(self) -> Result<ListFilter, crate::error::ApiError> {
+        let mut p = Problems::default();
+        let role = match clean(self.role) {
+            None => None,
+            Some(r) => {
+                let parsed = Role::parse(&r);
+                if parsed.is_none() {
+                    p.add("role", format!("must be owner, admin, operator or viewer (got {r:?})"));
+                }
+                parsed
+            }
+        };
+        let status = match clean(self.status).as_deref() {
+            None | Some("all") => StatusFilter::All,
+            Some("inactive") => StatusFilter::Inactive,
+            Some(s) => match MemberStatus::parse(s) {
+                Some(st) => StatusFilter::Exact(st),
+                None => {
+                    p.add("status", format!("must be active, inactive, all, disabled, invited or pending_approval (got {s:?})"));
+                    StatusFilter::All
+                }
+            },
+        };
+        let region = clean(self.region).and_then(|r| p.check("region", r.parse::<RegionId>().map_err(|_| "must be a region id (UUID)")));
+        let manager = clean(self.manager).and_then(|r| p.check("manager", r.parse::<UserId>().map_err(|_| "must be a user id (UUID)")));
+        let (sort, desc) = match clean(self.sort) {
+            None => (SortKey::Name, false),
+            Some(s) => SortKey::parse(&s).unwrap_or_else(|| {
+                p.add("sort", format!("must be name, email, role, job_title, department or created_at, optionally with a leading - (got {s:?})"));
+                (SortKey::Name, false)
+            }),
+        };
+        let limit = match crate::api::page_limit(self.limit) {
+            Ok(l) => l,
+            Err(_) => {
+                p.add("limit", "must be between 1 and 200");
+                50
+            }
+        };
+        let q = clean(self.q);
+        if q.as_ref().is_some_and(|q| q.chars().count() > 200) {
+            p.add("q", "must be at most 200 characters");
+        }
+        p.finish()?;
+        Ok(ListFilter {
+            q,
+            role,
+            status,
+            department: clean(self.department),
+            section: clean(self.section),
+            region,
+            manager,
+            sort,
+            desc,
+            cursor: clean(self.cursor),
+            limit,
+        })
+    }
+}
+
+fn parse_username(p: &mut Problems, field: &str, raw: &str) -> Option<String> {
+    let u = raw.trim().to_lowercase();
+    let ok_chars = u.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !(3..=64).contains(&u.chars().count()) || !ok_chars {
+        p.add(field, "must be 3 to 64 characters of a-z, 0-9, '.', '_' or '-'");
+        return None;
+    }
+    if u.contains('@') {
+        p.add(field, "must not look like an email address");
+        return None;
+    }
+    Some(u)
+}
+
+fn parse_regions(p: &mut Problems, regions: &[String]) -> Vec<RegionId> {
+    let mut out = Vec::new();
+    for (i, r) in regions.iter().enumerate() {
+        match r.parse::<RegionId>() {
+            Ok(id) if !out.contains(&id) => out.push(id),
+            Ok(_) => p.add(format!("regions[{i}]"), "is listed twice"),
+            Err(_) => p.add(format!("regions[{i}]"), "must be a region id (UUID)"),
+        }
+    }
+    out
+}
+
+fn parse_user_id(p: &mut Problems, field: &str, raw: &str) -> Option<UserId> {
+    p.check(field, raw.parse::<UserId>().map_err(|_| "must be a user id (UUID)"))
+}
+
+/// A new member. Without `temporary_password` one is generated and returned once; either way
+/// the member must choose their own password at first sign-in.
+#[derive(Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "email": "ann@acme.example", "full_name": "Ann Smith", "role": "operator",
+    "regions": [], "job_title": "Dispatcher", "department": "Operations"
+}))]
+pub struct CreateMemberRequest {
+    pub email: String,
+    #[validate(length(min = 1, max = 200))]
+    pub full_name: String,
+    pub username: Option<String>,
+    pub role: Role,
+    #[serde(default)]
+    pub regions: Vec<String>,
+    #[validate(length(max = 200))]
+    pub job_title: Option<String>,
+    #[validate(length(max = 200))]
+    pub department: Option<String>,
+    #[validate(length(max = 200))]
+    pub section: Option<String>,
+    pub manager_id: Option<String>,
+    /// `active` (default) or `disabled`.
+    pub status: Option<MemberStatus>,
+    /// A temporary password you choose (the member changes it at first sign-in).
+    pub temporary_password: Option<String>,
+}
+
+impl CreateMemberRequest {
+    pub fn parse(self) -> Result<(NewMember, Option<String>), crate::error::ApiError> {
+        crate::api::validate(&self)?;
+        let mut p = Problems::default();
+        let email = p.check("email", EmailAddress::parse(&self.email));
+        let full_name = self.full_name.trim().to_string();
+        if full_name.is_empty() {
+            p.add("full_name", "must not be blank");
+        }
+        let username = clean(self.username).and_then(|u| parse_username(&mut p, "username", &u));
+        let regions = parse_regions(&mut p, &self.regions);
+        let manager_id = clean(self.manager_id).and_then(|m| parse_user_id(&mut p, "manager_id", &m));
+        let status = self.status.unwrap_or(MemberStatus::Active);
+        if !matches!(status, MemberStatus::Active | MemberStatus::Disabled) {
+            p.add("status", "must be active or disabled (invite people to make them invited)");
+        }
+        p.finish()?;
+        let email = email.ok_or_else(|| crate::error::ApiError::internal("email parsed"))?;
+        Ok((
+            NewMember {
+                email,
+                full_name,
+                username,
+                role: self.role,
+                regions,
+                job_title: clean(self.job_title),
+                department: clean(self.department),
+                section: clean(self.section),
+                manager_id,
+                status,
+            },
+            self.temporary_password,
+        ))
+    }
+}
+
+/// The created member and, this once, its temporary password.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct MemberCreated {
+    #[serde(flatten)]
+    pub member: MemberView,
+    /// Shown only in this response; give it to the member, who must change it at first sign-in.
+    #[schema(example = "q3Vt0b1Yx9J2mWcK4hN7sA")]
+    pub temporary_password: String,
+}
+
+/// Fields to change. Absent fields stay; `null` clears an optional field. `email`,
+/// `username` and `full_name` change only for identities this tenant manages.
+#[derive(Deserialize, ToSchema, Validate, Default)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"job_title": "Team lead", "role": "operator"}))]
+pub struct UpdateMemberRequest {
+    pub email: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub username: Option<Option<String>>,
+    #[validate(length(min = 1, max = 200))]
+    pub full_name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub job_title: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub department: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub section: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub manager_id: Option<Option<String>>,
+    pub role: Option<Role>,
+    pub regions: Option<Vec<String>>,
+}
+
+fn clean_text(p: &mut Problems, field: &str, v: Option<Option<String>>) -> Option<Option<String>> {
+    v.map(|inner| {
+        let c = clean(inner);
+        if c.as_ref().is_some_and(|s| s.chars().count() > 200) {
+            p.add(field, "must be at most 200 characters");
+        }
+        c
+    })
+}
+
+impl UpdateMemberRequest {
+    pub fn parse(self) -> Result<MemberPatch, crate::error::ApiError> {
+        crate::api::validate(&self)?;
+        let mut p = Problems::default();
+        let email = self.email.and_then(|e| p.check("email", EmailAddress::parse(&e)));
+        let username = self.username.map(|u| clean(u).and_then(|u| parse_username(&mut p, "username", &u)));
+        let full_name = self.full_name.map(|n| n.trim().to_string());
+        if full_name.as_deref() == Some("") {
+            p.add("full_name", "must not be blank");
+        }
+        let job_title = clean_text(&mut p, "job_title", self.job_title);
+        let department = clean_text(&mut p, "department", self.department);
+        let section = clean_text(&mut p, "section", self.section);
+        let manager_id = self.manager_id.map(|m| clean(m).and_then(|m| parse_user_id(&mut p, "manager_id", &m)));
+        let regions = self.regions.map(|r| parse_regions(&mut p, &r));
+        p.finish()?;
+        Ok(MemberPatch { email, username, full_name, job_title, department, section, manager_id, role: self.role, regions })
+    }
+}
+
+/// The status to set.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"status": "disabled"}))]
+pub struct StatusRequest {
+    /// `active` or `disabled`.
+    pub status: MemberStatus,
+}
+
+/// Optional: a temporary password you choose instead of a generated one.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetRequest {
+    pub temporary_password: Option<String>,
+}
+
+/// The new temporary password, shown once.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PasswordResetResponse {
+    pub user_id: UserId,
+    #[schema(example = "q3Vt0b1Yx9J2mWcK4hN7sA")]
+    pub temporary_password: String,
+    /// Always true: the member must choose a new password at next sign-in.
+    pub must_change_password: bool,
+}

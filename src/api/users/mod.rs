@@ -1,0 +1,258 @@
+//! Members of a tenant: `/api/v1/tenants/{tenant_id}/users[/{user_id}[/status|/password-reset]]`.
+
+pub mod dto;
+
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
+use secrecy::{ExposeSecret, SecretString};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use self::dto::*;
+use crate::AppState;
+use crate::api::{etag, if_match};
+use crate::auth::TenantContext;
+use crate::auth::guard::parse_path_id;
+use crate::db;
+use crate::domain::password::{check_policy, digest_generated, generate_secret};
+use crate::domain::{MemberStatus, UserId};
+use crate::error::{ApiError, FieldError};
+use crate::store::{members, tenants};
+
+fn member_response(status: actix_web::http::StatusCode, rec: members::MemberRecord) -> HttpResponse {
+    let version = rec.membership.version;
+    HttpResponse::build(status).insert_header(etag(version)).json(MemberView::from(rec))
+}
+
+/// The stored form of a temporary password: an admin-typed one is checked against the
+/// tenant's policy and hashed with argon2id; a generated one is a SHA-256 digest.
+async fn temporary_password(
+    state: &AppState,
+    ctx: &TenantContext,
+    typed: Option<String>,
+    email: Option<&str>,
+) -> Result<(SecretString, String), ApiError> {
+    match typed {
+        None => {
+            let secret = generate_secret();
+            let digest = digest_generated(&secret);
+            Ok((secret, digest))
+        }
+        Some(pw) => {
+            let c = ctx.clone();
+            let min = db::run(&state.pool, move |conn| tenants::min_password_length(conn, &c)).await?;
+            if let Err(problems) = check_policy(&pw, min, email, None) {
+                return Err(ApiError::Validation(
+                    problems.into_iter().map(|m| FieldError::new("temporary_password", m)).collect(),
+                ));
+            }
+            let secret = SecretString::from(pw);
+            let hash = state.hashers.hash(&secret).await?;
+            Ok((secret, hash))
+        }
+    }
+}
+
+/// List members you can see, with filters, sort and cursor paging.
+///
+/// Owners see everyone; admins see members within their regions and themselves; operators
+/// and viewers see only themselves.
+#[utoipa::path(
+    tag = "users",
+    security(("bearer_auth" = [])),
+    params(("tenant_id" = String, Path, description = "The tenant's id"), ListParams),
+    responses(
+        (status = 200, body = MemberPage),
+        (status = 404, description = "No such tenant for you"),
+        (status = 422, description = "A filter is invalid"),
+    )
+)]
+#[get("/api/v1/tenants/{tenant_id}/users")]
+pub async fn list_members(state: web::Data<AppState>, ctx: TenantContext, query: web::Query<ListParams>) -> Result<HttpResponse, ApiError> {
+    let filter = query.into_inner().parse()?;
+    let page = db::run(&state.pool, move |conn| members::list(conn, &ctx, &filter)).await?;
+    Ok(HttpResponse::Ok().json(MemberPage {
+        items: page.items.into_iter().map(MemberView::from).collect(),
+        next_cursor: page.next_cursor,
+        total: page.total,
+    }))
+}
+
+/// Create a member with a temporary password.
+///
+/// The answer carries the temporary password once (generated unless you typed one); the
+/// member must change it at first sign-in. An email that already has a Roster account
+/// answers 409 `identity-exists-invite`: invite that person instead.
+#[utoipa::path(
+    tag = "users",
+    security(("bearer_auth" = [])),
+    params(("tenant_id" = String, Path, description = "The tenant's id")),
+    request_body = CreateMemberRequest,
+    responses(
+        (status = 201, description = "Created", body = MemberCreated, headers(("ETag" = String))),
+        (status = 403, description = "Your role cannot create members, or cannot grant this role or these regions"),
+        (status = 404, description = "No such tenant for you"),
+        (status = 409, description = "Seat limit reached, already a member, email has an account (invite), username taken"),
+        (status = 422, description = "Invalid fields"),
+    )
+)]
+#[post("/api/v1/tenants/{tenant_id}/users")]
+pub async fn create_member(state: web::Data<AppState>, ctx: TenantContext, body: web::Json<CreateMemberRequest>) -> Result<HttpResponse, ApiError> {
+    members::require(&ctx, crate::auth::policy::TenantAction::CreateMember)?;
+    let (new, typed) = body.into_inner().parse()?;
+    let (secret, hash) = temporary_password(&state, &ctx, typed, Some(new.email.as_str())).await?;
+    let rec = db::run(&state.pool, move |conn| members::create(conn, &ctx, new, hash)).await?;
+    let version = rec.membership.version;
+    Ok(HttpResponse::Created()
+        .insert_header(etag(version))
+        .insert_header(("Cache-Control", "no-store"))
+        .json(MemberCreated { member: MemberView::from(rec), temporary_password: secret.expose_secret().to_string() }))
+}
+
+fn user_id(req: &HttpRequest) -> Result<UserId, ApiError> {
+    parse_path_id(req, "user_id")
+}
+
+/// Read one member.
+#[utoipa::path(
+    tag = "users",
+    security(("bearer_auth" = [])),
+    params(("tenant_id" = String, Path, description = "The tenant's id"), ("user_id" = String, Path, description = "The member's user id")),
+    responses((status = 200, body = MemberView, headers(("ETag" = String))), (status = 404, description = "No such member for you"))
+)]
+#[get("/api/v1/tenants/{tenant_id}/users/{user_id}")]
+pub async fn get_member(state: web::Data<AppState>, ctx: TenantContext, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let user = user_id(&req)?;
+    let rec = db::run(&state.pool, move |conn| members::get(conn, &ctx, user)).await?;
+    Ok(member_response(actix_web::http::StatusCode::OK, rec))
+}
+
+/// Change a member's profile, role, regions or manager.
+///
+/// Changing role or regions revokes the member's current tokens. Send `If-Match` with the
+/// ETag you read to avoid overwriting someone else's change (412 when stale).
+#[utoipa::path(
+    tag = "users",
+    security(("bearer_auth" = [])),
+    params(
+        ("tenant_id" = String, Path, description = "The tenant's id"),
+        ("user_id" = String, Path, description = "The member's user id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale"),
+    ),
+    request_body = UpdateMemberRequest,
+    responses(
+        (status = 200, body = MemberView, headers(("ETag" = String))),
+        (status = 403, description = "Your role cannot make this change, or it would change yourself"),
+        (status = 404, description = "No such member for you"),
+        (status = 409, description = "Last owner, email or username taken"),
+        (status = 412, description = "If-Match is stale"),
+        (status = 422, description = "Invalid fields"),
+    )
+)]
+#[patch("/api/v1/tenants/{tenant_id}/users/{user_id}")]
+pub async fn update_member(state: web::Data<AppState>, ctx: TenantContext, req: HttpRequest, body: web::Json<UpdateMemberRequest>) -> Result<HttpResponse, ApiError> {
+    let user = user_id(&req)?;
+    let patch = body.into_inner().parse()?;
+    let version = if_match(&req)?;
+    let rec = db::run(&state.pool, move |conn| members::update(conn, &ctx, user, patch, version)).await?;
+    Ok(member_response(actix_web::http::StatusCode::OK, rec))
+}
+
+/// Enable or disable a member.
+///
+/// Disabling revokes the member's tokens at once. Enabling needs a free seat.
+#[utoipa::path(
+    tag = "users",
+    security(("bearer_auth" = [])),
+    params(
+        ("tenant_id" = String, Path, description = "The tenant's id"),
+        ("user_id" = String, Path, description = "The member's user id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale"),
+    ),
+    request_body = StatusRequest,
+    responses(
+        (status = 200, body = MemberView, headers(("ETag" = String))),
+        (status = 403, description = "Your role cannot change this member's status, or it is yourself"),
+        (status = 404, description = "No such member for you"),
+        (status = 409, description = "Seat limit reached, or the last active owner"),
+        (status = 412, description = "If-Match is stale"),
+        (status = 422, description = "Status must be active or disabled"),
+    )
+)]
+#[put("/api/v1/tenants/{tenant_id}/users/{user_id}/status")]
+pub async fn set_member_status(state: web::Data<AppState>, ctx: TenantContext, req: HttpRequest, body: web::Json<StatusRequest>) -> Result<HttpResponse, ApiError> {
+    let user = user_id(&req)?;
+    let status = body.into_inner().status;
+    if !matches!(status, MemberStatus::Active | MemberStatus::Disabled) {
+        return Err(ApiError::invalid("status", "must be active or disabled"));
+    }
+    let version = if_match(&req)?;
+    let rec = db::run(&state.pool, move |conn| members::set_status(conn, &ctx, user, status, version)).await?;
+    Ok(member_response(actix_web::http::StatusCode::OK, rec))
+}
+
+/// Delete a disabled member.
+///
+/// Removes the membership; the person's identity goes too when this was its last one.
+#[utoipa::path(
+    tag = "users",
+    security(("bearer_auth" = [])),
+    params(
+        ("tenant_id" = String, Path, description = "The tenant's id"),
+        ("user_id" = String, Path, description = "The member's user id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale"),
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Your role cannot delete this member, or it is yourself"),
+        (status = 404, description = "No such member for you"),
+        (status = 409, description = "The member is not disabled"),
+        (status = 412, description = "If-Match is stale"),
+    )
+)]
+#[delete("/api/v1/tenants/{tenant_id}/users/{user_id}")]
+pub async fn delete_member(state: web::Data<AppState>, ctx: TenantContext, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let user = user_id(&req)?;
+    let version = if_match(&req)?;
+    db::run(&state.pool, move |conn| members::delete(conn, &ctx, user, version)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Give a member a new temporary password.
+///
+/// Generated unless you send one; shown once. The member's tokens stop working and they
+/// must choose a new password at next sign-in. Only for people whose sign-in this tenant
+/// manages (409 `identity-not-managed` otherwise). The body is optional.
+#[utoipa::path(
+    tag = "users",
+    security(("bearer_auth" = [])),
+    params(("tenant_id" = String, Path, description = "The tenant's id"), ("user_id" = String, Path, description = "The member's user id")),
+    request_body(content = Option<PasswordResetRequest>, description = "Optional"),
+    responses(
+        (status = 200, body = PasswordResetResponse),
+        (status = 403, description = "Your role cannot reset this member's password, or it is yourself"),
+        (status = 404, description = "No such member for you"),
+        (status = 409, description = "The person's sign-in is not managed by this tenant"),
+        (status = 422, description = "The typed password breaks the policy"),
+    )
+)]
+#[post("/api/v1/tenants/{tenant_id}/users/{user_id}/password-reset")]
+pub async fn reset_member_password(state: web::Data<AppState>, ctx: TenantContext, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let user = user_id(&req)?;
+    let body: PasswordResetRequest = crate::api::json_or_empty(&req, &body)?;
+    let (secret, hash) = temporary_password(&state, &ctx, body.temporary_password, None).await?;
+    db::run(&state.pool, move |conn| members::reset_password(conn, &ctx, user, hash)).await?;
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(PasswordResetResponse {
+        user_id: user,
+        temporary_password: secret.expose_secret().to_string(),
+        must_change_password: true,
+    }))
+}
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_members)
+        .service(create_member)
+        .service(get_member)
+        .service(update_member)
+        .service(set_member_status)
+        .service(delete_member)
+        .service(reset_member_password);
+}

@@ -1,0 +1,301 @@
+//! Request guards. `TenantContext` is the only way into tenant data: it reads `{tenant_id}`,
+//! verifies the bearer token, reloads the membership and checks the token's auth version
+//! against it, so a disabled member or a changed role is refused at once on every instance.
+//! Its fields are private to this module: store functions that take it cannot be reached
+//! without passing the check.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
+use diesel::prelude::*;
+
+use super::jwt::{Claims, SCOPE_PASSWORD_CHANGE};
+use super::policy::{Actor, RegionScope};
+use crate::AppState;
+use crate::db::schema::{membership_regions::dsl as mr, memberships::dsl as m, regions::dsl as r, tenants::dsl as t, users::dsl as u};
+use crate::db::{self, AnyConnection};
+use crate::domain::ids::parse_stored;
+use crate::domain::{MemberStatus, RegionId, Role, TenantId, UserId};
+use crate::error::ApiError;
+
+/// Request facts recorded with every audit event.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub request_id: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// The request id set by the request-id middleware.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+impl RequestMeta {
+    pub fn from_request(req: &HttpRequest) -> Self {
+        Self {
+            request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+            ip: req.peer_addr().map(|a| a.ip().to_string()),
+        }
+    }
+}
+
+/// A caller checked against one tenant: its membership is active and its token current.
+#[derive(Debug, Clone)]
+pub struct TenantContext {
+    tenant_id: TenantId,
+    actor: Actor,
+    actor_auth_version: i32,
+    meta: RequestMeta,
+}
+
+impl TenantContext {
+    pub fn tenant_id(&self) -> TenantId {
+        self.tenant_id
+    }
+    pub fn tenant_text(&self) -> String {
+        self.tenant_id.as_text()
+    }
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+    pub fn meta(&self) -> &RequestMeta {
+        &self.meta
+    }
+
+    /// Inside a write transaction: confirms the caller's membership has not changed since the
+    /// guard loaded it (role, regions and status changes bump its auth version).
+    pub fn recheck(&self, conn: &mut AnyConnection) -> Result<(), ApiError> {
+        let current = m::memberships
+            .filter(m::tenant_id.eq(self.tenant_text()))
+            .filter(m::user_id.eq(self.actor.user_id.as_text()))
+            .select((m::auth_version, m::status))
+            .first::<(i32, String)>(conn)
+            .optional()?;
+        match current {
+            Some((v, s)) if v == self.actor_auth_version && s == MemberStatus::Active.as_str() => Ok(()),
+            _ => Err(ApiError::Unauthorized("your access changed during this request; sign in again".into())),
+        }
+    }
+}
+
+/// A caller with a valid, current token, whatever tenant (if any) it names.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub user_id: UserId,
+    pub claims: Claims,
+    pub meta: RequestMeta,
+}
+
+fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized("send an access token: Authorization: Bearer <token>".into()))?;
+    let value = header
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("the Authorization header is not valid text".into()))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(token.trim().to_string())
+        }
+        _ => Err(ApiError::Unauthorized("the Authorization header must be: Bearer <token>".into())),
+    }
+}
+
+fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal("application state missing"))
+}
+
+/// Verifies the token and returns its claims; refuses password-change-only tokens unless
+/// `allow_password_change` is set.
+pub fn verified_claims(req: &HttpRequest, allow_password_change: bool) -> Result<(web::Data<AppState>, Claims), ApiError> {
+    let st = state(req)?;
+    let token = bearer(req)?;
+    let claims = st.keys.verify(&token)?;
+    if claims.scope.as_deref() == Some(SCOPE_PASSWORD_CHANGE) && !allow_password_change {
+        return Err(ApiError::forbidden(
+            "password-change-required",
+            "you must change your password first: POST /api/v1/auth/password",
+        ));
+    }
+    Ok((st, claims))
+}
+
+/// What the guard loads about the caller's membership.
+struct MembershipAuth {
+    role: String,
+    status: String,
+    membership_version: i32,
+    user_version: i32,
+    admins_can_manage_users: bool,
+    regions: Vec<String>,
+    tenant_regions: Vec<(String, Option<String>)>,
+}
+
+fn load_membership_auth(conn: &mut AnyConnection, tenant: &str, user: &str) -> Result<Option<MembershipAuth>, ApiError> {
+    let row = m::memberships
+        .inner_join(u::users)
+        .inner_join(t::tenants)
+        .filter(m::tenant_id.eq(tenant))
+        .filter(m::user_id.eq(user))
+        .select((m::role, m::status, m::auth_version, u::auth_version, t::admins_can_manage_users))
+        .first::<(String, String, i32, i32, bool)>(conn)
+        .optional()?;
+    let Some((role, status, mv, uv, acm)) = row else { return Ok(None) };
+    let (regions, tenant_regions) = if role == Role::Admin.as_str() {
+        let mine = mr::membership_regions
+            .filter(mr::tenant_id.eq(tenant))
+            .filter(mr::user_id.eq(user))
+            .select(mr::region_id)
+            .load::<String>(conn)?;
+        let all = r::regions.filter(r::tenant_id.eq(tenant)).select((r::id, r::parent_id)).load(conn)?;
+        (mine, all)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    Ok(Some(MembershipAuth {
+        role,
+        status,
+        membership_version: mv,
+        user_version: uv,
+        admins_can_manage_users: acm,
+        regions,
+        tenant_regions,
+    }))
+}
+
+/// Expands regions to include all their descendants.
+pub fn expand_regions(roots: &[RegionId], all: &[(String, Option<String>)]) -> HashSet<RegionId> {
+    let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (id, parent) in all {
+        if let Some(p) = parent {
+            children.entry(p.as_str()).or_default().push(id.as_str());
+        }
+    }
+    let mut out: HashSet<RegionId> = HashSet::new();
+    let mut stack: Vec<String> = roots.iter().map(|r| r.as_text()).collect();
+    while let Some(id) = stack.pop() {
+        if out.insert(parse_stored(&id)) {
+            if let Some(kids) = children.get(id.as_str()) {
+                stack.extend(kids.iter().map(|k| k.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// The token's `ver` for a membership: user's plus membership's auth versions.
+pub fn token_version(user_version: i32, membership_version: i32) -> i64 {
+    i64::from(user_version) + i64::from(membership_version)
+}
+
+pub fn parse_path_id<T: std::str::FromStr>(req: &HttpRequest, name: &str) -> Result<T, ApiError> {
+    let raw = req.match_info().get(name).unwrap_or_default();
+    raw.parse().map_err(|_| {
+        ApiError::bad_request("invalid-id", format!("`{name}` must be a UUID (got {raw:?})"))
+    })
+}
+
+impl FromRequest for TenantContext {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let tenant_id: TenantId = parse_path_id(&req, "tenant_id")?;
+            let (st, claims) = verified_claims(&req, false)?;
+            let user_id: UserId = claims
+                .sub
+                .parse()
+                .map_err(|_| ApiError::Unauthorized("the access token is invalid".into()))?;
+            if claims.tid.as_deref() != Some(tenant_id.as_text().as_str()) {
+                // A token for another tenant (or an identity-only token) sees no such tenant.
+                return Err(ApiError::not_found(format!(
+                    "tenant {tenant_id} not found (your token is for another tenant or none: use POST /api/v1/auth/switch)"
+                )));
+            }
+            let (tenant, user) = (tenant_id.as_text(), user_id.as_text());
+            let loaded = db::run(&st.pool, move |conn| load_membership_auth(conn, &tenant, &user)).await?;
+            let Some(found) = loaded else {
+                return Err(ApiError::Unauthorized("the access token has been revoked".into()));
+            };
+            if token_version(found.user_version, found.membership_version) != claims.ver
+                || found.status != MemberStatus::Active.as_str()
+            {
+                return Err(ApiError::Unauthorized("the access token has been revoked; sign in again".into()));
+            }
+            let role = Role::parse(&found.role).ok_or_else(|| ApiError::internal("stored role is invalid"))?;
+            let scope = if role == Role::Owner {
+                RegionScope::Tenant
+            } else {
+                let roots: Vec<RegionId> = found.regions.iter().map(|s| parse_stored(s)).collect();
+                RegionScope::Regions(expand_regions(&roots, &found.tenant_regions))
+            };
+            Ok(TenantContext {
+                tenant_id,
+                actor: Actor { user_id, role, scope, admins_can_manage_users: found.admins_can_manage_users },
+                actor_auth_version: found.membership_version,
+                meta: RequestMeta::from_request(&req),
+            })
+        })
+    }
+}
+
+fn identity_from_request(req: HttpRequest, allow_password_change: bool) -> Pin<Box<dyn Future<Output = Result<Identity, ApiError>>>> {
+    Box::pin(async move {
+        let (st, claims) = verified_claims(&req, allow_password_change)?;
+        let user_id: UserId =
+            claims.sub.parse().map_err(|_| ApiError::Unauthorized("the access token is invalid".into()))?;
+        let (uid, tid) = (user_id.as_text(), claims.tid.clone());
+        let current = db::run(&st.pool, move |conn| {
+            let uv = u::users.filter(u::id.eq(&uid)).select(u::auth_version).first::<i32>(conn).optional()?;
+            let Some(uv) = uv else { return Ok(None) };
+            match tid {
+                None => Ok(Some(i64::from(uv))),
+                Some(tid) => {
+                    let mv = m::memberships
+                        .filter(m::tenant_id.eq(&tid))
+                        .filter(m::user_id.eq(&uid))
+                        .filter(m::status.eq(MemberStatus::Active.as_str()))
+                        .select(m::auth_version)
+                        .first::<i32>(conn)
+                        .optional()?;
+                    Ok(mv.map(|mv| token_version(uv, mv)))
+                }
+            }
+        })
+        .await?;
+        if current != Some(claims.ver) {
+            return Err(ApiError::Unauthorized("the access token has been revoked; sign in again".into()));
+        }
+        Ok(Identity { user_id, claims, meta: RequestMeta::from_request(&req) })
+    })
+}
+
+impl FromRequest for Identity {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        identity_from_request(req.clone(), false)
+    }
+}
+
+/// Like [`Identity`], but also accepts a password-change-only token. Only
+/// `POST /auth/password` takes it.
+#[derive(Debug, Clone)]
+pub struct PasswordChangeIdentity(pub Identity);
+
+impl FromRequest for PasswordChangeIdentity {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let fut = identity_from_request(req.clone(), true);
+        Box::pin(async move { fut.await.map(PasswordChangeIdentity) })
+    }
+}

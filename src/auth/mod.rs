@@ -1,0 +1,9 @@
+//! Authentication and authorisation: tokens, password hashing, the permission table and the
+//! guards that turn a request into a checked caller.
+
+pub mod guard;
+pub mod jwt;
+pub mod passwords;
+pub mod policy;
+
+pub use guard::{Identity, RequestMeta, TenantContext};

@@ -1,0 +1,282 @@
+//! The permission table (DESIGN.md section 3), in one place. Handlers and the store ask here;
+//! nothing else decides who may do what. The tests at the bottom and `tests/api/policy.rs`
+//! walk it cell by cell.
+//!
+//! Denials come in two kinds: `NotFound` when the target lies outside what the caller may see
+//! (another tenant, outside an admin's regions, or anyone but self for operators and viewers),
+//! so existence never leaks; `Forbidden` when the caller sees the target but its role can
+//! never do the action.
+
+use std::collections::HashSet;
+
+use crate::domain::{RegionId, Role, UserId};
+
+/// What a caller tries to do to one member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemberAction {
+    Read,
+    EditProfile,
+    ChangeRoleOrRegions,
+    ChangeStatus,
+    ResetPassword,
+    Delete,
+}
+
+impl MemberAction {
+    pub const ALL: [MemberAction; 6] = [
+        MemberAction::Read,
+        MemberAction::EditProfile,
+        MemberAction::ChangeRoleOrRegions,
+        MemberAction::ChangeStatus,
+        MemberAction::ResetPassword,
+        MemberAction::Delete,
+    ];
+}
+
+/// What a caller tries to do to the tenant as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TenantAction {
+    /// See the tenant's name, plan and settings, and its regions.
+    ReadTenant,
+    /// List members (the rows shown are narrowed by [`Actor::member_visibility`]).
+    ListMembers,
+    CreateMember,
+    /// Settings, plan, billing owner, regions.
+    ManageTenant,
+    ReadAudit,
+}
+
+impl TenantAction {
+    pub const ALL: [TenantAction; 5] = [
+        TenantAction::ReadTenant,
+        TenantAction::ListMembers,
+        TenantAction::CreateMember,
+        TenantAction::ManageTenant,
+        TenantAction::ReadAudit,
+    ];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// Answer 404: the caller may not know the target exists.
+    NotFound,
+    /// Answer 403: the caller's role can never do this (or it would change itself).
+    Forbidden(&'static str),
+}
+
+/// The regions an admin acts in: its own regions and all their descendants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegionScope {
+    Tenant,
+    Regions(HashSet<RegionId>),
+}
+
+impl RegionScope {
+    pub fn contains(&self, region: &RegionId) -> bool {
+        match self {
+            RegionScope::Tenant => true,
+            RegionScope::Regions(set) => set.contains(region),
+        }
+    }
+
+    /// A member is within scope when it has at least one region and all lie in scope.
+    pub fn covers_member(&self, member_regions: &[RegionId]) -> bool {
+        match self {
+            RegionScope::Tenant => true,
+            RegionScope::Regions(set) => {
+                !member_regions.is_empty() && member_regions.iter().all(|r| set.contains(r))
+            }
+        }
+    }
+}
+
+/// The authenticated member acting in a tenant, as the guard found it in the database.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user_id: UserId,
+    pub role: Role,
+    pub scope: RegionScope,
+    pub admins_can_manage_users: bool,
+}
+
+/// The facts about a target member that the table looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct TargetFacts<'a> {
+    pub user_id: UserId,
+    pub role: Role,
+    pub regions: &'a [RegionId],
+}
+
+/// Which rows a caller sees in member lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberVisibility {
+    All,
+    /// Self, plus members with at least one region and all regions in this set.
+    SelfAndRegions(HashSet<RegionId>),
+    SelfOnly,
+}
+
+impl Actor {
+    /// Whether an admin acts as one (the tenant may switch user administration off for admins).
+    fn admin_active(&self) -> bool {
+        self.role == Role::Admin && self.admins_can_manage_users
+    }
+
+    pub fn member_visibility(&self) -> MemberVisibility {
+        match (self.role, &self.scope) {
+            (Role::Owner, _) => MemberVisibility::All,
+            (Role::Admin, RegionScope::Regions(set)) if self.admin_active() => {
+                MemberVisibility::SelfAndRegions(set.clone())
+            }
+            (Role::Admin, RegionScope::Tenant) if self.admin_active() => MemberVisibility::All,
+            _ => MemberVisibility::SelfOnly,
+        }
+    }
+
+    pub fn can(&self, action: TenantAction) -> Decision {
+        use TenantAction::*;
+        match (self.role, action) {
+            (_, ReadTenant | ListMembers) => Decision::Allow,
+            (Role::Owner, _) => Decision::Allow,
+            (Role::Admin, CreateMember) if self.admin_active() => Decision::Allow,
+            (Role::Admin, CreateMember) => {
+                Decision::Forbidden("this tenant has turned user administration off for admins")
+            }
+            (Role::Admin, ManageTenant | ReadAudit) => Decision::Forbidden("only owners can do this"),
+            (Role::Operator | Role::Viewer, _) => Decision::Forbidden("your role cannot do this"),
+        }
+    }
+
+    /// Whether the caller may do `action` to `target`.
+    pub fn can_member(&self, action: MemberAction, target: TargetFacts<'_>) -> Decision {
+        let is_self = target.user_id == self.user_id;
+        if is_self {
+            return match action {
+                MemberAction::Read => Decision::Allow,
+                MemberAction::EditProfile if self.role == Role::Owner => Decision::Allow,
+                MemberAction::ChangeRoleOrRegions | MemberAction::ChangeStatus | MemberAction::Delete => {
+                    Decision::Forbidden("you cannot change your own role, regions or status, or delete yourself")
+                }
+                MemberAction::ResetPassword => {
+                    Decision::Forbidden("change your own password with POST /api/v1/auth/password")
+                }
+                MemberAction::EditProfile => Decision::Forbidden("your role cannot edit member profiles"),
+            };
+        }
+        match self.role {
+            Role::Owner => Decision::Allow,
+            Role::Admin if self.admin_active() => {
+                if !self.scope.covers_member(target.regions) {
+                    return Decision::NotFound;
+                }
+                match action {
+                    MemberAction::Read => Decision::Allow,
+                    _ if target.role.is_below_admin() => Decision::Allow,
+                    _ => Decision::Forbidden("admins can only manage operators and viewers"),
+                }
+            }
+            Role::Admin | Role::Operator | Role::Viewer => match action {
+                MemberAction::Read => Decision::NotFound,
+                // Decided without looking at the target: the role can never write members.
+                _ => Decision::Forbidden("your role cannot manage members"),
+            },
+        }
+    }
+
+    /// Whether the caller may give a member this role and these regions (creating, or
+    /// changing them): an admin never grants more than it has.
+    pub fn can_grant(&self, role: Role, regions: &[RegionId]) -> Result<(), (&'static str, String)> {
+        match self.role {
+            Role::Owner => Ok(()),
+            Role::Admin if self.admin_active() => {
+                if !role.is_below_admin() {
+                    return Err(("role", format!("admins can only grant operator or viewer, not {}", role.as_str())));
+                }
+                if regions.is_empty() {
+                    return Err((
+                        "regions",
+                        "give at least one of your regions: members without regions are managed by owners only"
+                            .into(),
+                    ));
+                }
+                if let Some(outside) = regions.iter().find(|r| !self.scope.contains(r)) {
+                    return Err(("regions", format!("region {outside} is outside your regions")));
+                }
+                Ok(())
+            }
+            _ => Err(("role", "your role cannot grant roles".into())),
+        }
+    }
+
+    /// Whether this actor reads member lists without touching region tables.
+    pub fn is_owner(&self) -> bool {
+        self.role == Role::Owner
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rid(n: u128) -> RegionId {
+        RegionId(uuid::Uuid::from_u128(n))
+    }
+    fn uid(n: u128) -> UserId {
+        UserId(uuid::Uuid::from_u128(n))
+    }
+    fn actor(role: Role, regions: &[u128]) -> Actor {
+        Actor {
+            user_id: uid(1),
+            role,
+            scope: if role == Role::Owner {
+                RegionScope::Tenant
+            } else {
+                RegionScope::Regions(regions.iter().map(|n| rid(*n)).collect())
+            },
+            admins_can_manage_users: true,
+        }
+    }
+
+    #[test]
+    fn admin_scope_rules() {
+        let admin = actor(Role::Admin, &[10, 11]);
+        let in_scope = [rid(10)];
+        let mixed = [rid(10), rid(20)];
+        let viewer_in = TargetFacts { user_id: uid(2), role: Role::Viewer, regions: &in_scope };
+        let viewer_mixed = TargetFacts { user_id: uid(2), role: Role::Viewer, regions: &mixed };
+        let viewer_none = TargetFacts { user_id: uid(2), role: Role::Viewer, regions: &[] };
+        let admin_in = TargetFacts { user_id: uid(3), role: Role::Admin, regions: &in_scope };
+        assert_eq!(admin.can_member(MemberAction::ChangeStatus, viewer_in), Decision::Allow);
+        assert_eq!(admin.can_member(MemberAction::Read, viewer_mixed), Decision::NotFound);
+        assert_eq!(admin.can_member(MemberAction::Read, viewer_none), Decision::NotFound);
+        assert_eq!(admin.can_member(MemberAction::Read, admin_in), Decision::Allow);
+        assert!(matches!(admin.can_member(MemberAction::Delete, admin_in), Decision::Forbidden(_)));
+        assert!(admin.can_grant(Role::Viewer, &in_scope).is_ok());
+        assert!(admin.can_grant(Role::Admin, &in_scope).is_err());
+        assert!(admin.can_grant(Role::Viewer, &mixed).is_err());
+        assert!(admin.can_grant(Role::Viewer, &[]).is_err());
+    }
+
+    #[test]
+    fn nobody_changes_themselves() {
+        for role in Role::ALL {
+            let a = actor(role, &[10]);
+            let me = TargetFacts { user_id: uid(1), role, regions: &[] };
+            assert_eq!(a.can_member(MemberAction::Read, me), Decision::Allow);
+            for action in [MemberAction::ChangeRoleOrRegions, MemberAction::ChangeStatus, MemberAction::Delete] {
+                assert!(matches!(a.can_member(action, me), Decision::Forbidden(_)), "{role:?} {action:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn admins_switched_off_keep_only_self() {
+        let mut admin = actor(Role::Admin, &[10]);
+        admin.admins_can_manage_users = false;
+        let target = TargetFacts { user_id: uid(2), role: Role::Viewer, regions: &[rid(10)] };
+        assert_eq!(admin.member_visibility(), MemberVisibility::SelfOnly);
+        assert_eq!(admin.can_member(MemberAction::Read, target), Decision::NotFound);
+        assert!(matches!(admin.can(TenantAction::CreateMember), Decision::Forbidden(_)));
+    }
+}

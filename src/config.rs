@@ -1,0 +1,82 @@
+//! Configuration: environment variables -> typed `Config`. Every variable is listed in README.
+
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`: `postgres://...`, `sqlite://path`, or a file path. Default: `<data dir>/roster.db`.
+    pub database_url: String,
+    /// `ROSTER_BIND`: address to listen on. Default `127.0.0.1:8080`.
+    pub bind: String,
+    /// `ROSTER_DATA_DIR`: where the SQLite file and local files live. Default `./data`.
+    pub data_dir: PathBuf,
+    /// `ROSTER_PUBLIC_URL`: the base URL people reach the service at (links, token issuer).
+    pub public_url: String,
+    /// `ROSTER_PLATFORM_TOKEN`: enables `POST /api/v1/tenants` for platform operators.
+    pub platform_token: Option<SecretString>,
+    /// `ROSTER_DEMO`: seed a demo tenant on an empty database. Default on.
+    pub demo: bool,
+    /// `ROSTER_ACCESS_TOKEN_TTL`: access token lifetime in seconds. Default 900.
+    pub access_token_ttl_secs: i64,
+    /// `ROSTER_DB_POOL_SIZE`: database connections per instance. Default 16.
+    pub pool_size: u32,
+    /// `ROSTER_WORKERS`: HTTP worker threads. Default: the number of cores.
+    pub workers: usize,
+    /// `ROSTER_HASH_CONCURRENCY`: argon2 hashes at once. Default: the number of cores.
+    pub hash_concurrency: usize,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parse_var<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|_| format!("{name}={v:?} is not a valid value")),
+    }
+}
+
+fn parse_bool(name: &str, default: bool) -> Result<bool, String> {
+    match var(name).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => Ok(true),
+        Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(false),
+        Some(v) => Err(format!("{name}={v:?}: use true or false")),
+    }
+}
+
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, String> {
+        let data_dir = PathBuf::from(var("ROSTER_DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let bind = var("ROSTER_BIND").unwrap_or_else(|| "127.0.0.1:8080".into());
+        let database_url =
+            var("DATABASE_URL").unwrap_or_else(|| data_dir.join("roster.db").to_string_lossy().into_owned());
+        let public_url = var("ROSTER_PUBLIC_URL")
+            .unwrap_or_else(|| format!("http://{bind}"))
+            .trim_end_matches('/')
+            .to_string();
+        let ttl: i64 = parse_var("ROSTER_ACCESS_TOKEN_TTL", 900)?;
+        if !(30..=86_400).contains(&ttl) {
+            return Err("ROSTER_ACCESS_TOKEN_TTL must be between 30 and 86400 seconds".into());
+        }
+        Ok(Self {
+            database_url,
+            bind,
+            data_dir,
+            public_url,
+            platform_token: var("ROSTER_PLATFORM_TOKEN").map(SecretString::from),
+            demo: parse_bool("ROSTER_DEMO", true)?,
+            access_token_ttl_secs: ttl,
+            pool_size: parse_var("ROSTER_DB_POOL_SIZE", 16)?.max(1),
+            workers: parse_var("ROSTER_WORKERS", cores())?.max(1),
+            hash_concurrency: parse_var("ROSTER_HASH_CONCURRENCY", cores())?.max(1),
+        })
+    }
+}

@@ -1,0 +1,241 @@
+//! Storage plumbing: the two-backend connection, the pool, migrations and transactions.
+//!
+//! Owns how we talk to SQLite and PostgreSQL; knows nothing about tenants or policy.
+//! Every call through here is synchronous: callers run it on the blocking pool (`run`).
+
+pub mod models;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::error::ApiError;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// One connection to whichever backend `DATABASE_URL` names.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgresql(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// The backend a URL selects, decided by its scheme alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Postgres,
+    Sqlite,
+}
+
+impl BackendKind {
+    /// `postgres://` and `postgresql://` select PostgreSQL; `sqlite://`, `file:` and plain
+    /// paths select SQLite. Anything else with a scheme is refused rather than guessed.
+    pub fn from_url(url: &str) -> Result<Self, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else if url.starts_with("sqlite://") || url.starts_with("file:") || !url.contains("://") {
+            Ok(Self::Sqlite)
+        } else {
+            Err(format!(
+                "DATABASE_URL must start with postgres://, postgresql://, sqlite:// or file:, or be a file path (got {})",
+                redact_url(url)
+            ))
+        }
+    }
+}
+
+/// The URL with any password replaced, for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite://").unwrap_or(url)
+}
+
+/// r2d2 manager that connects only the backend the URL's scheme names, so the real
+/// connection error reaches the operator (the derived `establish` would try each backend).
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    url: String,
+    kind: BackendKind,
+}
+
+impl ConnectionManager {
+    pub fn new(url: &str) -> Result<Self, String> {
+        Ok(Self { url: url.to_string(), kind: BackendKind::from_url(url)? })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{0}")]
+    Connection(#[from] diesel::ConnectionError),
+    #[error("{0}")]
+    Query(#[from] diesel::result::Error),
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = AnyConnection;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<AnyConnection, ConnectError> {
+        match self.kind {
+            BackendKind::Postgres => Ok(AnyConnection::Postgresql(diesel::PgConnection::establish(&self.url)?)),
+            BackendKind::Sqlite => {
+                let mut conn = diesel::SqliteConnection::establish(sqlite_path(&self.url))?;
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )?;
+                Ok(AnyConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), ConnectError> {
+        Ok(conn.batch_execute("SELECT 1")?)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        match conn {
+            AnyConnection::Postgresql(c) => {
+                AnsiTransactionManager::is_broken_transaction_manager(c)
+            }
+            AnyConnection::Sqlite(c) => AnsiTransactionManager::is_broken_transaction_manager(c),
+        }
+    }
+}
+
+pub type Pool = r2d2::Pool<ConnectionManager>;
+pub type PooledConn = r2d2::PooledConnection<ConnectionManager>;
+
+/// Builds the pool. For SQLite the parent directory is created and WAL is switched on once,
+/// on a single connection, before any pooled connection exists.
+pub fn build_pool(url: &str, max_size: u32) -> Result<Pool, String> {
+    let manager = ConnectionManager::new(url)?;
+    if manager.kind == BackendKind::Sqlite {
+        let path = std::path::Path::new(sqlite_path(url));
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create database directory {}: {e}", dir.display()))?;
+        }
+        let mut conn = manager.connect().map_err(|e| format!("cannot open SQLite database {url}: {e}"))?;
+        conn.batch_execute("PRAGMA journal_mode = WAL;")
+            .map_err(|e| format!("cannot switch SQLite to WAL: {e}"))?;
+    }
+    r2d2::Pool::builder()
+        .max_size(max_size)
+        .connection_timeout(Duration::from_secs(10))
+        .test_on_check_out(false)
+        .build(manager)
+        .map_err(|e| format!("cannot connect to the database at {}: {e}", redact_url(url)))
+}
+
+impl AnyConnection {
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            AnyConnection::Postgresql(_) => BackendKind::Postgres,
+            AnyConnection::Sqlite(_) => BackendKind::Sqlite,
+        }
+    }
+}
+
+/// Applies pending migrations of the connection's backend; safe with several instances
+/// starting at once (advisory lock on PostgreSQL, an immediate transaction on SQLite).
+pub fn run_migrations(conn: &mut AnyConnection) -> Result<Vec<String>, String> {
+    let applied = match conn {
+        AnyConnection::Postgresql(c) => {
+            c.batch_execute("SELECT pg_advisory_lock(72010501)").map_err(|e| e.to_string())?;
+            let result = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.iter().map(|m| m.to_string()).collect::<Vec<_>>())
+                .map_err(|e| e.to_string());
+            let _ = c.batch_execute("SELECT pg_advisory_unlock(72010501)");
+            result?
+        }
+        AnyConnection::Sqlite(c) => {
+            // Take the write lock first so a second migrator waits instead of colliding.
+            c.batch_execute("BEGIN IMMEDIATE; COMMIT;").map_err(|e| e.to_string())?;
+            c.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|v| v.iter().map(|m| m.to_string()).collect::<Vec<_>>())
+                .map_err(|e| e.to_string())?
+        }
+    };
+    Ok(applied)
+}
+
+/// Runs `f` in a write transaction at the outermost level: `BEGIN IMMEDIATE` on SQLite, so
+/// concurrent writers queue on the busy timeout instead of failing, a plain transaction on
+/// PostgreSQL (callers take row locks with [`lock_tenant`]).
+pub fn write_tx<T>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    match conn {
+        AnyConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+        AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    let result = f(conn);
+    let end = match (&result, conn) {
+        (Ok(_), AnyConnection::Sqlite(c)) => AnsiTransactionManager::commit_transaction(c),
+        (Ok(_), AnyConnection::Postgresql(c)) => AnsiTransactionManager::commit_transaction(c),
+        (Err(_), AnyConnection::Sqlite(c)) => AnsiTransactionManager::rollback_transaction(c),
+        (Err(_), AnyConnection::Postgresql(c)) => AnsiTransactionManager::rollback_transaction(c),
+    };
+    match (result, end) {
+        (Ok(v), Ok(())) => Ok(v),
+        (Ok(_), Err(e)) => Err(e.into()),
+        (Err(e), _) => Err(e),
+    }
+}
+
+/// Serialises writers of one tenant: `SELECT ... FOR UPDATE` on the tenant row on
+/// PostgreSQL; on SQLite the immediate transaction already holds the database write lock.
+pub fn lock_tenant(conn: &mut AnyConnection, tenant_id: &str) -> Result<(), ApiError> {
+    use schema::tenants::dsl as t;
+    if let AnyConnection::Postgresql(c) = conn {
+        t::tenants
+            .filter(t::id.eq(tenant_id))
+            .select(t::id)
+            .for_update()
+            .first::<String>(c)?;
+    }
+    Ok(())
+}
+
+/// The database's own name for logs: "SQLite" or "PostgreSQL".
+pub fn backend_name(kind: BackendKind) -> &'static str {
+    match kind {
+        BackendKind::Postgres => "PostgreSQL",
+        BackendKind::Sqlite => "SQLite",
+    }
+}
+
+/// Runs a synchronous database closure on the blocking pool with a pooled connection.
+pub async fn run<T, F>(pool: &Pool, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get().map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("blocking task failed: {e}")))?
+}

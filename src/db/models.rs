@@ -1,0 +1,95 @@
+//! Row types: what the tables hold, as diesel reads and writes them. JSON views live in
+//! `api/*/dto.rs`; nothing here is serialised to clients directly.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::*;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = tenants)]
+pub struct TenantRow {
+    pub id: String,
+    pub name: String,
+    pub slug: String,
+    pub plan: String,
+    pub seat_limit_override: Option<i32>,
+    pub billing_owner_id: Option<String>,
+    pub admins_can_manage_users: bool,
+    pub password_min_length: i32,
+    pub version: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub username: Option<String>,
+    pub full_name: String,
+    pub avatar_url: Option<String>,
+    pub password_hash: Option<String>,
+    pub must_change_password: bool,
+    pub auth_version: i32,
+    pub failed_logins: i32,
+    pub locked_until: Option<NaiveDateTime>,
+    pub home_tenant_id: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = memberships)]
+pub struct MembershipRow {
+    pub tenant_id: String,
+    pub user_id: String,
+    pub role: String,
+    pub status: String,
+    pub job_title: Option<String>,
+    pub department: Option<String>,
+    pub section: Option<String>,
+    pub manager_id: Option<String>,
+    pub search_text: String,
+    pub sort_name: String,
+    pub sort_email: String,
+    pub auth_version: i32,
+    pub version: i32,
+    pub last_login_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = regions)]
+pub struct RegionRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub parent_id: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_events)]
+pub struct AuditRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub actor_type: String,
+    pub actor_id: Option<String>,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: Option<String>,
+    pub before_state: Option<String>,
+    pub after_state: Option<String>,
+    pub request_id: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// The lower-cased text the `q` filter searches: name, username and email.
+pub fn search_text(full_name: &str, username: Option<&str>, email: &str) -> String {
+    format!("{} {} {}", full_name.to_lowercase(), username.unwrap_or("").to_lowercase(), email.to_lowercase())
+}

@@ -1,0 +1,127 @@
+//! The portable schema, kept by hand for both backends (see `migrations/`).
+
+diesel::table! {
+    tenants (id) {
+        id -> Text,
+        name -> Text,
+        slug -> Text,
+        plan -> Text,
+        seat_limit_override -> Nullable<Integer>,
+        billing_owner_id -> Nullable<Text>,
+        admins_can_manage_users -> Bool,
+        password_min_length -> Integer,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        email -> Text,
+        username -> Nullable<Text>,
+        full_name -> Text,
+        avatar_url -> Nullable<Text>,
+        password_hash -> Nullable<Text>,
+        must_change_password -> Bool,
+        auth_version -> Integer,
+        failed_logins -> Integer,
+        locked_until -> Nullable<Timestamp>,
+        home_tenant_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    regions (id) {
+        id -> Text,
+        tenant_id -> Text,
+        name -> Text,
+        parent_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    memberships (tenant_id, user_id) {
+        tenant_id -> Text,
+        user_id -> Text,
+        role -> Text,
+        status -> Text,
+        job_title -> Nullable<Text>,
+        department -> Nullable<Text>,
+        section -> Nullable<Text>,
+        manager_id -> Nullable<Text>,
+        search_text -> Text,
+        sort_name -> Text,
+        sort_email -> Text,
+        auth_version -> Integer,
+        version -> Integer,
+        last_login_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    membership_regions (tenant_id, user_id, region_id) {
+        tenant_id -> Text,
+        user_id -> Text,
+        region_id -> Text,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        tenant_id -> Text,
+        actor_type -> Text,
+        actor_id -> Nullable<Text>,
+        action -> Text,
+        target_type -> Text,
+        target_id -> Nullable<Text>,
+        before_state -> Nullable<Text>,
+        after_state -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        private_key -> Text,
+        public_key -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (tenant_id, idem_key) {
+        tenant_id -> Text,
+        idem_key -> Text,
+        actor_id -> Text,
+        request_hash -> Text,
+        status -> Integer,
+        body -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(memberships -> users (user_id));
+diesel::joinable!(memberships -> tenants (tenant_id));
+diesel::joinable!(regions -> tenants (tenant_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    users,
+    regions,
+    memberships,
+    membership_regions,
+    audit_events,
+    signing_keys,
+    idempotency_keys,
+);

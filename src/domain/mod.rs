@@ -1,0 +1,17 @@
+//! Pure domain types: ids, emails, roles, statuses, plans, passwords. No I/O here.
+//! Values of these types are valid by construction: parse, don't validate.
+
+pub mod email;
+pub mod ids;
+pub mod password;
+pub mod role;
+
+pub use email::EmailAddress;
+pub use ids::{RegionId, TenantId, UserId};
+pub use role::{MemberStatus, Plan, Role};
+
+/// Now, truncated to microseconds so both backends return exactly what was written.
+pub fn now() -> chrono::NaiveDateTime {
+    let now = chrono::Utc::now().naive_utc();
+    chrono::DurationRound::duration_trunc(now, chrono::TimeDelta::microseconds(1)).unwrap_or(now)
+}

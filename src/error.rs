@@ -1,0 +1,218 @@
+//! `ApiError`: the one error type of the HTTP layer, rendered as RFC 9457
+//! `application/problem+json`. This is the only place that picks status codes.
+//!
+//! When to use which variant:
+//! - `Validation`: the request is well-formed JSON but fields are wrong (422, with `errors`).
+//! - `BadRequest`: the request itself is unusable (malformed JSON, bad id, bad cursor) (400).
+//! - `Unauthorized`: no, bad, expired or revoked credentials (401).
+//! - `Forbidden`: the caller's role can never do this here (403).
+//! - `NotFound`: no such object *for this caller*: other tenants and out-of-scope objects
+//!   answer the same way, so existence never leaks (404).
+//! - `Conflict`: the request is valid but the current state forbids it (409).
+//! - `PreconditionFailed`: `If-Match` named a stale version (412).
+//! - `Unavailable`: the database or another dependency is unreachable (503).
+//! - `Internal`: a bug or an unexpected failure; logged with its chain, answered opaquely (500).
+//!
+//! Never put SQL, stack traces or secrets in a `detail`.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Prefix of every problem `type` we emit; the rest is a stable slug.
+pub const PROBLEM_BASE: &str = "urn:roster:problem:";
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field's name as sent, e.g. `email` or `regions[1]`.
+    #[schema(example = "email")]
+    pub field: String,
+    /// What is wrong with it.
+    #[schema(example = "must be a valid email address")]
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+/// An RFC 9457 problem document, as every error response carries it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "type": "urn:roster:problem:validation",
+    "title": "Invalid request",
+    "status": 422,
+    "detail": "2 fields are invalid",
+    "errors": [{"field": "email", "message": "must be a valid email address"}]
+}))]
+pub struct ProblemDetails {
+    /// A stable URI naming the kind of problem (`urn:roster:problem:<slug>`).
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// A short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request, in words.
+    pub detail: String,
+    /// For validation problems: each invalid field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{detail}")]
+    BadRequest { slug: &'static str, detail: String },
+    #[error("{}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    Validation(Vec<FieldError>),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{detail}")]
+    Forbidden { slug: &'static str, detail: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{detail}")]
+    Conflict { slug: &'static str, detail: String },
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(slug: &'static str, detail: impl Into<String>) -> Self {
+        Self::BadRequest { slug, detail: detail.into() }
+    }
+    pub fn forbidden(slug: &'static str, detail: impl Into<String>) -> Self {
+        Self::Forbidden { slug, detail: detail.into() }
+    }
+    pub fn conflict(slug: &'static str, detail: impl Into<String>) -> Self {
+        Self::Conflict { slug, detail: detail.into() }
+    }
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::NotFound(what.into())
+    }
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::Internal(detail.into())
+    }
+
+    fn parts(&self) -> (&'static str, &'static str) {
+        match self {
+            ApiError::BadRequest { slug, .. } => (slug, "Bad request"),
+            ApiError::Validation(_) => ("validation", "Invalid request"),
+            ApiError::Unauthorized(_) => ("unauthorized", "Authentication required"),
+            ApiError::Forbidden { slug, .. } => (slug, "Forbidden"),
+            ApiError::NotFound(_) => ("not-found", "Not found"),
+            ApiError::Conflict { slug, .. } => (slug, "Conflict"),
+            ApiError::PreconditionFailed(_) => ("precondition-failed", "Precondition failed"),
+            ApiError::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
+            ApiError::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
+            ApiError::MethodNotAllowed(_) => ("method-not-allowed", "Method not allowed"),
+            ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
+            ApiError::Internal(_) => ("internal", "Internal server error"),
+        }
+    }
+
+    /// The problem document for this error.
+    pub fn problem(&self) -> ProblemDetails {
+        let (slug, title) = self.parts();
+        let detail = match self {
+            ApiError::Internal(_) => "an unexpected error occurred; quote the request id to an operator".to_string(),
+            ApiError::Unavailable(_) => "the database is unreachable; try again shortly".to_string(),
+            ApiError::Validation(errors) => match errors.len() {
+                1 => format!("{}: {}", errors[0].field, errors[0].message),
+                n => format!("{n} fields are invalid"),
+            },
+            other => other.to_string(),
+        };
+        ProblemDetails {
+            problem_type: format!("{PROBLEM_BASE}{slug}"),
+            title: title.to_string(),
+            status: self.status_code().as_u16(),
+            detail,
+            errors: match self {
+                ApiError::Validation(errors) => Some(errors.clone()),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ApiError::Internal(chain) => log::error!("internal error: {chain}"),
+            ApiError::Unavailable(chain) => log::warn!("dependency unavailable: {chain}"),
+            _ => {}
+        }
+        let mut builder = HttpResponse::build(self.status_code());
+        builder.content_type("application/problem+json");
+        if matches!(self, ApiError::Unauthorized(_)) {
+            builder.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        builder.json(self.problem())
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::NotFound => ApiError::not_found("no such object"),
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                log::debug!("unique violation: {}", info.message());
+                ApiError::conflict("already-exists", "an object with the same unique value already exists")
+            }
+            Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info) => {
+                log::debug!("foreign key violation: {}", info.message());
+                ApiError::conflict("in-use", "the object is referenced by another object")
+            }
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                ApiError::Unavailable(info.message().to_string())
+            }
+            other => ApiError::Internal(format!("database: {other}")),
+        }
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for ApiError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        ApiError::Unavailable(e.to_string())
+    }
+}
+
+/// Result alias for handlers and store functions.
+pub type ApiResult<T> = Result<T, ApiError>;

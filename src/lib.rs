@@ -1,0 +1,16 @@
+//! Roster: multi-tenant user and role management as a JSON REST API.
+//!
+//! `startup` builds the application that both `main` and the tests run; `api` holds the HTTP
+//! handlers, `store` the queries, `auth` the tokens, guards and the permission table, `db` the
+//! two-backend storage, `domain` the pure types.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod startup;
+pub mod store;
+
+pub use startup::{AppState, Application};

@@ -1,0 +1,201 @@
+//! Builds the application: configuration -> pool -> migrations -> signing key -> demo seed ->
+//! HTTP server. `main` and the tests both go through `Application::build`.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::{Logger, Next, from_fn};
+use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::ResponseError;
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::api::{self, ApiDoc};
+use crate::auth::RequestMeta;
+use crate::auth::guard::RequestId;
+use crate::auth::jwt::TokenKeys;
+use crate::auth::passwords::PasswordHashers;
+use crate::config::Config;
+use crate::db::{self, Pool};
+use crate::error::{ApiError, FieldError};
+
+/// Shared by every request.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub pool: Pool,
+    pub keys: TokenKeys,
+    pub hashers: PasswordHashers,
+}
+
+/// Largest JSON body accepted.
+pub const JSON_LIMIT: usize = 64 * 1024;
+
+impl AppState {
+    /// Connects, migrates and loads the signing key.
+    pub fn init(config: Config) -> Result<Self, String> {
+        let pool = db::build_pool(&config.database_url, config.pool_size)?;
+        let mut conn = pool.get().map_err(|e| format!("cannot connect to the database: {e}"))?;
+        let applied = db::run_migrations(&mut conn)?;
+        for m in &applied {
+            log::info!("applied migration {m}");
+        }
+        let keys = TokenKeys::load_or_create(&mut conn, &config.public_url).map_err(|e| format!("signing key: {e}"))?;
+        log::info!("database: {} ({})", db::backend_name(conn.kind()), db::redact_url(&config.database_url));
+        drop(conn);
+        let hashers = PasswordHashers::new(config.hash_concurrency);
+        Ok(Self { config: Arc::new(config), pool, keys, hashers })
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+/// The demo tenant's owner, printed once on first start.
+pub struct DemoOwner {
+    pub email: String,
+    pub password: String,
+    pub tenant_id: String,
+}
+
+/// Seeds a demo tenant on an empty database.
+pub async fn seed_demo(state: &AppState) -> Result<Option<DemoOwner>, ApiError> {
+    let empty = db::run(&state.pool, crate::store::tenants::is_empty).await?;
+    if !empty {
+        return Ok(None);
+    }
+    let created = api::tenants::create_tenant_with_owner(
+        state,
+        api::tenants::CreateTenantRequest {
+            name: "Demo".into(),
+            owner_email: "owner@demo.example".into(),
+            owner_full_name: Some("Demo Owner".into()),
+            owner_password: None,
+            plan: Some(crate::domain::Plan::Plus),
+        },
+        RequestMeta::default(),
+    )
+    .await?;
+    Ok(Some(DemoOwner {
+        email: created.email,
+        password: created.password.unwrap_or_default(),
+        tenant_id: created.tenant_id.to_string(),
+    }))
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free one) and builds the server; call `run`.
+    pub async fn build(config: Config) -> Result<Self, String> {
+        let listener = TcpListener::bind(&config.bind).map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        let demo = config.demo;
+        let workers = config.workers;
+        let public_url = config.public_url.clone();
+        let state = web::block(move || AppState::init(config)).await.map_err(|e| e.to_string())??;
+        let state = web::Data::new(state);
+        if demo {
+            match seed_demo(&state).await {
+                Ok(Some(owner)) => {
+                    println!("\nRoster demo tenant created on an empty database (shown once):");
+                    println!("  tenant id: {}", owner.tenant_id);
+                    println!("  email:     {}", owner.email);
+                    println!("  password:  {}", owner.password);
+                    println!("  Swagger UI: {public_url}/swagger-ui/\n");
+                }
+                Ok(None) => {}
+                Err(e) => return Err(format!("seeding the demo tenant: {e}")),
+            }
+        }
+        let doc = api::openapi_document();
+        let server = HttpServer::new(move || {
+            let (app, _) = App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(api::configure).split_for_parts();
+            app.app_data(state.clone())
+                .app_data(json_config())
+                .app_data(web::PayloadConfig::new(JSON_LIMIT))
+                .app_data(web::PathConfig::default().error_handler(|err, _| {
+                    ApiError::bad_request("invalid-path", format!("the URL path is invalid: {err}")).into()
+                }))
+                .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                    ApiError::bad_request("invalid-query", format!("the query string is invalid: {err}")).into()
+                }))
+                .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", doc.clone()))
+                .service(web::resource("/swagger-ui").to(|| async { redirect("/swagger-ui/") }))
+                .service(web::resource("/").to(|| async { redirect("/swagger-ui/") }))
+                .default_service(web::to(unknown_route))
+                .wrap(from_fn(request_id))
+                .wrap(Logger::new("%a \"%r\" %s %b %Dms rid=%{x-request-id}o"))
+        })
+        .workers(workers)
+        .listen(listener)
+        .map_err(|e| e.to_string())?
+        .run();
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn redirect(to: &'static str) -> HttpResponse {
+    HttpResponse::Found().insert_header(("Location", to)).finish()
+}
+
+async fn unknown_route(req: HttpRequest) -> HttpResponse {
+    ApiError::not_found(format!(
+        "no route {} {}; the API is described at /api-docs/openapi.json and /swagger-ui/",
+        req.method(),
+        req.path()
+    ))
+    .error_response()
+}
+
+fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default().limit(JSON_LIMIT).error_handler(|err, _| json_error(err).into())
+}
+
+/// actix's JSON rejections as problems: size, content type, syntax, and field errors.
+pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
+    use actix_web::error::JsonPayloadError as E;
+    match err {
+        E::OverflowKnownLength { length, limit } => {
+            ApiError::PayloadTooLarge(format!("the body is {length} bytes; the limit is {limit}"))
+        }
+        E::Overflow { limit } => ApiError::PayloadTooLarge(format!("the body is larger than the limit of {limit} bytes")),
+        E::ContentType => ApiError::UnsupportedMediaType("send the body as application/json".into()),
+        E::Deserialize(e) if e.is_data() => {
+            let msg = e.to_string();
+            let field = msg.split('`').nth(1).filter(|_| msg.contains("field")).unwrap_or("body").to_string();
+            let message = msg.split(" at line").next().unwrap_or(&msg).to_string();
+            ApiError::Validation(vec![FieldError::new(field, message)])
+        }
+        E::Deserialize(e) => ApiError::bad_request("malformed-json", format!("the JSON body is malformed: {e}")),
+        other => ApiError::bad_request("malformed-json", format!("the JSON body could not be read: {other}")),
+    }
+}
+
+/// Takes `X-Request-Id` from the request (when sane) or makes one, and echoes it back.
+async fn request_id(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let given = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_string);
+    let id = given.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut res = next.call(req).await?;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
+    }
+    Ok(res)
+}

@@ -1,0 +1,107 @@
+//! The audit log: written in the same transaction as the change it records, never updated or
+//! deleted.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde_json::Value;
+
+use crate::auth::{RequestMeta, TenantContext};
+use crate::db::AnyConnection;
+use crate::db::models::AuditRow;
+use crate::db::schema::audit_events::dsl as a;
+use crate::domain::{TenantId, UserId, now};
+use crate::error::ApiError;
+
+/// Who did it.
+pub enum AuditActor {
+    User(UserId),
+    Platform,
+}
+
+pub struct AuditEntry<'a> {
+    pub action: &'a str,
+    pub target_type: &'a str,
+    pub target_id: Option<String>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+pub fn record_raw(
+    conn: &mut AnyConnection,
+    tenant: TenantId,
+    actor: AuditActor,
+    meta: &RequestMeta,
+    entry: AuditEntry<'_>,
+) -> Result<(), ApiError> {
+    let (actor_type, actor_id) = match actor {
+        AuditActor::User(u) => ("user", Some(u.as_text())),
+        AuditActor::Platform => ("platform", None),
+    };
+    let row = AuditRow {
+        id: uuid::Uuid::now_v7().hyphenated().to_string(),
+        tenant_id: tenant.as_text(),
+        actor_type: actor_type.into(),
+        actor_id,
+        action: entry.action.into(),
+        target_type: entry.target_type.into(),
+        target_id: entry.target_id,
+        before_state: entry.before.map(|v| v.to_string()),
+        after_state: entry.after.map(|v| v.to_string()),
+        request_id: meta.request_id.clone(),
+        ip: meta.ip.clone(),
+        created_at: now(),
+    };
+    diesel::insert_into(a::audit_events).values(&row).execute(conn)?;
+    Ok(())
+}
+
+/// Records an event by the context's caller in its tenant.
+pub fn record(conn: &mut AnyConnection, ctx: &TenantContext, entry: AuditEntry<'_>) -> Result<(), ApiError> {
+    record_raw(conn, ctx.tenant_id(), AuditActor::User(ctx.actor().user_id), ctx.meta(), entry)
+}
+
+#[derive(Debug, Default)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    pub actor_id: Option<String>,
+    pub target_id: Option<String>,
+    pub after: Option<NaiveDateTime>,
+    pub before: Option<NaiveDateTime>,
+    pub cursor: Option<String>,
+    pub limit: i64,
+}
+
+/// Newest first, keyset on the time-ordered id.
+pub fn list(conn: &mut AnyConnection, ctx: &TenantContext, f: &AuditFilter) -> Result<(Vec<AuditRow>, i64), ApiError> {
+    let tenant = ctx.tenant_text();
+    let build = || {
+        let mut q = a::audit_events.filter(a::tenant_id.eq(tenant.clone())).into_boxed();
+        if let Some(v) = &f.action {
+            q = if let Some(prefix) = v.strip_suffix(".*") {
+                q.filter(a::action.like(format!("{}.%", super::members::escape_like(prefix))).escape('\\'))
+            } else {
+                q.filter(a::action.eq(v.clone()))
+            };
+        }
+        if let Some(v) = &f.actor_id {
+            q = q.filter(a::actor_id.eq(v.clone()));
+        }
+        if let Some(v) = &f.target_id {
+            q = q.filter(a::target_id.eq(v.clone()));
+        }
+        if let Some(v) = f.after {
+            q = q.filter(a::created_at.ge(v));
+        }
+        if let Some(v) = f.before {
+            q = q.filter(a::created_at.lt(v));
+        }
+        q
+    };
+    let total = build().count().get_result::<i64>(conn)?;
+    let mut q = build();
+    if let Some(c) = &f.cursor {
+        q = q.filter(a::id.lt(c.clone()));
+    }
+    let rows = q.order(a::id.desc()).limit(f.limit + 1).select(AuditRow::as_select()).load(conn)?;
+    Ok((rows, total))
+}

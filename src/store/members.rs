@@ -1,0 +1,827 @@
+//! Members: a membership (tenant, user) with the identity fields it shows. Reads narrow to
+//! the caller's visibility; writes run in one write transaction with the tenant locked, check
+//! the policy against rows read inside it, keep the invariants (seats, last owner, no manager
+//! cycles) and write the audit event alongside.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde_json::json;
+
+use super::audit::{self, AuditEntry};
+use super::cursor;
+use crate::auth::TenantContext;
+use crate::auth::policy::{Decision, MemberAction, MemberVisibility, TargetFacts, TenantAction};
+use crate::db::models::{MembershipRow, UserRow, search_text};
+use crate::db::schema::{membership_regions::dsl as mr, memberships::dsl as m, regions::dsl as r, tenants::dsl as t, users::dsl as u};
+use crate::db::{AnyConnection, MultiBackend, lock_tenant};
+use crate::domain::ids::parse_stored;
+use crate::domain::{EmailAddress, MemberStatus, Plan, RegionId, Role, TenantId, UserId, now};
+use crate::error::ApiError;
+
+/// A member as stored: membership, identity fields and regions.
+#[derive(Debug, Clone)]
+pub struct MemberRecord {
+    pub membership: MembershipRow,
+    pub email: String,
+    pub username: Option<String>,
+    pub full_name: String,
+    pub regions: Vec<String>,
+}
+
+impl MemberRecord {
+    pub fn role(&self) -> Role {
+        Role::parse(&self.membership.role).unwrap_or(Role::Viewer)
+    }
+    pub fn user_id(&self) -> UserId {
+        parse_stored(&self.membership.user_id)
+    }
+    pub fn region_ids(&self) -> Vec<RegionId> {
+        self.regions.iter().map(|s| parse_stored(s)).collect()
+    }
+    /// The state recorded in audit events (no secrets).
+    pub fn audit_state(&self) -> serde_json::Value {
+        json!({
+            "email": self.email,
+            "username": self.username,
+            "full_name": self.full_name,
+            "role": self.membership.role,
+            "status": self.membership.status,
+            "regions": self.regions,
+            "job_title": self.membership.job_title,
+            "department": self.membership.department,
+            "section": self.membership.section,
+            "manager_id": self.membership.manager_id,
+        })
+    }
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.
+pub fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn deny(decision: Decision) -> Result<(), ApiError> {
+    match decision {
+        Decision::Allow => Ok(()),
+        Decision::NotFound => Err(ApiError::not_found("member not found")),
+        Decision::Forbidden(why) => Err(ApiError::forbidden("forbidden", why)),
+    }
+}
+
+pub fn require(ctx: &TenantContext, action: TenantAction) -> Result<(), ApiError> {
+    deny(ctx.actor().can(action))
+}
+
+fn load_regions(conn: &mut AnyConnection, tenant: &str, users: &[String]) -> Result<HashMap<String, Vec<String>>, ApiError> {
+    let rows = mr::membership_regions
+        .filter(mr::tenant_id.eq(tenant))
+        .filter(mr::user_id.eq_any(users))
+        .select((mr::user_id, mr::region_id))
+        .order((mr::user_id, mr::region_id))
+        .load::<(String, String)>(conn)?;
+    let mut map: HashMap<String, Vec<String>> = HashMap::new();
+    for (user, region) in rows {
+        map.entry(user).or_default().push(region);
+    }
+    Ok(map)
+}
+
+fn load_record(conn: &mut AnyConnection, tenant: &str, user: &str) -> Result<Option<MemberRecord>, ApiError> {
+    let row = m::memberships
+        .inner_join(u::users)
+        .filter(m::tenant_id.eq(tenant))
+        .filter(m::user_id.eq(user))
+        .select((MembershipRow::as_select(), u::email, u::username, u::full_name))
+        .first::<(MembershipRow, String, Option<String>, String)>(conn)
+        .optional()?;
+    let Some((membership, email, username, full_name)) = row else { return Ok(None) };
+    let regions = load_regions(conn, tenant, std::slice::from_ref(&membership.user_id))?
+        .remove(&membership.user_id)
+        .unwrap_or_default();
+    Ok(Some(MemberRecord { membership, email, username, full_name, regions }))
+}
+
+/// Loads a member and checks `action` on it; 404 when the caller may not see it.
+fn load_checked(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId, action: MemberAction) -> Result<MemberRecord, ApiError> {
+    let rec = load_record(conn, &ctx.tenant_text(), &user.as_text())?.ok_or_else(|| ApiError::not_found("member not found"))?;
+    let regions = rec.region_ids();
+    // Reads are decided by visibility first, so an invisible member is a 404 for every action.
+    deny(ctx.actor().can_member(MemberAction::Read, TargetFacts { user_id: user, role: rec.role(), regions: &regions }))?;
+    deny(ctx.actor().can_member(action, TargetFacts { user_id: user, role: rec.role(), regions: &regions }))?;
+    Ok(rec)
+}
+
+pub fn get(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId) -> Result<MemberRecord, ApiError> {
+    load_checked(conn, ctx, user, MemberAction::Read)
+}
+
+/// Which `status` values a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    All,
+    Inactive,
+    Exact(MemberStatus),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Name,
+    Email,
+    Role,
+    JobTitle,
+    Department,
+    CreatedAt,
+}
+
+impl SortKey {
+    pub fn parse(s: &str) -> Option<(Self, bool)> {
+        let (desc, name) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let key = match name {
+            "name" => SortKey::Name,
+            "email" => SortKey::Email,
+            "role" => SortKey::Role,
+            "job_title" => SortKey::JobTitle,
+            "department" => SortKey::Department,
+            "created_at" => SortKey::CreatedAt,
+            _ => return None,
+        };
+        Some((key, desc))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ListFilter {
+    pub q: Option<String>,
+    pub role: Option<Role>,
+    pub status: StatusFilter,
+    pub department: Option<String>,
+    pub section: Option<String>,
+    pub region: Option<RegionId>,
+    pub manager: Option<UserId>,
+    pub sort: SortKey,
+    pub desc: bool,
+    pub cursor: Option<String>,
+    pub limit: i64,
+}
+
+type MemberQuery = crate::db::schema::memberships::BoxedQuery<'static, MultiBackend>;
+
+diesel::define_sql_function!(fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::Text>, y: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+fn filtered(ctx: &TenantContext, f: &ListFilter, region_set: Option<Vec<String>>) -> MemberQuery {
+    let tenant = ctx.tenant_text();
+    let mut q = m::memberships.filter(m::tenant_id.eq(tenant.clone())).into_boxed();
+    match ctx.actor().member_visibility() {
+        MemberVisibility::All => {}
+        MemberVisibility::SelfOnly => q = q.filter(m::user_id.eq(ctx.actor().user_id.as_text())),
+        MemberVisibility::SelfAndRegions(set) => {
+            let scope: Vec<String> = set.iter().map(|r| r.as_text()).collect();
+            let inside = mr::membership_regions
+                .filter(mr::tenant_id.eq(tenant.clone()))
+                .filter(mr::region_id.eq_any(scope.clone()))
+                .select(mr::user_id);
+            let outside = mr::membership_regions
+                .filter(mr::tenant_id.eq(tenant.clone()))
+                .filter(mr::region_id.ne_all(scope))
+                .select(mr::user_id);
+            q = q.filter(
+                m::user_id
+                    .eq(ctx.actor().user_id.as_text())
+                    .or(m::user_id.eq_any(inside).and(m::user_id.ne_all(outside))),
+            );
+        }
+    }
+    if let Some(text) = f.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        q = q.filter(m::search_text.like(format!("%{}%", escape_like(&text.to_lowercase()))).escape('\\'));
+    }
+    if let Some(role) = f.role {
+        q = q.filter(m::role.eq(role.as_str()));
+    }
+    match f.status {
+        StatusFilter::All => {}
+        StatusFilter::Inactive => q = q.filter(m::status.ne(MemberStatus::Active.as_str())),
+        StatusFilter::Exact(s) => q = q.filter(m::status.eq(s.as_str())),
+    }
+    if let Some(d) = &f.department {
+        q = q.filter(m::department.eq(d.clone()));
+    }
+    if let Some(s) = &f.section {
+        q = q.filter(m::section.eq(s.clone()));
+    }
+    if let Some(mgr) = f.manager {
+        q = q.filter(m::manager_id.eq(mgr.as_text()));
+    }
+    if let Some(set) = region_set {
+        let with_region = mr::membership_regions
+            .filter(mr::tenant_id.eq(tenant))
+            .filter(mr::region_id.eq_any(set))
+            .select(mr::user_id);
+        q = q.filter(m::user_id.eq_any(with_region));
+    }
+    q
+}
+
+/// Applies keyset position and order for one sort column expression.
+macro_rules! keyset {
+    ($q:expr, $col:expr, $after:expr, $desc:expr) => {{
+        let mut q = $q;
+        if let Some((key, id)) = $after {
+            q = if $desc {
+                q.filter($col.lt(key.clone()).or($col.eq(key).and(m::user_id.lt(id))))
+            } else {
+                q.filter($col.gt(key.clone()).or($col.eq(key).and(m::user_id.gt(id))))
+            };
+        }
+        if $desc { q.order(($col.desc(), m::user_id.desc())) } else { q.order(($col.asc(), m::user_id.asc())) }
+    }};
+}
+
+fn sort_value(row: &MembershipRow, key: SortKey) -> String {
+    match key {
+        SortKey::Name => row.sort_name.clone(),
+        SortKey::Email => row.sort_email.clone(),
+        SortKey::Role => row.role.clone(),
+        SortKey::JobTitle => row.job_title.clone().unwrap_or_default(),
+        SortKey::Department => row.department.clone().unwrap_or_default(),
+        SortKey::CreatedAt => row.created_at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+    }
+}
+
+pub struct Page {
+    pub items: Vec<MemberRecord>,
+    pub next_cursor: Option<String>,
+    pub total: i64,
+}
+
+pub fn list(conn: &mut AnyConnection, ctx: &TenantContext, f: &ListFilter) -> Result<Page, ApiError> {
+    let tenant = ctx.tenant_text();
+    let region_set = match f.region {
+        None => None,
+        Some(root) => {
+            let all = r::regions.filter(r::tenant_id.eq(&tenant)).select((r::id, r::parent_id)).load(conn)?;
+            Some(crate::auth::guard::expand_regions(&[root], &all).iter().map(|r| r.as_text()).collect::<Vec<_>>())
+        }
+    };
+    let total = filtered(ctx, f, region_set.clone()).count().get_result::<i64>(conn)?;
+    let after = f.cursor.as_deref().map(cursor::decode).transpose()?;
+    let q = filtered(ctx, f, region_set);
+    let q = match f.sort {
+        SortKey::Name => keyset!(q, m::sort_name, after, f.desc),
+        SortKey::Email => keyset!(q, m::sort_email, after, f.desc),
+        SortKey::Role => keyset!(q, m::role, after, f.desc),
+        SortKey::JobTitle => keyset!(q, coalesce(m::job_title, ""), after, f.desc),
+        SortKey::Department => keyset!(q, coalesce(m::department, ""), after, f.desc),
+        SortKey::CreatedAt => {
+            let after = match after {
+                Some((k, id)) => Some((
+                    NaiveDateTime::parse_from_str(&k, "%Y-%m-%dT%H:%M:%S%.f")
+                        .map_err(|_| ApiError::bad_request("invalid-cursor", "`cursor` is not one this service issued"))?,
+                    id,
+                )),
+                None => None,
+            };
+            keyset!(q, m::created_at, after, f.desc)
+        }
+    };
+    let mut rows = q.limit(f.limit + 1).select(MembershipRow::as_select()).load(conn)?;
+    let next_cursor = if rows.len() as i64 > f.limit {
+        rows.truncate(f.limit as usize);
+        rows.last().map(|last| cursor::encode(&sort_value(last, f.sort), &last.user_id))
+    } else {
+        None
+    };
+    let ids: Vec<String> = rows.iter().map(|r| r.user_id.clone()).collect();
+    let mut identities: HashMap<String, (String, Option<String>, String)> = u::users
+        .filter(u::id.eq_any(&ids))
+        .select((u::id, u::email, u::username, u::full_name))
+        .load::<(String, String, Option<String>, String)>(conn)?
+        .into_iter()
+        .map(|(id, e, un, n)| (id, (e, un, n)))
+        .collect();
+    let mut regions = load_regions(conn, &tenant, &ids)?;
+    let items = rows
+        .into_iter()
+        .map(|membership| {
+            let (email, username, full_name) = identities.remove(&membership.user_id).unwrap_or_default();
+            let regions = regions.remove(&membership.user_id).unwrap_or_default();
+            MemberRecord { membership, email, username, full_name, regions }
+        })
+        .collect();
+    Ok(Page { items, next_cursor, total })
+}
+
+// ---------------------------------------------------------------- writes
+
+/// A new member, parsed and checked for shape.
+#[derive(Debug, Clone)]
+pub struct NewMember {
+    pub email: EmailAddress,
+    pub full_name: String,
+    pub username: Option<String>,
+    pub role: Role,
+    pub regions: Vec<RegionId>,
+    pub job_title: Option<String>,
+    pub department: Option<String>,
+    pub section: Option<String>,
+    pub manager_id: Option<UserId>,
+    pub status: MemberStatus,
+}
+
+fn seat_limit(conn: &mut AnyConnection, tenant: &str) -> Result<Option<i64>, ApiError> {
+    let (plan, over) = t::tenants
+        .filter(t::id.eq(tenant))
+        .select((t::plan, t::seat_limit_override))
+        .first::<(String, Option<i32>)>(conn)?;
+    Ok(over.or_else(|| Plan::parse(&plan).and_then(Plan::default_seats)).map(i64::from))
+}
+
+pub fn seats_used(conn: &mut AnyConnection, tenant: &str) -> Result<i64, ApiError> {
+    let taking: Vec<&str> = MemberStatus::ALL.iter().filter(|s| s.takes_seat()).map(|s| s.as_str()).collect();
+    Ok(m::memberships.filter(m::tenant_id.eq(tenant)).filter(m::status.eq_any(taking)).count().get_result(conn)?)
+}
+
+fn ensure_seat(conn: &mut AnyConnection, tenant: &str) -> Result<(), ApiError> {
+    if let Some(limit) = seat_limit(conn, tenant)? {
+        let used = seats_used(conn, tenant)?;
+        if used >= limit {
+            return Err(ApiError::conflict(
+                "seat-limit-reached",
+                format!("all {limit} seats of this tenant's plan are taken; disable or delete a member, or upgrade the plan"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn ensure_regions_exist(conn: &mut AnyConnection, tenant: &str, regions: &[RegionId]) -> Result<(), ApiError> {
+    let ids: Vec<String> = regions.iter().map(|r| r.as_text()).collect();
+    let found: Vec<String> = r::regions.filter(r::tenant_id.eq(tenant)).filter(r::id.eq_any(&ids)).select(r::id).load(conn)?;
+    if let Some((i, missing)) = ids.iter().enumerate().find(|(_, id)| !found.contains(id)) {
+        return Err(ApiError::invalid(format!("regions[{i}]"), format!("region {missing} does not exist in this tenant")));
+    }
+    Ok(())
+}
+
+/// The manager must be another member of the tenant, and the chain above it must not reach
+/// `member` (no cycles).
+fn ensure_manager(conn: &mut AnyConnection, tenant: &str, member: &str, manager: &str) -> Result<(), ApiError> {
+    if manager == member {
+        return Err(ApiError::invalid("manager_id", "a member cannot be their own manager"));
+    }
+    let mut current = Some(manager.to_string());
+    let mut hops = 0;
+    while let Some(id) = current {
+        let row = m::memberships
+            .filter(m::tenant_id.eq(tenant))
+            .filter(m::user_id.eq(&id))
+            .select(m::manager_id)
+            .first::<Option<String>>(conn)
+            .optional()?;
+        let Some(next) = row else {
+            return Err(ApiError::invalid("manager_id", format!("member {manager} does not exist in this tenant")));
+        };
+        if next.as_deref() == Some(member) {
+            return Err(ApiError::invalid("manager_id", "this manager would create a reporting cycle"));
+        }
+        hops += 1;
+        if hops > 10_000 {
+            return Err(ApiError::invalid("manager_id", "the reporting chain is too deep"));
+        }
+        current = next;
+    }
+    Ok(())
+}
+
+fn ensure_username_free(conn: &mut AnyConnection, username: &str, except: Option<&str>) -> Result<(), ApiError> {
+    let holder = u::users.filter(u::username.eq(username)).select(u::id).first::<String>(conn).optional()?;
+    match holder {
+        Some(id) if Some(id.as_str()) != except => {
+            Err(ApiError::conflict("username-taken", format!("the username {username:?} is already taken")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn insert_regions(conn: &mut AnyConnection, tenant: &str, user: &str, regions: &[RegionId]) -> Result<(), ApiError> {
+    for region in regions {
+        diesel::insert_into(mr::membership_regions)
+            .values((mr::tenant_id.eq(tenant), mr::user_id.eq(user), mr::region_id.eq(region.as_text())))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Creates a member with a new identity. `password_hash` is the stored form of the temporary
+/// password (the member must change it at first sign-in).
+pub fn create(conn: &mut AnyConnection, ctx: &TenantContext, new: NewMember, password_hash: String) -> Result<MemberRecord, ApiError> {
+    require(ctx, TenantAction::CreateMember)?;
+    if let Err((field, why)) = ctx.actor().can_grant(new.role, &new.regions) {
+        return Err(ApiError::forbidden("grant-exceeds-own", format!("{field}: {why}")));
+    }
+    let tenant = ctx.tenant_text();
+    crate::db::write_tx(conn, |conn| {
+        lock_tenant(conn, &tenant)?;
+        ctx.recheck(conn)?;
+        let existing = u::users.filter(u::email.eq(new.email.as_str())).select(u::id).first::<String>(conn).optional()?;
+        if let Some(existing) = existing {
+            let here = m::memberships
+                .filter(m::tenant_id.eq(&tenant))
+                .filter(m::user_id.eq(&existing))
+                .count()
+                .get_result::<i64>(conn)?;
+            return Err(if here > 0 {
+                ApiError::conflict("already-member", format!("{} is already a member of this tenant", new.email))
+            } else {
+                ApiError::conflict(
+                    "identity-exists-invite",
+                    format!("{} already has a Roster account; invite them to this tenant instead of creating them", new.email),
+                )
+            });
+        }
+        if let Some(name) = &new.username {
+            ensure_username_free(conn, name, None)?;
+        }
+        ensure_regions_exist(conn, &tenant, &new.regions)?;
+        if new.status.takes_seat() {
+            ensure_seat(conn, &tenant)?;
+        }
+        let user_id = UserId::new().as_text();
+        if let Some(mgr) = new.manager_id {
+            ensure_manager(conn, &tenant, &user_id, &mgr.as_text())?;
+        }
+        let now = now();
+        let user = UserRow {
+            id: user_id.clone(),
+            email: new.email.as_str().to_string(),
+            username: new.username.clone(),
+            full_name: new.full_name.clone(),
+            avatar_url: None,
+            password_hash: Some(password_hash),
+            must_change_password: true,
+            auth_version: 1,
+            failed_logins: 0,
+            locked_until: None,
+            home_tenant_id: Some(tenant.clone()),
+            created_at: now,
+            updated_at: now,
+        };
+        diesel::insert_into(u::users).values(&user).execute(conn)?;
+        let membership = MembershipRow {
+            tenant_id: tenant.clone(),
+            user_id: user_id.clone(),
+            role: new.role.as_str().into(),
+            status: new.status.as_str().into(),
+            job_title: new.job_title.clone(),
+            department: new.department.clone(),
+            section: new.section.clone(),
+            manager_id: new.manager_id.map(|m| m.as_text()),
+            search_text: search_text(&new.full_name, new.username.as_deref(), new.email.as_str()),
+            sort_name: new.full_name.to_lowercase(),
+            sort_email: new.email.as_str().to_string(),
+            auth_version: 1,
+            version: 1,
+            last_login_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        diesel::insert_into(m::memberships).values(&membership).execute(conn)?;
+        insert_regions(conn, &tenant, &user_id, &new.regions)?;
+        let rec = MemberRecord {
+            membership,
+            email: user.email,
+            username: user.username,
+            full_name: user.full_name,
+            regions: new.regions.iter().map(|r| r.as_text()).collect(),
+        };
+        audit::record(
+            conn,
+            ctx,
+            AuditEntry {
+                action: "member.created",
+                target_type: "member",
+                target_id: Some(user_id),
+                before: None,
+                after: Some(rec.audit_state()),
+            },
+        )?;
+        Ok(rec)
+    })
+}
+
+/// Changes to a member; `None` leaves a field as it is, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct MemberPatch {
+    pub email: Option<EmailAddress>,
+    pub username: Option<Option<String>>,
+    pub full_name: Option<String>,
+    pub job_title: Option<Option<String>>,
+    pub department: Option<Option<String>>,
+    pub section: Option<Option<String>>,
+    pub manager_id: Option<Option<UserId>>,
+    pub role: Option<Role>,
+    pub regions: Option<Vec<RegionId>>,
+}
+
+impl MemberPatch {
+    fn touches_identity(&self) -> bool {
+        self.email.is_some() || self.username.is_some() || self.full_name.is_some()
+    }
+    fn touches_profile(&self) -> bool {
+        self.job_title.is_some() || self.department.is_some() || self.section.is_some() || self.manager_id.is_some()
+    }
+    fn touches_access(&self) -> bool {
+        self.role.is_some() || self.regions.is_some()
+    }
+}
+
+/// Whether this tenant manages the identity: it created it and it belongs nowhere else.
+fn is_managed(conn: &mut AnyConnection, tenant: &str, user: &str) -> Result<bool, ApiError> {
+    let home = u::users.filter(u::id.eq(user)).select(u::home_tenant_id).first::<Option<String>>(conn)?;
+    if home.as_deref() != Some(tenant) {
+        return Ok(false);
+    }
+    let elsewhere = m::memberships
+        .filter(m::user_id.eq(user))
+        .filter(m::tenant_id.ne(tenant))
+        .count()
+        .get_result::<i64>(conn)?;
+    Ok(elsewhere == 0)
+}
+
+fn check_version(rec: &MemberRecord, if_match: Option<i32>) -> Result<(), ApiError> {
+    match if_match {
+        Some(v) if v != rec.membership.version => Err(ApiError::PreconditionFailed(format!(
+            "the member changed since you read it (If-Match version {v}, now {}); read it again",
+            rec.membership.version
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a change that would leave the tenant without an active owner.
+fn ensure_other_owner(conn: &mut AnyConnection, tenant: &str, user: &str) -> Result<(), ApiError> {
+    let others = m::memberships
+        .filter(m::tenant_id.eq(tenant))
+        .filter(m::role.eq(Role::Owner.as_str()))
+        .filter(m::status.eq(MemberStatus::Active.as_str()))
+        .filter(m::user_id.ne(user))
+        .count()
+        .get_result::<i64>(conn)?;
+    if others == 0 {
+        return Err(ApiError::conflict("last-owner", "the tenant must keep at least one active owner"));
+    }
+    Ok(())
+}
+
+pub fn update(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId, patch: MemberPatch, if_match: Option<i32>) -> Result<MemberRecord, ApiError> {
+    let tenant = ctx.tenant_text();
+    let uid = user.as_text();
+    crate::db::write_tx(conn, |conn| {
+        lock_tenant(conn, &tenant)?;
+        ctx.recheck(conn)?;
+        let before = load_checked(conn, ctx, user, MemberAction::Read)?;
+        let facts_regions = before.region_ids();
+        let facts = TargetFacts { user_id: user, role: before.role(), regions: &facts_regions };
+        if patch.touches_identity() || patch.touches_profile() {
+            deny(ctx.actor().can_member(MemberAction::EditProfile, facts))?;
+        }
+        if patch.touches_access() {
+            deny(ctx.actor().can_member(MemberAction::ChangeRoleOrRegions, facts))?;
+            let role = patch.role.unwrap_or(before.role());
+            let regions = patch.regions.clone().unwrap_or_else(|| before.region_ids());
+            if let Err((field, why)) = ctx.actor().can_grant(role, &regions) {
+                return Err(ApiError::forbidden("grant-exceeds-own", format!("{field}: {why}")));
+            }
+        }
+        check_version(&before, if_match)?;
+        let now = now();
+        if patch.touches_identity() {
+            if !is_managed(conn, &tenant, &uid)? {
+                return Err(ApiError::forbidden(
+                    "identity-not-managed",
+                    "this person's sign-in identity is not managed by this tenant: email, username and name can only be changed by them",
+                ));
+            }
+            if let Some(email) = &patch.email {
+                let taken = u::users
+                    .filter(u::email.eq(email.as_str()))
+                    .filter(u::id.ne(&uid))
+                    .count()
+                    .get_result::<i64>(conn)?;
+                if taken > 0 {
+                    return Err(ApiError::conflict("email-taken", format!("{email} is already used by another account")));
+                }
+            }
+            if let Some(Some(name)) = &patch.username {
+                ensure_username_free(conn, name, Some(&uid))?;
+            }
+            let email = patch.email.as_ref().map(|e| e.as_str().to_string()).unwrap_or_else(|| before.email.clone());
+            let username = patch.username.clone().unwrap_or_else(|| before.username.clone());
+            let full_name = patch.full_name.clone().unwrap_or_else(|| before.full_name.clone());
+            diesel::update(u::users.filter(u::id.eq(&uid)))
+                .set((u::email.eq(&email), u::username.eq(&username), u::full_name.eq(&full_name), u::updated_at.eq(now)))
+                .execute(conn)?;
+            diesel::update(m::memberships.filter(m::user_id.eq(&uid)).filter(m::tenant_id.eq(&tenant)))
+                .set((
+                    m::search_text.eq(search_text(&full_name, username.as_deref(), &email)),
+                    m::sort_name.eq(full_name.to_lowercase()),
+                    m::sort_email.eq(&email),
+                ))
+                .execute(conn)?;
+        }
+        if let Some(Some(mgr)) = &patch.manager_id {
+            ensure_manager(conn, &tenant, &uid, &mgr.as_text())?;
+        }
+        let mut access_changed = false;
+        if let Some(role) = patch.role {
+            if before.role() == Role::Owner && role != Role::Owner {
+                ensure_other_owner(conn, &tenant, &uid)?;
+            }
+            access_changed |= role != before.role();
+        }
+        if let Some(regions) = &patch.regions {
+            ensure_regions_exist(conn, &tenant, regions)?;
+            let mut new_sorted: Vec<String> = regions.iter().map(|r| r.as_text()).collect();
+            new_sorted.sort();
+            new_sorted.dedup();
+            if new_sorted != before.regions {
+                access_changed = true;
+                diesel::delete(mr::membership_regions.filter(mr::tenant_id.eq(&tenant)).filter(mr::user_id.eq(&uid)))
+                    .execute(conn)?;
+                let parsed: Vec<RegionId> = new_sorted.iter().map(|s| parse_stored(s)).collect();
+                insert_regions(conn, &tenant, &uid, &parsed)?;
+            }
+        }
+        let target = m::memberships.filter(m::tenant_id.eq(&tenant)).filter(m::user_id.eq(&uid));
+        diesel::update(target)
+            .set((
+                m::role.eq(patch.role.unwrap_or(before.role()).as_str()),
+                m::job_title.eq(patch.job_title.clone().unwrap_or_else(|| before.membership.job_title.clone())),
+                m::department.eq(patch.department.clone().unwrap_or_else(|| before.membership.department.clone())),
+                m::section.eq(patch.section.clone().unwrap_or_else(|| before.membership.section.clone())),
+                m::manager_id.eq(patch
+                    .manager_id
+                    .map(|o| o.map(|id| id.as_text()))
+                    .unwrap_or_else(|| before.membership.manager_id.clone())),
+                m::version.eq(m::version + 1),
+                m::auth_version.eq(m::auth_version + i32::from(access_changed)),
+                m::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        let after = load_record(conn, &tenant, &uid)?.ok_or_else(|| ApiError::internal("member vanished"))?;
+        audit::record(
+            conn,
+            ctx,
+            AuditEntry {
+                action: "member.updated",
+                target_type: "member",
+                target_id: Some(uid.clone()),
+                before: Some(before.audit_state()),
+                after: Some(after.audit_state()),
+            },
+        )?;
+        Ok(after)
+    })
+}
+
+pub fn set_status(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId, status: MemberStatus, if_match: Option<i32>) -> Result<MemberRecord, ApiError> {
+    let tenant = ctx.tenant_text();
+    let uid = user.as_text();
+    crate::db::write_tx(conn, |conn| {
+        lock_tenant(conn, &tenant)?;
+        ctx.recheck(conn)?;
+        let before = load_checked(conn, ctx, user, MemberAction::ChangeStatus)?;
+        check_version(&before, if_match)?;
+        let current = MemberStatus::parse(&before.membership.status).unwrap_or(MemberStatus::Disabled);
+        if current == status {
+            return Ok(before);
+        }
+        if status == MemberStatus::Active && !current.takes_seat() {
+            ensure_seat(conn, &tenant)?;
+        }
+        if status != MemberStatus::Active && before.role() == Role::Owner {
+            ensure_other_owner(conn, &tenant, &uid)?;
+        }
+        diesel::update(m::memberships.filter(m::tenant_id.eq(&tenant)).filter(m::user_id.eq(&uid)))
+            .set((
+                m::status.eq(status.as_str()),
+                m::version.eq(m::version + 1),
+                m::auth_version.eq(m::auth_version + 1),
+                m::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
+        let after = load_record(conn, &tenant, &uid)?.ok_or_else(|| ApiError::internal("member vanished"))?;
+        let action = if status == MemberStatus::Active { "member.enabled" } else { "member.disabled" };
+        audit::record(
+            conn,
+            ctx,
+            AuditEntry {
+                action,
+                target_type: "member",
+                target_id: Some(uid.clone()),
+                before: Some(json!({"status": before.membership.status})),
+                after: Some(json!({"status": after.membership.status})),
+            },
+        )?;
+        Ok(after)
+    })
+}
+
+/// Deletes a disabled member's membership; the identity goes with its last membership.
+pub fn delete(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId, if_match: Option<i32>) -> Result<(), ApiError> {
+    let tenant = ctx.tenant_text();
+    let uid = user.as_text();
+    crate::db::write_tx(conn, |conn| {
+        lock_tenant(conn, &tenant)?;
+        ctx.recheck(conn)?;
+        let before = load_checked(conn, ctx, user, MemberAction::Delete)?;
+        check_version(&before, if_match)?;
+        if before.membership.status != MemberStatus::Disabled.as_str() {
+            return Err(ApiError::conflict(
+                "member-not-disabled",
+                "only a disabled member can be deleted: PUT .../status {\"status\": \"disabled\"} first",
+            ));
+        }
+        diesel::update(m::memberships.filter(m::tenant_id.eq(&tenant)).filter(m::manager_id.eq(&uid)))
+            .set(m::manager_id.eq(None::<String>))
+            .execute(conn)?;
+        diesel::delete(mr::membership_regions.filter(mr::tenant_id.eq(&tenant)).filter(mr::user_id.eq(&uid))).execute(conn)?;
+        diesel::delete(m::memberships.filter(m::tenant_id.eq(&tenant)).filter(m::user_id.eq(&uid))).execute(conn)?;
+        let remaining = m::memberships.filter(m::user_id.eq(&uid)).count().get_result::<i64>(conn)?;
+        if remaining == 0 {
+            diesel::update(t::tenants.filter(t::billing_owner_id.eq(&uid)))
+                .set(t::billing_owner_id.eq(None::<String>))
+                .execute(conn)?;
+            diesel::delete(u::users.filter(u::id.eq(&uid))).execute(conn)?;
+        }
+        audit::record(
+            conn,
+            ctx,
+            AuditEntry {
+                action: "member.deleted",
+                target_type: "member",
+                target_id: Some(uid.clone()),
+                before: Some(before.audit_state()),
+                after: None,
+            },
+        )?;
+        Ok(())
+    })
+}
+
+/// Sets a new temporary password (stored form given) for a member whose identity this tenant
+/// manages; revokes the member's tokens everywhere.
+pub fn reset_password(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId, password_hash: String) -> Result<MemberRecord, ApiError> {
+    let tenant = ctx.tenant_text();
+    let uid = user.as_text();
+    crate::db::write_tx(conn, |conn| {
+        lock_tenant(conn, &tenant)?;
+        ctx.recheck(conn)?;
+        let rec = load_checked(conn, ctx, user, MemberAction::ResetPassword)?;
+        if !is_managed(conn, &tenant, &uid)? {
+            return Err(ApiError::conflict(
+                "identity-not-managed",
+                "this person's sign-in is not managed by this tenant, so no admin here can set their password; they can reset it themselves by email",
+            ));
+        }
+        diesel::update(u::users.filter(u::id.eq(&uid)))
+            .set((
+                u::password_hash.eq(Some(password_hash)),
+                u::must_change_password.eq(true),
+                u::auth_version.eq(u::auth_version + 1),
+                u::failed_logins.eq(0),
+                u::locked_until.eq(None::<NaiveDateTime>),
+                u::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            ctx,
+            AuditEntry {
+                action: "member.password_reset",
+                target_type: "member",
+                target_id: Some(uid.clone()),
+                before: None,
+                after: Some(json!({"delivery": "temporary_password", "must_change_password": true})),
+            },
+        )?;
+        Ok(rec)
+    })
+}
+
+/// Whether `tenant` exists (for platform paths).
+pub fn tenant_exists(conn: &mut AnyConnection, tenant: TenantId) -> Result<bool, ApiError> {
+    Ok(t::tenants.filter(t::id.eq(tenant.as_text())).count().get_result::<i64>(conn)? > 0)
+}

@@ -1,0 +1,269 @@
+//! Tenants: creation by platform operators (with a first owner), reading and settings.
+
+use diesel::prelude::*;
+use serde_json::json;
+
+use super::audit::{self, AuditActor, AuditEntry};
+use super::members::{require, seats_used};
+use crate::auth::policy::TenantAction;
+use crate::auth::{RequestMeta, TenantContext};
+use crate::db::models::{MembershipRow, TenantRow, UserRow, search_text};
+use crate::db::schema::{memberships::dsl as m, tenants::dsl as t, users::dsl as u};
+use crate::db::{AnyConnection, lock_tenant, write_tx};
+use crate::domain::{EmailAddress, MemberStatus, Plan, Role, TenantId, UserId, now};
+use crate::error::ApiError;
+
+/// What `POST /api/v1/tenants` and `roster bootstrap` need.
+pub struct NewTenant {
+    pub name: String,
+    pub plan: Plan,
+    pub owner_email: EmailAddress,
+    pub owner_full_name: String,
+    /// Stored form of the owner's password; ignored when the email already has an identity.
+    pub owner_password_hash: String,
+}
+
+pub struct CreatedTenant {
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    /// False when the owner already had an identity (its password is left alone).
+    pub new_identity: bool,
+}
+
+fn slugify(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.to_lowercase().chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_end_matches('-').chars().take(48).collect::<String>();
+    if slug.is_empty() { "tenant".into() } else { slug }
+}
+
+pub fn create(conn: &mut AnyConnection, new: NewTenant, meta: &RequestMeta) -> Result<CreatedTenant, ApiError> {
+    write_tx(conn, |conn| {
+        let now = now();
+        let tenant_id = TenantId::new();
+        let base = slugify(&new.name);
+        let mut slug = base.clone();
+        let mut n = 1;
+        while t::tenants.filter(t::slug.eq(&slug)).count().get_result::<i64>(conn)? > 0 {
+            n += 1;
+            slug = format!("{base}-{n}");
+        }
+        let existing = u::users
+            .filter(u::email.eq(new.owner_email.as_str()))
+            .select(UserRow::as_select())
+            .first(conn)
+            .optional()?;
+        let (user_id, full_name, username, new_identity) = match existing {
+            Some(user) => (user.id, user.full_name, user.username, false),
+            None => {
+                let id = UserId::new().as_text();
+                let row = UserRow {
+                    id: id.clone(),
+                    email: new.owner_email.as_str().into(),
+                    username: None,
+                    full_name: new.owner_full_name.clone(),
+                    avatar_url: None,
+                    password_hash: Some(new.owner_password_hash.clone()),
+                    must_change_password: false,
+                    auth_version: 1,
+                    failed_logins: 0,
+                    locked_until: None,
+                    home_tenant_id: Some(tenant_id.as_text()),
+                    created_at: now,
+                    updated_at: now,
+                };
+                diesel::insert_into(u::users).values(&row).execute(conn)?;
+                (id, new.owner_full_name.clone(), None, true)
+            }
+        };
+        let tenant = TenantRow {
+            id: tenant_id.as_text(),
+            name: new.name.clone(),
+            slug,
+            plan: new.plan.as_str().into(),
+            seat_limit_override: None,
+            billing_owner_id: Some(user_id.clone()),
+            admins_can_manage_users: true,
+            password_min_length: crate::domain::password::DEFAULT_MIN_LENGTH,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        diesel::insert_into(t::tenants).values(&tenant).execute(conn)?;
+        let membership = MembershipRow {
+            tenant_id: tenant_id.as_text(),
+            user_id: user_id.clone(),
+            role: Role::Owner.as_str().into(),
+            status: MemberStatus::Active.as_str().into(),
+            job_title: None,
+            department: None,
+            section: None,
+            manager_id: None,
+            search_text: search_text(&full_name, username.as_deref(), new.owner_email.as_str()),
+            sort_name: full_name.to_lowercase(),
+            sort_email: new.owner_email.as_str().into(),
+            auth_version: 1,
+            version: 1,
+            last_login_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        diesel::insert_into(m::memberships).values(&membership).execute(conn)?;
+        audit::record_raw(
+            conn,
+            tenant_id,
+            AuditActor::Platform,
+            meta,
+            AuditEntry {
+                action: "tenant.created",
+                target_type: "tenant",
+                target_id: Some(tenant_id.as_text()),
+                before: None,
+                after: Some(json!({"name": new.name, "plan": new.plan.as_str(), "owner_id": user_id})),
+            },
+        )?;
+        Ok(CreatedTenant { tenant_id, user_id: user_id.parse().unwrap_or_default(), new_identity })
+    })
+}
+
+/// A tenant with its seat usage.
+pub struct TenantRecord {
+    pub row: TenantRow,
+    pub seats_used: i64,
+}
+
+impl TenantRecord {
+    pub fn seat_limit(&self) -> Option<i32> {
+        self.row.seat_limit_override.or_else(|| Plan::parse(&self.row.plan).and_then(Plan::default_seats))
+    }
+}
+
+fn load(conn: &mut AnyConnection, tenant: &str) -> Result<TenantRecord, ApiError> {
+    let row = t::tenants.filter(t::id.eq(tenant)).select(TenantRow::as_select()).first(conn)?;
+    let seats_used = seats_used(conn, tenant)?;
+    Ok(TenantRecord { row, seats_used })
+}
+
+pub fn get(conn: &mut AnyConnection, ctx: &TenantContext) -> Result<TenantRecord, ApiError> {
+    require(ctx, TenantAction::ReadTenant)?;
+    load(conn, &ctx.tenant_text())
+}
+
+#[derive(Debug, Default)]
+pub struct TenantPatch {
+    pub name: Option<String>,
+    pub plan: Option<Plan>,
+    pub seat_limit: Option<Option<i32>>,
+    pub billing_owner_id: Option<UserId>,
+    pub admins_can_manage_users: Option<bool>,
+    pub password_min_length: Option<i32>,
+}
+
+pub fn update(conn: &mut AnyConnection, ctx: &TenantContext, patch: TenantPatch, if_match: Option<i32>) -> Result<TenantRecord, ApiError> {
+    require(ctx, TenantAction::ManageTenant)?;
+    let tenant = ctx.tenant_text();
+    write_tx(conn, |conn| {
+        lock_tenant(conn, &tenant)?;
+        ctx.recheck(conn)?;
+        let before = load(conn, &tenant)?;
+        if let Some(v) = if_match.filter(|v| *v != before.row.version) {
+            return Err(ApiError::PreconditionFailed(format!(
+                "the tenant changed since you read it (If-Match version {v}, now {}); read it again",
+                before.row.version
+            )));
+        }
+        if let Some(owner) = patch.billing_owner_id {
+            let is_owner = m::memberships
+                .filter(m::tenant_id.eq(&tenant))
+                .filter(m::user_id.eq(owner.as_text()))
+                .filter(m::role.eq(Role::Owner.as_str()))
+                .filter(m::status.eq(MemberStatus::Active.as_str()))
+                .count()
+                .get_result::<i64>(conn)?;
+            if is_owner == 0 {
+                return Err(ApiError::invalid("billing_owner_id", "must be an active owner of this tenant"));
+            }
+        }
+        let mut row = before.row.clone();
+        if let Some(v) = &patch.name {
+            row.name = v.clone();
+        }
+        if let Some(v) = patch.plan {
+            row.plan = v.as_str().into();
+        }
+        if let Some(v) = patch.seat_limit {
+            row.seat_limit_override = v;
+        }
+        if let Some(v) = patch.billing_owner_id {
+            row.billing_owner_id = Some(v.as_text());
+        }
+        if let Some(v) = patch.admins_can_manage_users {
+            row.admins_can_manage_users = v;
+        }
+        if let Some(v) = patch.password_min_length {
+            row.password_min_length = v;
+        }
+        let after = TenantRecord { row, seats_used: before.seats_used };
+        if let Some(limit) = after.seat_limit().map(i64::from).filter(|l| *l < before.seats_used) {
+            return Err(ApiError::conflict(
+                "seat-limit-below-usage",
+                format!("{} seats are in use, more than the new limit of {limit}; disable members first", before.seats_used),
+            ));
+        }
+        diesel::update(t::tenants.filter(t::id.eq(&tenant)))
+            .set((
+                t::name.eq(&after.row.name),
+                t::plan.eq(&after.row.plan),
+                t::seat_limit_override.eq(after.row.seat_limit_override),
+                t::billing_owner_id.eq(&after.row.billing_owner_id),
+                t::admins_can_manage_users.eq(after.row.admins_can_manage_users),
+                t::password_min_length.eq(after.row.password_min_length),
+                t::version.eq(t::version + 1),
+                t::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
+        let state = |r: &TenantRow| {
+            json!({"name": r.name, "plan": r.plan, "seat_limit_override": r.seat_limit_override,
+                   "billing_owner_id": r.billing_owner_id, "admins_can_manage_users": r.admins_can_manage_users,
+                   "password_min_length": r.password_min_length})
+        };
+        audit::record(
+            conn,
+            ctx,
+            AuditEntry {
+                action: "tenant.updated",
+                target_type: "tenant",
+                target_id: Some(tenant.clone()),
+                before: Some(state(&before.row)),
+                after: Some(state(&after.row)),
+            },
+        )?;
+        load(conn, &tenant)
+    })
+}
+
+/// Whether the database has no tenant yet (for seeding the demo tenant).
+pub fn is_empty(conn: &mut AnyConnection) -> Result<bool, ApiError> {
+    Ok(t::tenants.count().get_result::<i64>(conn)? == 0)
+}
+
+/// The strictest minimum password length among the tenants the person belongs to.
+pub fn strictest_min_length(conn: &mut AnyConnection, user: UserId) -> Result<i32, ApiError> {
+    let lengths = m::memberships
+        .inner_join(t::tenants)
+        .filter(m::user_id.eq(user.as_text()))
+        .select(t::password_min_length)
+        .load::<i32>(conn)?;
+    Ok(lengths.into_iter().max().unwrap_or(crate::domain::password::DEFAULT_MIN_LENGTH))
+}
+
+/// The tenant's minimum password length.
+pub fn min_password_length(conn: &mut AnyConnection, ctx: &TenantContext) -> Result<i32, ApiError> {
+    Ok(t::tenants.filter(t::id.eq(ctx.tenant_text())).select(t::password_min_length).first(conn)?)
+}

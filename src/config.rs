@@ -58,10 +58,8 @@ impl Config {
         let bind = var("ROSTER_BIND").unwrap_or_else(|| "127.0.0.1:8080".into());
         let database_url =
             var("DATABASE_URL").unwrap_or_else(|| data_dir.join("roster.db").to_string_lossy().into_owned());
-        let public_url = var("ROSTER_PUBLIC_URL")
-            .unwrap_or_else(|| format!("http://{bind}"))
-            .trim_end_matches('/')
-            .to_string();
+        let public_url =
+            var("ROSTER_PUBLIC_URL").unwrap_or_else(|| format!("http://{bind}")).trim_end_matches('/').to_string();
         let ttl: i64 = parse_var("ROSTER_ACCESS_TOKEN_TTL", 900)?;
         if !(30..=86_400).contains(&ttl) {
             return Err("ROSTER_ACCESS_TOKEN_TTL must be between 30 and 86400 seconds".into());

@@ -4,12 +4,12 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
+use actix_web::ResponseError;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::{Logger, Next, from_fn};
 use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
-use actix_web::ResponseError;
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
@@ -113,7 +113,8 @@ impl Application {
         }
         let doc = api::openapi_document();
         let server = HttpServer::new(move || {
-            let (app, _) = App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(api::configure).split_for_parts();
+            let (app, _) =
+                App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(api::configure).split_for_parts();
             app.app_data(state.clone())
                 .app_data(json_config())
                 .app_data(web::PayloadConfig::new(JSON_LIMIT))
@@ -170,7 +171,9 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
         E::OverflowKnownLength { length, limit } => {
             ApiError::PayloadTooLarge(format!("the body is {length} bytes; the limit is {limit}"))
         }
-        E::Overflow { limit } => ApiError::PayloadTooLarge(format!("the body is larger than the limit of {limit} bytes")),
+        E::Overflow { limit } => {
+            ApiError::PayloadTooLarge(format!("the body is larger than the limit of {limit} bytes"))
+        }
         E::ContentType => ApiError::UnsupportedMediaType("send the body as application/json".into()),
         E::Deserialize(e) if e.is_data() => {
             let msg = e.to_string();
@@ -184,7 +187,10 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
 }
 
 /// Takes `X-Request-Id` from the request (when sane) or makes one, and echoes it back.
-async fn request_id(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+async fn request_id(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let given = req
         .headers()
         .get("x-request-id")

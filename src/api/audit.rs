@@ -104,7 +104,11 @@ fn parse_time(p: &mut Problems, field: &str, v: Option<String>) -> Option<NaiveD
     responses((status = 200, body = AuditPage), (status = 403, description = "Only owners read the audit log"),
         (status = 404, description = "No such tenant for you"), (status = 422, description = "A filter is invalid")))]
 #[get("/api/v1/tenants/{tenant_id}/audit-events")]
-pub async fn list_audit_events(state: web::Data<AppState>, ctx: TenantContext, query: web::Query<AuditParams>) -> Result<HttpResponse, ApiError> {
+pub async fn list_audit_events(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    query: web::Query<AuditParams>,
+) -> Result<HttpResponse, ApiError> {
     require(&ctx, TenantAction::ReadAudit)?;
     let q = query.into_inner();
     let mut p = Problems::default();
@@ -135,7 +139,11 @@ pub async fn list_audit_events(state: web::Data<AppState>, ctx: TenantContext, q
     } else {
         None
     };
-    Ok(HttpResponse::Ok().json(AuditPage { items: rows.into_iter().map(AuditEventView::from).collect(), next_cursor, total }))
+    Ok(HttpResponse::Ok().json(AuditPage {
+        items: rows.into_iter().map(AuditEventView::from).collect(),
+        next_cursor,
+        total,
+    }))
 }
 
 pub fn configure(cfg: &mut ServiceConfig) {

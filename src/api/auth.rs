@@ -128,7 +128,10 @@ fn bad_credentials() -> ApiError {
     )
 )]
 #[post("/api/v1/auth/login")]
-pub async fn login(state: web::Data<AppState>, body: web::Json<LoginRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn login(
+    state: web::Data<AppState>,
+    body: crate::api::json::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     crate::api::validate(&body)?;
     let password = SecretString::from(body.password);
@@ -187,10 +190,15 @@ pub struct SwitchRequest {
     )
 )]
 #[post("/api/v1/auth/switch")]
-pub async fn switch(state: web::Data<AppState>, who: Identity, body: web::Json<SwitchRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn switch(
+    state: web::Data<AppState>,
+    who: Identity,
+    body: crate::api::json::Json<SwitchRequest>,
+) -> Result<HttpResponse, ApiError> {
     let user_id = who.user_id;
     let (user, memberships) = db::run(&state.pool, move |conn| {
-        let user = sessions::find_by_id(conn, user_id)?.ok_or_else(|| ApiError::Unauthorized("the account no longer exists".into()))?;
+        let user = sessions::find_by_id(conn, user_id)?
+            .ok_or_else(|| ApiError::Unauthorized("the account no longer exists".into()))?;
         Ok((user, sessions::active_memberships(conn, user_id)?))
     })
     .await?;
@@ -231,14 +239,15 @@ pub struct ChangePasswordRequest {
 pub async fn change_password(
     state: web::Data<AppState>,
     who: PasswordChangeIdentity,
-    body: web::Json<ChangePasswordRequest>,
+    body: crate::api::json::Json<ChangePasswordRequest>,
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let who = who.0;
     let body = body.into_inner();
     let user_id = who.user_id;
     let (user, memberships, min_length) = db::run(&state.pool, move |conn| {
-        let user = sessions::find_by_id(conn, user_id)?.ok_or_else(|| ApiError::Unauthorized("the account no longer exists".into()))?;
+        let user = sessions::find_by_id(conn, user_id)?
+            .ok_or_else(|| ApiError::Unauthorized("the account no longer exists".into()))?;
         let memberships = sessions::active_memberships(conn, user_id)?;
         let min = crate::store::tenants::strictest_min_length(conn, user_id)?;
         Ok((user, memberships, min))
@@ -248,12 +257,13 @@ pub async fn change_password(
     if !state.hashers.verify(&current, user.password_hash.clone()).await? {
         return Err(ApiError::invalid("current_password", "is wrong"));
     }
-    let mut errors: Vec<FieldError> = check_policy(&body.new_password, min_length, Some(&user.email), user.username.as_deref())
-        .err()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|m| FieldError::new("new_password", m))
-        .collect();
+    let mut errors: Vec<FieldError> =
+        check_policy(&body.new_password, min_length, Some(&user.email), user.username.as_deref())
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| FieldError::new("new_password", m))
+            .collect();
     if body.new_password == secrecy::ExposeSecret::expose_secret(&current) {
         errors.push(FieldError::new("new_password", "must differ from the current password"));
     }

@@ -28,10 +28,8 @@ pub async fn healthz() -> HttpResponse {
 #[utoipa::path(tag = "health", security(()), responses((status = 200, body = Health), (status = 503, description = "The database is unreachable")))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    db::run(&state.pool, |conn| {
-        conn.batch_execute("SELECT 1").map_err(|e| ApiError::Unavailable(e.to_string()))
-    })
-    .await?;
+    db::run(&state.pool, |conn| conn.batch_execute("SELECT 1").map_err(|e| ApiError::Unavailable(e.to_string())))
+        .await?;
     Ok(HttpResponse::Ok().json(Health { status: "ready".into() }))
 }
 

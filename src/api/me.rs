@@ -38,7 +38,8 @@ pub async fn me(state: web::Data<AppState>, who: Identity) -> Result<HttpRespons
     let user_id = who.user_id;
     let tid = who.claims.tid.clone();
     let (user, memberships) = db::run(&state.pool, move |conn| {
-        let user = sessions::find_by_id(conn, user_id)?.ok_or_else(|| ApiError::Unauthorized("the account no longer exists".into()))?;
+        let user = sessions::find_by_id(conn, user_id)?
+            .ok_or_else(|| ApiError::Unauthorized("the account no longer exists".into()))?;
         Ok((user, sessions::active_memberships(conn, user_id)?))
     })
     .await?;

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod health;
+pub mod json;
 pub mod me;
 pub mod regions;
 pub mod tenants;
@@ -76,9 +77,8 @@ struct ProblemResponses;
 impl Modify for ProblemResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for item in openapi.paths.paths.values_mut() {
-            for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete]
-                .into_iter()
-                .flatten()
+            for op in
+                [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
             {
                 let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
                 let mut common = vec![
@@ -96,13 +96,14 @@ impl Modify for ProblemResponses {
                         .or_insert_with(|| RefOr::T(Response::new(description)));
                 }
                 for (code, response) in op.responses.responses.iter_mut() {
-                    if let RefOr::T(response) = response {
-                        if (code.starts_with('4') || code.starts_with('5')) && response.content.is_empty() {
-                            response.content.insert(
-                                "application/problem+json".to_string(),
-                                Content::new(Some(Ref::from_schema_name("ProblemDetails"))),
-                            );
-                        }
+                    if let RefOr::T(response) = response
+                        && (code.starts_with('4') || code.starts_with('5'))
+                        && response.content.is_empty()
+                    {
+                        response.content.insert(
+                            "application/problem+json".to_string(),
+                            Content::new(Some(Ref::from_schema_name("ProblemDetails"))),
+                        );
                     }
                 }
             }
@@ -124,7 +125,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
 /// The whole OpenAPI document, as served and committed.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
     use utoipa_actix_web::AppExt;
-    let (_, mut doc) = actix_web::App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(configure).split_for_parts();
+    let (_, mut doc) =
+        actix_web::App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(configure).split_for_parts();
     // Modifiers run in `ApiDoc::openapi()`, before the routes were added: run them again.
     SecurityAddon.modify(&mut doc);
     ProblemResponses.modify(&mut doc);
@@ -164,6 +166,13 @@ pub fn validate<T: validator::Validate>(dto: &T) -> Result<(), ApiError> {
 pub struct Problems(pub Vec<FieldError>);
 
 impl Problems {
+    /// Starts with whatever `validator` finds, so shape and parse errors come back together.
+    pub fn validated<T: validator::Validate>(dto: &T) -> Self {
+        match validate(dto) {
+            Err(ApiError::Validation(errors)) => Problems(errors),
+            _ => Problems::default(),
+        }
+    }
     pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.0.push(FieldError::new(field, message));
     }
@@ -176,7 +185,8 @@ impl Problems {
             }
         }
     }
-    pub fn finish(self) -> Result<(), ApiError> {
+    pub fn finish(mut self) -> Result<(), ApiError> {
+        self.0.dedup();
         if self.0.is_empty() { Ok(()) } else { Err(ApiError::Validation(self.0)) }
     }
 }
@@ -190,7 +200,10 @@ pub fn if_match(req: &HttpRequest) -> Result<Option<i32>, ApiError> {
     }
     let bare = text.trim_start_matches("W/").trim_matches('"');
     bare.parse().map(Some).map_err(|_| {
-        ApiError::bad_request("invalid-if-match", format!("If-Match must be an ETag this service sent (like \"3\"), got {text:?}"))
+        ApiError::bad_request(
+            "invalid-if-match",
+            format!("If-Match must be an ETag this service sent (like \"3\"), got {text:?}"),
+        )
     })
 }
 
@@ -227,9 +240,6 @@ pub fn json_or_empty<T: serde::de::DeserializeOwned + Default>(req: &HttpRequest
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(T::default());
     }
-    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !ct.starts_with("application/json") {
-        return Err(ApiError::UnsupportedMediaType(format!("send the body as application/json (got {ct:?})")));
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request("malformed-json", format!("the JSON body is invalid: {e}")))
+    json::require_json_content_type(req)?;
+    json::parse_json(body)
 }

@@ -31,7 +31,13 @@ pub struct RegionView {
 
 impl From<RegionRow> for RegionView {
     fn from(r: RegionRow) -> Self {
-        RegionView { id: r.id, name: r.name, parent_id: r.parent_id, created_at: r.created_at, updated_at: r.updated_at }
+        RegionView {
+            id: r.id,
+            name: r.name,
+            parent_id: r.parent_id,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
     }
 }
 
@@ -85,7 +91,11 @@ pub async fn list_regions(state: web::Data<AppState>, ctx: TenantContext) -> Res
         (status = 404, description = "No such tenant for you"), (status = 409, description = "The name is taken"),
         (status = 422, description = "Invalid fields or unknown parent")))]
 #[post("/api/v1/tenants/{tenant_id}/regions")]
-pub async fn create_region(state: web::Data<AppState>, ctx: TenantContext, body: web::Json<CreateRegionRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn create_region(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    body: crate::api::json::Json<CreateRegionRequest>,
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     validate(&body)?;
     blank_name(Some(&body.name))?;
@@ -103,7 +113,11 @@ fn region_id(req: &HttpRequest) -> Result<RegionId, ApiError> {
     params(("tenant_id" = String, Path, description = "The tenant's id"), ("region_id" = String, Path, description = "The region's id")),
     responses((status = 200, body = RegionView), (status = 404, description = "No such region for you")))]
 #[get("/api/v1/tenants/{tenant_id}/regions/{region_id}")]
-pub async fn get_region(state: web::Data<AppState>, ctx: TenantContext, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn get_region(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let id = region_id(&req)?;
     let row = db::run(&state.pool, move |conn| regions::get(conn, &ctx, id)).await?;
     Ok(HttpResponse::Ok().json(RegionView::from(row)))
@@ -117,7 +131,12 @@ pub async fn get_region(state: web::Data<AppState>, ctx: TenantContext, req: Htt
         (status = 404, description = "No such region for you"), (status = 409, description = "The name is taken"),
         (status = 422, description = "Invalid fields, unknown parent or a cycle")))]
 #[patch("/api/v1/tenants/{tenant_id}/regions/{region_id}")]
-pub async fn update_region(state: web::Data<AppState>, ctx: TenantContext, req: HttpRequest, body: web::Json<UpdateRegionRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn update_region(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    req: HttpRequest,
+    body: crate::api::json::Json<UpdateRegionRequest>,
+) -> Result<HttpResponse, ApiError> {
     let id = region_id(&req)?;
     let body = body.into_inner();
     validate(&body)?;
@@ -133,7 +152,11 @@ pub async fn update_region(state: web::Data<AppState>, ctx: TenantContext, req: 
     responses((status = 204, description = "Deleted"), (status = 403, description = "Only owners manage regions"),
         (status = 404, description = "No such region for you"), (status = 409, description = "The region has sub-regions or members")))]
 #[delete("/api/v1/tenants/{tenant_id}/regions/{region_id}")]
-pub async fn delete_region(state: web::Data<AppState>, ctx: TenantContext, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn delete_region(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let id = region_id(&req)?;
     db::run(&state.pool, move |conn| regions::delete(conn, &ctx, id)).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -50,10 +50,9 @@ pub async fn create_tenant_with_owner(
     body: CreateTenantRequest,
     meta: RequestMeta,
 ) -> Result<CreateTenantResponse, ApiError> {
-    validate(&body)?;
-    let mut problems = Problems::default();
+    let mut problems = Problems::validated(&body);
     let email = problems.check("owner_email", EmailAddress::parse(&body.owner_email));
-    if body.name.trim().is_empty() {
+    if body.name.trim().is_empty() && !problems.0.iter().any(|e| e.field == "name") {
         problems.add("name", "must not be blank");
     }
     if let (Some(pw), Some(email)) = (&body.owner_password, &email) {
@@ -102,7 +101,11 @@ fn check_platform_token(state: &AppState, req: &HttpRequest) -> Result<(), ApiEr
     let a = given.trim().as_bytes();
     let b = expected.expose_secret().as_bytes();
     let same = a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
-    if same { Ok(()) } else { Err(ApiError::Unauthorized("send the platform token: Authorization: Bearer <ROSTER_PLATFORM_TOKEN>".into())) }
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized("send the platform token: Authorization: Bearer <ROSTER_PLATFORM_TOKEN>".into()))
+    }
 }
 
 /// Create a tenant with its first owner (platform operators).
@@ -122,7 +125,11 @@ fn check_platform_token(state: &AppState, req: &HttpRequest) -> Result<(), ApiEr
     )
 )]
 #[post("/api/v1/tenants")]
-pub async fn create_tenant(state: web::Data<AppState>, req: HttpRequest, body: web::Json<CreateTenantRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn create_tenant(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: crate::api::json::Json<CreateTenantRequest>,
+) -> Result<HttpResponse, ApiError> {
     check_platform_token(&state, &req)?;
     let created = create_tenant_with_owner(&state, body.into_inner(), RequestMeta::from_request(&req)).await?;
     Ok(HttpResponse::Created().insert_header(("Cache-Control", "no-store")).json(created))
@@ -173,7 +180,10 @@ impl From<TenantRecord> for TenantView {
             seat_limit_override: r.seat_limit_override,
             seats_used: rec.seats_used,
             billing_owner_id: r.billing_owner_id,
-            settings: TenantSettings { admins_can_manage_users: r.admins_can_manage_users, password_min_length: r.password_min_length },
+            settings: TenantSettings {
+                admins_can_manage_users: r.admins_can_manage_users,
+                password_min_length: r.password_min_length,
+            },
             version: r.version,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -239,20 +249,25 @@ pub struct TenantPatchRequest {
     )
 )]
 #[patch("/api/v1/tenants/{tenant_id}")]
-pub async fn update_tenant(state: web::Data<AppState>, ctx: TenantContext, req: HttpRequest, body: web::Json<TenantPatchRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn update_tenant(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    req: HttpRequest,
+    body: crate::api::json::Json<TenantPatchRequest>,
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     validate(&body)?;
     let mut problems = Problems::default();
-    if let Some(Some(n)) = body.seat_limit {
-        if !(1..=1_000_000).contains(&n) {
-            problems.add("seat_limit", "must be between 1 and 1000000, or null for the plan's");
-        }
+    if let Some(Some(n)) = body.seat_limit
+        && !(1..=1_000_000).contains(&n)
+    {
+        problems.add("seat_limit", "must be between 1 and 1000000, or null for the plan's");
     }
     let settings = body.settings.unwrap_or_default();
-    if let Some(n) = settings.password_min_length {
-        if !(MIN_LENGTH_FLOOR..=128).contains(&n) {
-            problems.add("settings.password_min_length", format!("must be between {MIN_LENGTH_FLOOR} and 128"));
-        }
+    if let Some(n) = settings.password_min_length
+        && !(MIN_LENGTH_FLOOR..=128).contains(&n)
+    {
+        problems.add("settings.password_min_length", format!("must be between {MIN_LENGTH_FLOOR} and 128"));
     }
     if body.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
         problems.add("name", "must not be blank");

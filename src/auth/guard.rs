@@ -14,7 +14,9 @@ use diesel::prelude::*;
 use super::jwt::{Claims, SCOPE_PASSWORD_CHANGE};
 use super::policy::{Actor, RegionScope};
 use crate::AppState;
-use crate::db::schema::{membership_regions::dsl as mr, memberships::dsl as m, regions::dsl as r, tenants::dsl as t, users::dsl as u};
+use crate::db::schema::{
+    membership_regions::dsl as mr, memberships::dsl as m, regions::dsl as r, tenants::dsl as t, users::dsl as u,
+};
 use crate::db::{self, AnyConnection};
 use crate::domain::ids::parse_stored;
 use crate::domain::{MemberStatus, RegionId, Role, TenantId, UserId};
@@ -92,9 +94,8 @@ fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .ok_or_else(|| ApiError::Unauthorized("send an access token: Authorization: Bearer <token>".into()))?;
-    let value = header
-        .to_str()
-        .map_err(|_| ApiError::Unauthorized("the Authorization header is not valid text".into()))?;
+    let value =
+        header.to_str().map_err(|_| ApiError::Unauthorized("the Authorization header is not valid text".into()))?;
     match value.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
             Ok(token.trim().to_string())
@@ -104,24 +105,27 @@ fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
 }
 
 fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
-    req.app_data::<web::Data<AppState>>()
-        .cloned()
-        .ok_or_else(|| ApiError::internal("application state missing"))
+    req.app_data::<web::Data<AppState>>().cloned().ok_or_else(|| ApiError::internal("application state missing"))
 }
 
-/// Verifies the token and returns its claims; refuses password-change-only tokens unless
-/// `allow_password_change` is set.
-pub fn verified_claims(req: &HttpRequest, allow_password_change: bool) -> Result<(web::Data<AppState>, Claims), ApiError> {
+/// Verifies the token's signature, expiry and issuer and returns its claims.
+pub fn verified_claims(req: &HttpRequest) -> Result<(web::Data<AppState>, Claims), ApiError> {
     let st = state(req)?;
     let token = bearer(req)?;
     let claims = st.keys.verify(&token)?;
-    if claims.scope.as_deref() == Some(SCOPE_PASSWORD_CHANGE) && !allow_password_change {
+    Ok((st, claims))
+}
+
+/// Refuses a (current) password-change-only token where it is not enough. Called after the
+/// revocation check, so a revoked token says 401 rather than 403.
+fn refuse_password_change_only(claims: &Claims) -> Result<(), ApiError> {
+    if claims.scope.as_deref() == Some(SCOPE_PASSWORD_CHANGE) {
         return Err(ApiError::forbidden(
             "password-change-required",
             "you must change your password first: POST /api/v1/auth/password",
         ));
     }
-    Ok((st, claims))
+    Ok(())
 }
 
 /// What the guard loads about the caller's membership.
@@ -135,7 +139,11 @@ struct MembershipAuth {
     tenant_regions: Vec<(String, Option<String>)>,
 }
 
-fn load_membership_auth(conn: &mut AnyConnection, tenant: &str, user: &str) -> Result<Option<MembershipAuth>, ApiError> {
+fn load_membership_auth(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    user: &str,
+) -> Result<Option<MembershipAuth>, ApiError> {
     let row = m::memberships
         .inner_join(u::users)
         .inner_join(t::tenants)
@@ -178,10 +186,10 @@ pub fn expand_regions(roots: &[RegionId], all: &[(String, Option<String>)]) -> H
     let mut out: HashSet<RegionId> = HashSet::new();
     let mut stack: Vec<String> = roots.iter().map(|r| r.as_text()).collect();
     while let Some(id) = stack.pop() {
-        if out.insert(parse_stored(&id)) {
-            if let Some(kids) = children.get(id.as_str()) {
-                stack.extend(kids.iter().map(|k| k.to_string()));
-            }
+        if out.insert(parse_stored(&id))
+            && let Some(kids) = children.get(id.as_str())
+        {
+            stack.extend(kids.iter().map(|k| k.to_string()));
         }
     }
     out
@@ -194,9 +202,7 @@ pub fn token_version(user_version: i32, membership_version: i32) -> i64 {
 
 pub fn parse_path_id<T: std::str::FromStr>(req: &HttpRequest, name: &str) -> Result<T, ApiError> {
     let raw = req.match_info().get(name).unwrap_or_default();
-    raw.parse().map_err(|_| {
-        ApiError::bad_request("invalid-id", format!("`{name}` must be a UUID (got {raw:?})"))
-    })
+    raw.parse().map_err(|_| ApiError::bad_request("invalid-id", format!("`{name}` must be a UUID (got {raw:?})")))
 }
 
 impl FromRequest for TenantContext {
@@ -207,11 +213,9 @@ impl FromRequest for TenantContext {
         let req = req.clone();
         Box::pin(async move {
             let tenant_id: TenantId = parse_path_id(&req, "tenant_id")?;
-            let (st, claims) = verified_claims(&req, false)?;
-            let user_id: UserId = claims
-                .sub
-                .parse()
-                .map_err(|_| ApiError::Unauthorized("the access token is invalid".into()))?;
+            let (st, claims) = verified_claims(&req)?;
+            let user_id: UserId =
+                claims.sub.parse().map_err(|_| ApiError::Unauthorized("the access token is invalid".into()))?;
             if claims.tid.as_deref() != Some(tenant_id.as_text().as_str()) {
                 // A token for another tenant (or an identity-only token) sees no such tenant.
                 return Err(ApiError::not_found(format!(
@@ -228,6 +232,7 @@ impl FromRequest for TenantContext {
             {
                 return Err(ApiError::Unauthorized("the access token has been revoked; sign in again".into()));
             }
+            refuse_password_change_only(&claims)?;
             let role = Role::parse(&found.role).ok_or_else(|| ApiError::internal("stored role is invalid"))?;
             let scope = if role == Role::Owner {
                 RegionScope::Tenant
@@ -245,9 +250,12 @@ impl FromRequest for TenantContext {
     }
 }
 
-fn identity_from_request(req: HttpRequest, allow_password_change: bool) -> Pin<Box<dyn Future<Output = Result<Identity, ApiError>>>> {
+fn identity_from_request(
+    req: HttpRequest,
+    allow_password_change: bool,
+) -> Pin<Box<dyn Future<Output = Result<Identity, ApiError>>>> {
     Box::pin(async move {
-        let (st, claims) = verified_claims(&req, allow_password_change)?;
+        let (st, claims) = verified_claims(&req)?;
         let user_id: UserId =
             claims.sub.parse().map_err(|_| ApiError::Unauthorized("the access token is invalid".into()))?;
         let (uid, tid) = (user_id.as_text(), claims.tid.clone());
@@ -271,6 +279,9 @@ fn identity_from_request(req: HttpRequest, allow_password_change: bool) -> Pin<B
         .await?;
         if current != Some(claims.ver) {
             return Err(ApiError::Unauthorized("the access token has been revoked; sign in again".into()));
+        }
+        if !allow_password_change {
+            refuse_password_change_only(&claims)?;
         }
         Ok(Identity { user_id, claims, meta: RequestMeta::from_request(&req) })
     })

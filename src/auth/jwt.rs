@@ -153,14 +153,14 @@ impl TokenKeys {
         if header.alg != Algorithm::EdDSA || header.kid.as_deref() != Some(self.kid.as_str()) {
             return Err(ApiError::Unauthorized("the access token was not signed by this service".into()));
         }
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|d| d.claims)
-            .map_err(|e| match e.kind() {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map(|d| d.claims).map_err(|e| {
+            match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
                     ApiError::Unauthorized("the access token has expired; sign in again".into())
                 }
                 _ => ApiError::Unauthorized("the access token is invalid".into()),
-            })
+            }
+        })
     }
 
     pub fn jwks(&self) -> Jwks {

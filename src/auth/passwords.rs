@@ -56,8 +56,7 @@ impl PasswordHashers {
     }
 
     async fn bounded<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-        let _permit =
-            self.permits.acquire().await.map_err(|_| ApiError::internal("hash semaphore closed"))?;
+        let _permit = self.permits.acquire().await.map_err(|_| ApiError::internal("hash semaphore closed"))?;
         actix_web::web::block(f).await.map_err(|e| ApiError::internal(format!("hash task: {e}")))
     }
 

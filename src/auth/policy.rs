@@ -84,9 +84,7 @@ impl RegionScope {
     pub fn covers_member(&self, member_regions: &[RegionId]) -> bool {
         match self {
             RegionScope::Tenant => true,
-            RegionScope::Regions(set) => {
-                !member_regions.is_empty() && member_regions.iter().all(|r| set.contains(r))
-            }
+            RegionScope::Regions(set) => !member_regions.is_empty() && member_regions.iter().all(|r| set.contains(r)),
         }
     }
 }
@@ -184,6 +182,18 @@ impl Actor {
         }
     }
 
+    /// Decided before looking anything up: a role that can never do `action` to another
+    /// member is refused with 403 whether or not the target exists, so the answer leaks
+    /// nothing. Everything else is decided by [`Actor::can_member`] on the loaded target.
+    pub fn can_ever(&self, action: MemberAction) -> Decision {
+        match (self.role, action) {
+            (_, MemberAction::Read) | (Role::Owner, _) => Decision::Allow,
+            (Role::Admin, _) if self.admin_active() => Decision::Allow,
+            (Role::Admin, _) => Decision::Forbidden("this tenant has turned user administration off for admins"),
+            (Role::Operator | Role::Viewer, _) => Decision::Forbidden("your role cannot manage members"),
+        }
+    }
+
     /// Whether the caller may give a member this role and these regions (creating, or
     /// changing them): an admin never grants more than it has.
     pub fn can_grant(&self, role: Role, regions: &[RegionId]) -> Result<(), (&'static str, String)> {
@@ -196,8 +206,7 @@ impl Actor {
                 if regions.is_empty() {
                     return Err((
                         "regions",
-                        "give at least one of your regions: members without regions are managed by owners only"
-                            .into(),
+                        "give at least one of your regions: members without regions are managed by owners only".into(),
                     ));
                 }
                 if let Some(outside) = regions.iter().find(|r| !self.scope.contains(r)) {

@@ -112,9 +112,7 @@ impl ManageConnection for ConnectionManager {
 
     fn has_broken(&self, conn: &mut AnyConnection) -> bool {
         match conn {
-            AnyConnection::Postgresql(c) => {
-                AnsiTransactionManager::is_broken_transaction_manager(c)
-            }
+            AnyConnection::Postgresql(c) => AnsiTransactionManager::is_broken_transaction_manager(c),
             AnyConnection::Sqlite(c) => AnsiTransactionManager::is_broken_transaction_manager(c),
         }
     }
@@ -134,8 +132,7 @@ pub fn build_pool(url: &str, max_size: u32) -> Result<Pool, String> {
                 .map_err(|e| format!("cannot create database directory {}: {e}", dir.display()))?;
         }
         let mut conn = manager.connect().map_err(|e| format!("cannot open SQLite database {url}: {e}"))?;
-        conn.batch_execute("PRAGMA journal_mode = WAL;")
-            .map_err(|e| format!("cannot switch SQLite to WAL: {e}"))?;
+        conn.batch_execute("PRAGMA journal_mode = WAL;").map_err(|e| format!("cannot switch SQLite to WAL: {e}"))?;
     }
     r2d2::Pool::builder()
         .max_size(max_size)
@@ -208,11 +205,7 @@ pub fn write_tx<T>(
 pub fn lock_tenant(conn: &mut AnyConnection, tenant_id: &str) -> Result<(), ApiError> {
     use schema::tenants::dsl as t;
     if let AnyConnection::Postgresql(c) = conn {
-        t::tenants
-            .filter(t::id.eq(tenant_id))
-            .select(t::id)
-            .for_update()
-            .first::<String>(c)?;
+        t::tenants.filter(t::id.eq(tenant_id)).select(t::id).for_update().first::<String>(c)?;
     }
     Ok(())
 }

@@ -60,10 +60,7 @@ id_type!(
 );
 
 /// Parses a stored id; stored ids are always valid, so a failure is a data corruption.
-pub fn parse_stored<T: FromStr>(s: &str) -> T
-where
-    T: Default,
-{
+pub fn parse_stored<T: FromStr + Default>(s: &str) -> T {
     s.parse().unwrap_or_else(|_| {
         log::error!("corrupt id in database: {s:?}");
         T::default()

@@ -14,7 +14,9 @@ use super::cursor;
 use crate::auth::TenantContext;
 use crate::auth::policy::{Decision, MemberAction, MemberVisibility, TargetFacts, TenantAction};
 use crate::db::models::{MembershipRow, UserRow, search_text};
-use crate::db::schema::{membership_regions::dsl as mr, memberships::dsl as m, regions::dsl as r, tenants::dsl as t, users::dsl as u};
+use crate::db::schema::{
+    membership_regions::dsl as mr, memberships::dsl as m, regions::dsl as r, tenants::dsl as t, users::dsl as u,
+};
 use crate::db::{AnyConnection, MultiBackend, lock_tenant};
 use crate::domain::ids::parse_stored;
 use crate::domain::{EmailAddress, MemberStatus, Plan, RegionId, Role, TenantId, UserId, now};
@@ -81,7 +83,11 @@ pub fn require(ctx: &TenantContext, action: TenantAction) -> Result<(), ApiError
     deny(ctx.actor().can(action))
 }
 
-fn load_regions(conn: &mut AnyConnection, tenant: &str, users: &[String]) -> Result<HashMap<String, Vec<String>>, ApiError> {
+fn load_regions(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    users: &[String],
+) -> Result<HashMap<String, Vec<String>>, ApiError> {
     let rows = mr::membership_regions
         .filter(mr::tenant_id.eq(tenant))
         .filter(mr::user_id.eq_any(users))
@@ -111,11 +117,18 @@ fn load_record(conn: &mut AnyConnection, tenant: &str, user: &str) -> Result<Opt
 }
 
 /// Loads a member and checks `action` on it; 404 when the caller may not see it.
-fn load_checked(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId, action: MemberAction) -> Result<MemberRecord, ApiError> {
-    let rec = load_record(conn, &ctx.tenant_text(), &user.as_text())?.ok_or_else(|| ApiError::not_found("member not found"))?;
+fn load_checked(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    user: UserId,
+    action: MemberAction,
+) -> Result<MemberRecord, ApiError> {
+    if user != ctx.actor().user_id {
+        deny(ctx.actor().can_ever(action))?;
+    }
+    let rec = load_record(conn, &ctx.tenant_text(), &user.as_text())?
+        .ok_or_else(|| ApiError::not_found("member not found"))?;
     let regions = rec.region_ids();
-    // Reads are decided by visibility first, so an invisible member is a 404 for every action.
-    deny(ctx.actor().can_member(MemberAction::Read, TargetFacts { user_id: user, role: rec.role(), regions: &regions }))?;
     deny(ctx.actor().can_member(action, TargetFacts { user_id: user, role: rec.role(), regions: &regions }))?;
     Ok(rec)
 }
@@ -286,8 +299,9 @@ pub fn list(conn: &mut AnyConnection, ctx: &TenantContext, f: &ListFilter) -> Re
         SortKey::CreatedAt => {
             let after = match after {
                 Some((k, id)) => Some((
-                    NaiveDateTime::parse_from_str(&k, "%Y-%m-%dT%H:%M:%S%.f")
-                        .map_err(|_| ApiError::bad_request("invalid-cursor", "`cursor` is not one this service issued"))?,
+                    NaiveDateTime::parse_from_str(&k, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| {
+                        ApiError::bad_request("invalid-cursor", "`cursor` is not one this service issued")
+                    })?,
                     id,
                 )),
                 None => None,
@@ -358,7 +372,9 @@ fn ensure_seat(conn: &mut AnyConnection, tenant: &str) -> Result<(), ApiError> {
         if used >= limit {
             return Err(ApiError::conflict(
                 "seat-limit-reached",
-                format!("all {limit} seats of this tenant's plan are taken; disable or delete a member, or upgrade the plan"),
+                format!(
+                    "all {limit} seats of this tenant's plan are taken; disable or delete a member, or upgrade the plan"
+                ),
             ));
         }
     }
@@ -367,9 +383,13 @@ fn ensure_seat(conn: &mut AnyConnection, tenant: &str) -> Result<(), ApiError> {
 
 fn ensure_regions_exist(conn: &mut AnyConnection, tenant: &str, regions: &[RegionId]) -> Result<(), ApiError> {
     let ids: Vec<String> = regions.iter().map(|r| r.as_text()).collect();
-    let found: Vec<String> = r::regions.filter(r::tenant_id.eq(tenant)).filter(r::id.eq_any(&ids)).select(r::id).load(conn)?;
+    let found: Vec<String> =
+        r::regions.filter(r::tenant_id.eq(tenant)).filter(r::id.eq_any(&ids)).select(r::id).load(conn)?;
     if let Some((i, missing)) = ids.iter().enumerate().find(|(_, id)| !found.contains(id)) {
-        return Err(ApiError::invalid(format!("regions[{i}]"), format!("region {missing} does not exist in this tenant")));
+        return Err(ApiError::invalid(
+            format!("regions[{i}]"),
+            format!("region {missing} does not exist in this tenant"),
+        ));
     }
     Ok(())
 }
@@ -425,7 +445,12 @@ fn insert_regions(conn: &mut AnyConnection, tenant: &str, user: &str, regions: &
 
 /// Creates a member with a new identity. `password_hash` is the stored form of the temporary
 /// password (the member must change it at first sign-in).
-pub fn create(conn: &mut AnyConnection, ctx: &TenantContext, new: NewMember, password_hash: String) -> Result<MemberRecord, ApiError> {
+pub fn create(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    new: NewMember,
+    password_hash: String,
+) -> Result<MemberRecord, ApiError> {
     require(ctx, TenantAction::CreateMember)?;
     if let Err((field, why)) = ctx.actor().can_grant(new.role, &new.regions) {
         return Err(ApiError::forbidden("grant-exceeds-own", format!("{field}: {why}")));
@@ -434,7 +459,8 @@ pub fn create(conn: &mut AnyConnection, ctx: &TenantContext, new: NewMember, pas
     crate::db::write_tx(conn, |conn| {
         lock_tenant(conn, &tenant)?;
         ctx.recheck(conn)?;
-        let existing = u::users.filter(u::email.eq(new.email.as_str())).select(u::id).first::<String>(conn).optional()?;
+        let existing =
+            u::users.filter(u::email.eq(new.email.as_str())).select(u::id).first::<String>(conn).optional()?;
         if let Some(existing) = existing {
             let here = m::memberships
                 .filter(m::tenant_id.eq(&tenant))
@@ -446,7 +472,10 @@ pub fn create(conn: &mut AnyConnection, ctx: &TenantContext, new: NewMember, pas
             } else {
                 ApiError::conflict(
                     "identity-exists-invite",
-                    format!("{} already has a Roster account; invite them to this tenant instead of creating them", new.email),
+                    format!(
+                        "{} already has a Roster account; invite them to this tenant instead of creating them",
+                        new.email
+                    ),
                 )
             });
         }
@@ -552,11 +581,8 @@ fn is_managed(conn: &mut AnyConnection, tenant: &str, user: &str) -> Result<bool
     if home.as_deref() != Some(tenant) {
         return Ok(false);
     }
-    let elsewhere = m::memberships
-        .filter(m::user_id.eq(user))
-        .filter(m::tenant_id.ne(tenant))
-        .count()
-        .get_result::<i64>(conn)?;
+    let elsewhere =
+        m::memberships.filter(m::user_id.eq(user)).filter(m::tenant_id.ne(tenant)).count().get_result::<i64>(conn)?;
     Ok(elsewhere == 0)
 }
 
@@ -585,13 +611,23 @@ fn ensure_other_owner(conn: &mut AnyConnection, tenant: &str, user: &str) -> Res
     Ok(())
 }
 
-pub fn update(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId, patch: MemberPatch, if_match: Option<i32>) -> Result<MemberRecord, ApiError> {
+pub fn update(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    user: UserId,
+    patch: MemberPatch,
+    if_match: Option<i32>,
+) -> Result<MemberRecord, ApiError> {
     let tenant = ctx.tenant_text();
     let uid = user.as_text();
     crate::db::write_tx(conn, |conn| {
         lock_tenant(conn, &tenant)?;
         ctx.recheck(conn)?;
-        let before = load_checked(conn, ctx, user, MemberAction::Read)?;
+        let before = if patch.touches_access() {
+            load_checked(conn, ctx, user, MemberAction::ChangeRoleOrRegions)?
+        } else {
+            load_checked(conn, ctx, user, MemberAction::EditProfile)?
+        };
         let facts_regions = before.region_ids();
         let facts = TargetFacts { user_id: user, role: before.role(), regions: &facts_regions };
         if patch.touches_identity() || patch.touches_profile() {
@@ -621,7 +657,10 @@ pub fn update(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId, patch
                     .count()
                     .get_result::<i64>(conn)?;
                 if taken > 0 {
-                    return Err(ApiError::conflict("email-taken", format!("{email} is already used by another account")));
+                    return Err(ApiError::conflict(
+                        "email-taken",
+                        format!("{email} is already used by another account"),
+                    ));
                 }
             }
             if let Some(Some(name)) = &patch.username {
@@ -631,7 +670,12 @@ pub fn update(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId, patch
             let username = patch.username.clone().unwrap_or_else(|| before.username.clone());
             let full_name = patch.full_name.clone().unwrap_or_else(|| before.full_name.clone());
             diesel::update(u::users.filter(u::id.eq(&uid)))
-                .set((u::email.eq(&email), u::username.eq(&username), u::full_name.eq(&full_name), u::updated_at.eq(now)))
+                .set((
+                    u::email.eq(&email),
+                    u::username.eq(&username),
+                    u::full_name.eq(&full_name),
+                    u::updated_at.eq(now),
+                ))
                 .execute(conn)?;
             diesel::update(m::memberships.filter(m::user_id.eq(&uid)).filter(m::tenant_id.eq(&tenant)))
                 .set((
@@ -696,7 +740,13 @@ pub fn update(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId, patch
     })
 }
 
-pub fn set_status(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId, status: MemberStatus, if_match: Option<i32>) -> Result<MemberRecord, ApiError> {
+pub fn set_status(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    user: UserId,
+    status: MemberStatus,
+    if_match: Option<i32>,
+) -> Result<MemberRecord, ApiError> {
     let tenant = ctx.tenant_text();
     let uid = user.as_text();
     crate::db::write_tx(conn, |conn| {
@@ -740,7 +790,12 @@ pub fn set_status(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId, s
 }
 
 /// Deletes a disabled member's membership; the identity goes with its last membership.
-pub fn delete(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId, if_match: Option<i32>) -> Result<(), ApiError> {
+pub fn delete(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    user: UserId,
+    if_match: Option<i32>,
+) -> Result<(), ApiError> {
     let tenant = ctx.tenant_text();
     let uid = user.as_text();
     crate::db::write_tx(conn, |conn| {
@@ -757,7 +812,8 @@ pub fn delete(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId, if_ma
         diesel::update(m::memberships.filter(m::tenant_id.eq(&tenant)).filter(m::manager_id.eq(&uid)))
             .set(m::manager_id.eq(None::<String>))
             .execute(conn)?;
-        diesel::delete(mr::membership_regions.filter(mr::tenant_id.eq(&tenant)).filter(mr::user_id.eq(&uid))).execute(conn)?;
+        diesel::delete(mr::membership_regions.filter(mr::tenant_id.eq(&tenant)).filter(mr::user_id.eq(&uid)))
+            .execute(conn)?;
         diesel::delete(m::memberships.filter(m::tenant_id.eq(&tenant)).filter(m::user_id.eq(&uid))).execute(conn)?;
         let remaining = m::memberships.filter(m::user_id.eq(&uid)).count().get_result::<i64>(conn)?;
         if remaining == 0 {
@@ -783,7 +839,12 @@ pub fn delete(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId, if_ma
 
 /// Sets a new temporary password (stored form given) for a member whose identity this tenant
 /// manages; revokes the member's tokens everywhere.
-pub fn reset_password(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId, password_hash: String) -> Result<MemberRecord, ApiError> {
+pub fn reset_password(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    user: UserId,
+    password_hash: String,
+) -> Result<MemberRecord, ApiError> {
     let tenant = ctx.tenant_text();
     let uid = user.as_text();
     crate::db::write_tx(conn, |conn| {

@@ -69,7 +69,12 @@ fn state(row: &RegionRow) -> serde_json::Value {
     json!({"name": row.name, "parent_id": row.parent_id})
 }
 
-pub fn create(conn: &mut AnyConnection, ctx: &TenantContext, name: String, parent: Option<RegionId>) -> Result<RegionRow, ApiError> {
+pub fn create(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    name: String,
+    parent: Option<RegionId>,
+) -> Result<RegionRow, ApiError> {
     require(ctx, TenantAction::ManageTenant)?;
     let tenant = ctx.tenant_text();
     write_tx(conn, |conn| {
@@ -81,14 +86,37 @@ pub fn create(conn: &mut AnyConnection, ctx: &TenantContext, name: String, paren
             ensure_parent(conn, &tenant, &id, &p.as_text())?;
         }
         let now = now();
-        let row = RegionRow { id: id.clone(), tenant_id: tenant.clone(), name, parent_id: parent.map(|p| p.as_text()), created_at: now, updated_at: now };
+        let row = RegionRow {
+            id: id.clone(),
+            tenant_id: tenant.clone(),
+            name,
+            parent_id: parent.map(|p| p.as_text()),
+            created_at: now,
+            updated_at: now,
+        };
         diesel::insert_into(r::regions).values(&row).execute(conn)?;
-        audit::record(conn, ctx, AuditEntry { action: "region.created", target_type: "region", target_id: Some(id), before: None, after: Some(state(&row)) })?;
+        audit::record(
+            conn,
+            ctx,
+            AuditEntry {
+                action: "region.created",
+                target_type: "region",
+                target_id: Some(id),
+                before: None,
+                after: Some(state(&row)),
+            },
+        )?;
         Ok(row)
     })
 }
 
-pub fn update(conn: &mut AnyConnection, ctx: &TenantContext, id: RegionId, name: Option<String>, parent: Option<Option<RegionId>>) -> Result<RegionRow, ApiError> {
+pub fn update(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    id: RegionId,
+    name: Option<String>,
+    parent: Option<Option<RegionId>>,
+) -> Result<RegionRow, ApiError> {
     require(ctx, TenantAction::ManageTenant)?;
     let tenant = ctx.tenant_text();
     let rid = id.as_text();
@@ -111,7 +139,17 @@ pub fn update(conn: &mut AnyConnection, ctx: &TenantContext, id: RegionId, name:
         diesel::update(r::regions.filter(r::tenant_id.eq(&tenant)).filter(r::id.eq(&rid)))
             .set((r::name.eq(&after.name), r::parent_id.eq(&after.parent_id), r::updated_at.eq(after.updated_at)))
             .execute(conn)?;
-        audit::record(conn, ctx, AuditEntry { action: "region.updated", target_type: "region", target_id: Some(rid.clone()), before: Some(state(&before)), after: Some(state(&after)) })?;
+        audit::record(
+            conn,
+            ctx,
+            AuditEntry {
+                action: "region.updated",
+                target_type: "region",
+                target_id: Some(rid.clone()),
+                before: Some(state(&before)),
+                after: Some(state(&after)),
+            },
+        )?;
         Ok(after)
     })
 }
@@ -124,16 +162,40 @@ pub fn delete(conn: &mut AnyConnection, ctx: &TenantContext, id: RegionId) -> Re
         lock_tenant(conn, &tenant)?;
         ctx.recheck(conn)?;
         let before = find(conn, &tenant, &rid)?.ok_or_else(|| ApiError::not_found("region not found"))?;
-        let children = r::regions.filter(r::tenant_id.eq(&tenant)).filter(r::parent_id.eq(&rid)).count().get_result::<i64>(conn)?;
+        let children = r::regions
+            .filter(r::tenant_id.eq(&tenant))
+            .filter(r::parent_id.eq(&rid))
+            .count()
+            .get_result::<i64>(conn)?;
         if children > 0 {
-            return Err(ApiError::conflict("region-in-use", format!("region {:?} has {children} sub-regions; move or delete them first", before.name)));
+            return Err(ApiError::conflict(
+                "region-in-use",
+                format!("region {:?} has {children} sub-regions; move or delete them first", before.name),
+            ));
         }
-        let members = mr::membership_regions.filter(mr::tenant_id.eq(&tenant)).filter(mr::region_id.eq(&rid)).count().get_result::<i64>(conn)?;
+        let members = mr::membership_regions
+            .filter(mr::tenant_id.eq(&tenant))
+            .filter(mr::region_id.eq(&rid))
+            .count()
+            .get_result::<i64>(conn)?;
         if members > 0 {
-            return Err(ApiError::conflict("region-in-use", format!("region {:?} is assigned to {members} members; reassign them first", before.name)));
+            return Err(ApiError::conflict(
+                "region-in-use",
+                format!("region {:?} is assigned to {members} members; reassign them first", before.name),
+            ));
         }
         diesel::delete(r::regions.filter(r::tenant_id.eq(&tenant)).filter(r::id.eq(&rid))).execute(conn)?;
-        audit::record(conn, ctx, AuditEntry { action: "region.deleted", target_type: "region", target_id: Some(rid.clone()), before: Some(state(&before)), after: None })?;
+        audit::record(
+            conn,
+            ctx,
+            AuditEntry {
+                action: "region.deleted",
+                target_type: "region",
+                target_id: Some(rid.clone()),
+                before: Some(state(&before)),
+                after: None,
+            },
+        )?;
         Ok(())
     })
 }

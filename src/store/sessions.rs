@@ -75,7 +75,12 @@ pub fn record_failed_login(conn: &mut AnyConnection, user: UserId) -> Result<(),
 
 /// Sets a password the person chose; revokes every token they hold, and records the change
 /// in the audit log of each tenant they are a member of.
-pub fn change_password(conn: &mut AnyConnection, user: UserId, new_hash: String, meta: &RequestMeta) -> Result<UserRow, ApiError> {
+pub fn change_password(
+    conn: &mut AnyConnection,
+    user: UserId,
+    new_hash: String,
+    meta: &RequestMeta,
+) -> Result<UserRow, ApiError> {
     let uid = user.as_text();
     write_tx(conn, |conn| {
         diesel::update(u::users.filter(u::id.eq(&uid)))

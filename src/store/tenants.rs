@@ -165,7 +165,12 @@ pub struct TenantPatch {
     pub password_min_length: Option<i32>,
 }
 
-pub fn update(conn: &mut AnyConnection, ctx: &TenantContext, patch: TenantPatch, if_match: Option<i32>) -> Result<TenantRecord, ApiError> {
+pub fn update(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    patch: TenantPatch,
+    if_match: Option<i32>,
+) -> Result<TenantRecord, ApiError> {
     require(ctx, TenantAction::ManageTenant)?;
     let tenant = ctx.tenant_text();
     write_tx(conn, |conn| {
@@ -213,7 +218,10 @@ pub fn update(conn: &mut AnyConnection, ctx: &TenantContext, patch: TenantPatch,
         if let Some(limit) = after.seat_limit().map(i64::from).filter(|l| *l < before.seats_used) {
             return Err(ApiError::conflict(
                 "seat-limit-below-usage",
-                format!("{} seats are in use, more than the new limit of {limit}; disable members first", before.seats_used),
+                format!(
+                    "{} seats are in use, more than the new limit of {limit}; disable members first",
+                    before.seats_used
+                ),
             ));
         }
         diesel::update(t::tenants.filter(t::id.eq(&tenant)))

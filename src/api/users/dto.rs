@@ -119,13 +119,18 @@ impl ListParams {
             Some(s) => match MemberStatus::parse(s) {
                 Some(st) => StatusFilter::Exact(st),
                 None => {
-                    p.add("status", format!("must be active, inactive, all, disabled, invited or pending_approval (got {s:?})"));
+                    p.add(
+                        "status",
+                        format!("must be active, inactive, all, disabled, invited or pending_approval (got {s:?})"),
+                    );
                     StatusFilter::All
                 }
             },
         };
-        let region = clean(self.region).and_then(|r| p.check("region", r.parse::<RegionId>().map_err(|_| "must be a region id (UUID)")));
-        let manager = clean(self.manager).and_then(|r| p.check("manager", r.parse::<UserId>().map_err(|_| "must be a user id (UUID)")));
+        let region = clean(self.region)
+            .and_then(|r| p.check("region", r.parse::<RegionId>().map_err(|_| "must be a region id (UUID)")));
+        let manager = clean(self.manager)
+            .and_then(|r| p.check("manager", r.parse::<UserId>().map_err(|_| "must be a user id (UUID)")));
         let (sort, desc) = match clean(self.sort) {
             None => (SortKey::Name, false),
             Some(s) => SortKey::parse(&s).unwrap_or_else(|| {
@@ -222,11 +227,10 @@ pub struct CreateMemberRequest {
 
 impl CreateMemberRequest {
     pub fn parse(self) -> Result<(NewMember, Option<String>), crate::error::ApiError> {
-        crate::api::validate(&self)?;
-        let mut p = Problems::default();
+        let mut p = Problems::validated(&self);
         let email = p.check("email", EmailAddress::parse(&self.email));
         let full_name = self.full_name.trim().to_string();
-        if full_name.is_empty() {
+        if full_name.is_empty() && !p.0.iter().any(|e| e.field == "full_name") {
             p.add("full_name", "must not be blank");
         }
         let username = clean(self.username).and_then(|u| parse_username(&mut p, "username", &u));
@@ -306,8 +310,7 @@ fn clean_text(p: &mut Problems, field: &str, v: Option<Option<String>>) -> Optio
 
 impl UpdateMemberRequest {
     pub fn parse(self) -> Result<MemberPatch, crate::error::ApiError> {
-        crate::api::validate(&self)?;
-        let mut p = Problems::default();
+        let mut p = Problems::validated(&self);
         let email = self.email.and_then(|e| p.check("email", EmailAddress::parse(&e)));
         let username = self.username.map(|u| clean(u).and_then(|u| parse_username(&mut p, "username", &u)));
         let full_name = self.full_name.map(|n| n.trim().to_string());
@@ -320,7 +323,17 @@ impl UpdateMemberRequest {
         let manager_id = self.manager_id.map(|m| clean(m).and_then(|m| parse_user_id(&mut p, "manager_id", &m)));
         let regions = self.regions.map(|r| parse_regions(&mut p, &r));
         p.finish()?;
-        Ok(MemberPatch { email, username, full_name, job_title, department, section, manager_id, role: self.role, regions })
+        Ok(MemberPatch {
+            email,
+            username,
+            full_name,
+            job_title,
+            department,
+            section,
+            manager_id,
+            role: self.role,
+            regions,
+        })
     }
 }
 

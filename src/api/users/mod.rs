@@ -66,7 +66,11 @@ async fn temporary_password(
     )
 )]
 #[get("/api/v1/tenants/{tenant_id}/users")]
-pub async fn list_members(state: web::Data<AppState>, ctx: TenantContext, query: web::Query<ListParams>) -> Result<HttpResponse, ApiError> {
+pub async fn list_members(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    query: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
     let filter = query.into_inner().parse()?;
     let page = db::run(&state.pool, move |conn| members::list(conn, &ctx, &filter)).await?;
     Ok(HttpResponse::Ok().json(MemberPage {
@@ -95,7 +99,11 @@ pub async fn list_members(state: web::Data<AppState>, ctx: TenantContext, query:
     )
 )]
 #[post("/api/v1/tenants/{tenant_id}/users")]
-pub async fn create_member(state: web::Data<AppState>, ctx: TenantContext, body: web::Json<CreateMemberRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn create_member(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    body: crate::api::json::Json<CreateMemberRequest>,
+) -> Result<HttpResponse, ApiError> {
     members::require(&ctx, crate::auth::policy::TenantAction::CreateMember)?;
     let (new, typed) = body.into_inner().parse()?;
     let (secret, hash) = temporary_password(&state, &ctx, typed, Some(new.email.as_str())).await?;
@@ -119,7 +127,11 @@ fn user_id(req: &HttpRequest) -> Result<UserId, ApiError> {
     responses((status = 200, body = MemberView, headers(("ETag" = String))), (status = 404, description = "No such member for you"))
 )]
 #[get("/api/v1/tenants/{tenant_id}/users/{user_id}")]
-pub async fn get_member(state: web::Data<AppState>, ctx: TenantContext, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn get_member(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let user = user_id(&req)?;
     let rec = db::run(&state.pool, move |conn| members::get(conn, &ctx, user)).await?;
     Ok(member_response(actix_web::http::StatusCode::OK, rec))
@@ -148,7 +160,12 @@ pub async fn get_member(state: web::Data<AppState>, ctx: TenantContext, req: Htt
     )
 )]
 #[patch("/api/v1/tenants/{tenant_id}/users/{user_id}")]
-pub async fn update_member(state: web::Data<AppState>, ctx: TenantContext, req: HttpRequest, body: web::Json<UpdateMemberRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn update_member(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    req: HttpRequest,
+    body: crate::api::json::Json<UpdateMemberRequest>,
+) -> Result<HttpResponse, ApiError> {
     let user = user_id(&req)?;
     let patch = body.into_inner().parse()?;
     let version = if_match(&req)?;
@@ -178,7 +195,12 @@ pub async fn update_member(state: web::Data<AppState>, ctx: TenantContext, req: 
     )
 )]
 #[put("/api/v1/tenants/{tenant_id}/users/{user_id}/status")]
-pub async fn set_member_status(state: web::Data<AppState>, ctx: TenantContext, req: HttpRequest, body: web::Json<StatusRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn set_member_status(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    req: HttpRequest,
+    body: crate::api::json::Json<StatusRequest>,
+) -> Result<HttpResponse, ApiError> {
     let user = user_id(&req)?;
     let status = body.into_inner().status;
     if !matches!(status, MemberStatus::Active | MemberStatus::Disabled) {
@@ -209,7 +231,11 @@ pub async fn set_member_status(state: web::Data<AppState>, ctx: TenantContext, r
     )
 )]
 #[delete("/api/v1/tenants/{tenant_id}/users/{user_id}")]
-pub async fn delete_member(state: web::Data<AppState>, ctx: TenantContext, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn delete_member(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let user = user_id(&req)?;
     let version = if_match(&req)?;
     db::run(&state.pool, move |conn| members::delete(conn, &ctx, user, version)).await?;
@@ -235,8 +261,14 @@ pub async fn delete_member(state: web::Data<AppState>, ctx: TenantContext, req: 
     )
 )]
 #[post("/api/v1/tenants/{tenant_id}/users/{user_id}/password-reset")]
-pub async fn reset_member_password(state: web::Data<AppState>, ctx: TenantContext, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+pub async fn reset_member_password(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    req: HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, ApiError> {
     let user = user_id(&req)?;
+    let body = body.map_err(crate::api::json::payload_error)?;
     let body: PasswordResetRequest = crate::api::json_or_empty(&req, &body)?;
     let (secret, hash) = temporary_password(&state, &ctx, body.temporary_password, None).await?;
     db::run(&state.pool, move |conn| members::reset_password(conn, &ctx, user, hash)).await?;

@@ -1,0 +1,21 @@
+# Roster: one build stage, a slim non-root runtime with the data directory as a volume.
+FROM rust:1-slim-bookworm AS build
+WORKDIR /src
+RUN apt-get update && apt-get install -y --no-install-recommends pkg-config make perl && rm -rf /var/lib/apt/lists/*
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY migrations ./migrations
+RUN cargo build --release --locked && strip target/release/roster
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home /var/lib/roster roster \
+    && mkdir -p /var/lib/roster/data && chown -R roster /var/lib/roster
+COPY --from=build /src/target/release/roster /usr/local/bin/roster
+USER roster
+WORKDIR /var/lib/roster
+ENV ROSTER_BIND=0.0.0.0:8080 ROSTER_DATA_DIR=/var/lib/roster/data RUST_LOG=info
+VOLUME ["/var/lib/roster/data"]
+EXPOSE 8080
+ENTRYPOINT ["roster"]
+CMD ["serve"]

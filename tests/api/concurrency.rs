@@ -1,0 +1,87 @@
+//! Invariants under real parallel requests.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn twenty_parallel_creates_fill_exactly_the_free_seats() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("free").await;
+    let res = app
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/tenants/{}", owner.tenant_id),
+            &owner.token,
+            json!({"seat_limit": 4}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let path = format!("/api/v1/tenants/{}/users", owner.tenant_id);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let client = app.client.clone();
+        let url = format!("{}{path}", app.address);
+        let token = owner.token.clone();
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"email": format!("p{i}@example.test"), "full_name": format!("P {i}"), "role": "viewer"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    let mut created = 0;
+    let mut refused = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            StatusCode::CREATED => created += 1,
+            StatusCode::CONFLICT => refused += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((created, refused), (3, 17));
+    assert_eq!(app.member_count(&owner).await, 4);
+}
+
+#[tokio::test]
+async fn two_owners_demoting_each_other_never_leave_the_tenant_ownerless() {
+    let app = spawn_app().await;
+    for _ in 0..4 {
+        let first = app.new_owner("plus").await;
+        let second = app.new_member(&first, "owner", &[]).await;
+        let demote = |by: &crate::helpers::Persona, whom: &str| {
+            let client = app.client.clone();
+            let url = format!("{}/api/v1/tenants/{}/users/{whom}", app.address, by.tenant_id);
+            let token = by.token.clone();
+            tokio::spawn(async move {
+                client.patch(url).bearer_auth(token).json(&json!({"role": "admin"})).send().await.unwrap().status()
+            })
+        };
+        let x = demote(&first, &second.user_id);
+        let y = demote(&second, &first.user_id);
+        let (x, y) = (x.await.unwrap(), y.await.unwrap());
+        assert!(x != StatusCode::OK || y != StatusCode::OK, "both demotions succeeded");
+        let login = app.login_ok(&first.email, &first.password, None).await;
+        let token = login["access_token"].as_str().unwrap();
+        let page: Value = app
+            .get(&format!("/api/v1/tenants/{}/users?role=owner&status=active", first.tenant_id), token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        // Whoever is left may be an admin who sees no owner rows; ask with an owner token if needed.
+        let owners = if login_role(&login) == "owner" { page["total"].as_i64().unwrap() } else { 1 };
+        assert!(owners >= 1);
+        let other = app.login_ok(&second.email, &second.password, None).await;
+        assert!(login_role(&login) == "owner" || login_role(&other) == "owner", "no owner left");
+    }
+}
+
+fn login_role(login: &Value) -> &str {
+    login["tenants"][0]["role"].as_str().unwrap_or("")
+}

@@ -1,0 +1,265 @@
+//! `spawn_app()`: the real application on a free port over a fresh database (a SQLite file in a
+//! temp dir, or a fresh PostgreSQL database when `TEST_DATABASE_URL` is set), plus personas.
+
+use diesel::Connection;
+use diesel::connection::SimpleConnection;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use roster::config::Config;
+use serde_json::{Value, json};
+
+pub const PLATFORM_TOKEN: &str = "test-platform-token-0123456789";
+
+/// The database behind one test; dropped with it.
+pub struct TestDb {
+    pub url: String,
+    admin_url: Option<String>,
+    name: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    fn new() -> Self {
+        match std::env::var("TEST_DATABASE_URL").ok().filter(|v| !v.is_empty()) {
+            Some(admin_url) => {
+                let name = format!("roster_test_{}", uuid::Uuid::now_v7().simple());
+                let mut conn =
+                    diesel::PgConnection::establish(&admin_url).expect("TEST_DATABASE_URL must be reachable");
+                conn.batch_execute(&format!("CREATE DATABASE {name}")).expect("create test database");
+                let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+                Self { url: format!("{base}/{name}"), admin_url: Some(admin_url), name, _dir: None }
+            }
+            None => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = dir.path().join("roster.db").to_string_lossy().into_owned();
+                Self { url, admin_url: None, name: String::new(), _dir: Some(dir) }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(admin) = &self.admin_url
+            && let Ok(mut conn) = diesel::PgConnection::establish(admin)
+        {
+            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: std::sync::Arc<TestDb>,
+}
+
+fn config(db_url: &str) -> Config {
+    Config {
+        database_url: db_url.to_string(),
+        bind: "127.0.0.1:0".into(),
+        data_dir: std::env::temp_dir(),
+        public_url: "http://roster.test".into(),
+        platform_token: Some(secrecy::SecretString::from(PLATFORM_TOKEN)),
+        demo: false,
+        access_token_ttl_secs: 900,
+        pool_size: 8,
+        workers: 2,
+        hash_concurrency: 2,
+    }
+}
+
+async fn start(db: std::sync::Arc<TestDb>) -> TestApp {
+    let app = roster::Application::build(config(&db.url)).await.expect("application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run());
+    TestApp { address, client: reqwest::Client::new(), db }
+}
+
+pub async fn spawn_app() -> TestApp {
+    let _ = env_logger::builder().is_test(true).try_init();
+    start(std::sync::Arc::new(TestDb::new())).await
+}
+
+/// A signed-in member of one tenant.
+#[derive(Clone, Debug)]
+pub struct Persona {
+    pub tenant_id: String,
+    pub user_id: String,
+    pub email: String,
+    pub password: String,
+    pub token: String,
+}
+
+impl TestApp {
+    /// A second server instance on the same database.
+    pub async fn second_instance(&self) -> TestApp {
+        start(self.db.clone()).await
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let mut rb = self.client.request(method, format!("{}{}", self.address, path));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        rb
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, Some(token)).send().await.expect("request")
+    }
+
+    pub async fn send_json(&self, method: Method, path: &str, token: &str, body: Value) -> Response {
+        self.request(method, path, Some(token)).json(&body).send().await.expect("request")
+    }
+
+    pub async fn create_tenant(&self, name: &str, owner_email: &str, plan: &str) -> Value {
+        let res = self
+            .request(Method::POST, "/api/v1/tenants", Some(PLATFORM_TOKEN))
+            .json(&json!({"name": name, "owner_email": owner_email, "plan": plan}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), StatusCode::CREATED, "create tenant");
+        res.json().await.expect("json")
+    }
+
+    pub async fn login(&self, body: Value) -> Response {
+        self.request(Method::POST, "/api/v1/auth/login", None).json(&body).send().await.expect("request")
+    }
+
+    /// Logs in and returns the answer, asserting 200.
+    pub async fn login_ok(&self, email: &str, password: &str, tenant_id: Option<&str>) -> Value {
+        let mut body = json!({"email": email, "password": password});
+        if let Some(t) = tenant_id {
+            body["tenant_id"] = json!(t);
+        }
+        let res = self.login(body).await;
+        assert_eq!(res.status(), StatusCode::OK, "login {email}");
+        res.json().await.expect("json")
+    }
+
+    /// A new tenant (plan `plus` unless given) and its signed-in owner.
+    pub async fn new_owner(&self, plan: &str) -> Persona {
+        let email = format!("owner-{}@example.test", uuid::Uuid::now_v7().simple());
+        let created = self.create_tenant("Tenant", &email, plan).await;
+        let password = created["password"].as_str().expect("generated password").to_string();
+        let tenant_id = created["tenant_id"].as_str().expect("tenant id").to_string();
+        let login = self.login_ok(&email, &password, None).await;
+        Persona {
+            tenant_id,
+            user_id: created["user_id"].as_str().expect("user id").to_string(),
+            email,
+            password,
+            token: login["access_token"].as_str().expect("token").to_string(),
+        }
+    }
+
+    /// Creates a member as `by` and returns the created JSON (asserting 201).
+    pub async fn create_member(&self, by: &Persona, role: &str, regions: &[&str]) -> Value {
+        let email = format!("{role}-{}@example.test", uuid::Uuid::now_v7().simple());
+        let res = self
+            .send_json(
+                Method::POST,
+                &format!("/api/v1/tenants/{}/users", by.tenant_id),
+                &by.token,
+                json!({"email": email, "full_name": format!("Test {role}"), "role": role, "regions": regions}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED, "create {role}");
+        res.json().await.expect("json")
+    }
+
+    /// Creates a member, signs them in with the temporary password and sets their own.
+    pub async fn new_member(&self, by: &Persona, role: &str, regions: &[&str]) -> Persona {
+        let created = self.create_member(by, role, regions).await;
+        let email = created["email"].as_str().expect("email").to_string();
+        let temp = created["temporary_password"].as_str().expect("temp").to_string();
+        let login = self.login_ok(&email, &temp, Some(&by.tenant_id)).await;
+        assert_eq!(login["must_change_password"], true);
+        let password = format!("a long passphrase {}", uuid::Uuid::now_v7().simple());
+        let res = self
+            .send_json(
+                Method::POST,
+                "/api/v1/auth/password",
+                login["access_token"].as_str().expect("token"),
+                json!({"current_password": temp, "new_password": password}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK, "change password");
+        let body: Value = res.json().await.expect("json");
+        Persona {
+            tenant_id: by.tenant_id.clone(),
+            user_id: created["id"].as_str().expect("id").to_string(),
+            email,
+            password,
+            token: body["access_token"].as_str().expect("token").to_string(),
+        }
+    }
+
+    pub async fn create_region(&self, owner: &Persona, name: &str, parent: Option<&str>) -> String {
+        let res = self
+            .send_json(
+                Method::POST,
+                &format!("/api/v1/tenants/{}/regions", owner.tenant_id),
+                &owner.token,
+                json!({"name": name, "parent_id": parent}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED, "create region");
+        let body: Value = res.json().await.expect("json");
+        body["id"].as_str().expect("id").to_string()
+    }
+
+    pub async fn set_status(&self, by: &Persona, user_id: &str, status: &str) -> Response {
+        self.send_json(
+            Method::PUT,
+            &format!("/api/v1/tenants/{}/users/{}/status", by.tenant_id, user_id),
+            &by.token,
+            json!({"status": status}),
+        )
+        .await
+    }
+
+    pub async fn member_count(&self, owner: &Persona) -> i64 {
+        let res =
+            self.get(&format!("/api/v1/tenants/{}/users?status=all&limit=1", owner.tenant_id), &owner.token).await;
+        let body: Value = res.json().await.expect("json");
+        body["total"].as_i64().expect("total")
+    }
+
+    pub async fn audit_count(&self, owner: &Persona) -> i64 {
+        let res = self.get(&format!("/api/v1/tenants/{}/audit-events?limit=1", owner.tenant_id), &owner.token).await;
+        let body: Value = res.json().await.expect("json");
+        body["total"].as_i64().expect("total")
+    }
+}
+
+/// Asserts a problem+json answer with this status; returns the body.
+pub async fn assert_problem(res: Response, status: u16) -> Value {
+    assert_eq!(res.status().as_u16(), status, "status");
+    let ct = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    assert!(ct.starts_with("application/problem+json"), "content type {ct}");
+    let body: Value = res.json().await.expect("problem json");
+    assert_eq!(body["status"], status);
+    assert!(body["type"].as_str().is_some_and(|t| t.starts_with("urn:roster:problem:")), "{body}");
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+    body
+}
+
+/// Signs claims with the service's own key, read from the database (to test expiry).
+pub fn sign_with_service_key(app: &TestApp, claims: Value) -> String {
+    use base64::Engine;
+    use diesel::prelude::*;
+    let pool = roster::db::build_pool(&app.db.url, 1).expect("pool");
+    let mut conn = pool.get().expect("conn");
+    let (kid, seed): (String, String) = roster::db::schema::signing_keys::table
+        .select((roster::db::schema::signing_keys::kid, roster::db::schema::signing_keys::private_key))
+        .first(&mut *conn)
+        .expect("signing key");
+    let seed = base64::engine::general_purpose::STANDARD.decode(seed).expect("seed");
+    let mut der = vec![0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+    der.extend_from_slice(&seed);
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some(kid);
+    jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ed_der(&der)).expect("sign")
+}

@@ -1,0 +1,126 @@
+//! Tenant isolation: every tenant route from another tenant, and shared identities.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{assert_problem, spawn_app};
+
+#[tokio::test]
+async fn every_tenant_route_from_another_tenant_is_404_and_leaks_nothing() {
+    let app = spawn_app().await;
+    let a = app.new_owner("plus").await;
+    let b = app.new_owner("plus").await;
+    let b_region = app.create_region(&b, "Secret region", None).await;
+    let b_member = app.create_member(&b, "operator", &[&b_region]).await;
+    let b_user = b_member["id"].as_str().unwrap();
+    let b_email = b_member["email"].as_str().unwrap();
+    let bt = &b.tenant_id;
+    let at = &a.tenant_id;
+    let body = json!({"job_title": "x"});
+    // (method, path, body): B's paths with A's token, then A's paths with B's object ids.
+    let routes: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::GET, format!("/api/v1/tenants/{bt}"), None),
+        (Method::PATCH, format!("/api/v1/tenants/{bt}"), Some(json!({"name": "Pwned"}))),
+        (Method::GET, format!("/api/v1/tenants/{bt}/users"), None),
+        (
+            Method::POST,
+            format!("/api/v1/tenants/{bt}/users"),
+            Some(json!({"email": "x@example.test", "full_name": "X", "role": "owner"})),
+        ),
+        (Method::GET, format!("/api/v1/tenants/{bt}/users/{b_user}"), None),
+        (Method::PATCH, format!("/api/v1/tenants/{bt}/users/{b_user}"), Some(json!({"job_title": "x"}))),
+        (Method::DELETE, format!("/api/v1/tenants/{bt}/users/{b_user}"), None),
+        (Method::PUT, format!("/api/v1/tenants/{bt}/users/{b_user}/status"), Some(json!({"status": "disabled"}))),
+        (Method::POST, format!("/api/v1/tenants/{bt}/users/{b_user}/password-reset"), None),
+        (Method::GET, format!("/api/v1/tenants/{bt}/regions"), None),
+        (Method::POST, format!("/api/v1/tenants/{bt}/regions"), Some(json!({"name": "x"}))),
+        (Method::GET, format!("/api/v1/tenants/{bt}/regions/{b_region}"), None),
+        (Method::PATCH, format!("/api/v1/tenants/{bt}/regions/{b_region}"), Some(json!({"name": "x"}))),
+        (Method::DELETE, format!("/api/v1/tenants/{bt}/regions/{b_region}"), None),
+        (Method::GET, format!("/api/v1/tenants/{bt}/audit-events"), None),
+        (Method::GET, format!("/api/v1/tenants/{at}/users/{b_user}"), None),
+        (Method::PATCH, format!("/api/v1/tenants/{at}/users/{b_user}"), Some(body.clone())),
+        (Method::DELETE, format!("/api/v1/tenants/{at}/users/{b_user}"), None),
+        (Method::PUT, format!("/api/v1/tenants/{at}/users/{b_user}/status"), Some(json!({"status": "disabled"}))),
+        (Method::POST, format!("/api/v1/tenants/{at}/users/{b_user}/password-reset"), None),
+        (Method::GET, format!("/api/v1/tenants/{at}/regions/{b_region}"), None),
+        (Method::PATCH, format!("/api/v1/tenants/{at}/regions/{b_region}"), Some(json!({"name": "x"}))),
+        (Method::DELETE, format!("/api/v1/tenants/{at}/regions/{b_region}"), None),
+    ];
+    for (method, path, body) in &routes {
+        let mut rb = app.request(method.clone(), path, Some(&a.token));
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        let res = rb.send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        let text = res.text().await.unwrap();
+        assert!(!text.contains(b_email) && !text.contains("Secret region"), "{method} {path} leaked: {text}");
+    }
+    // A's own lists never show B's objects.
+    let list = app.get(&format!("/api/v1/tenants/{at}/users?limit=200"), &a.token).await.text().await.unwrap();
+    assert!(!list.contains(b_user));
+    let res = app
+        .send_json(
+            Method::POST,
+            &format!("/api/v1/tenants/{at}/users"),
+            &a.token,
+            json!({"email": "n@example.test", "full_name": "N", "role": "viewer", "regions": [b_region]}),
+        )
+        .await;
+    assert_problem(res, 422).await;
+    // B is untouched.
+    let b_view: Value = app.get(&format!("/api/v1/tenants/{bt}/users/{b_user}"), &b.token).await.json().await.unwrap();
+    assert_eq!(b_view["status"], "active");
+    assert_eq!(b_view["job_title"], Value::Null);
+    assert_eq!(app.audit_count(&b).await, 3, "tenant.created, region.created, member.created only");
+}
+
+#[tokio::test]
+async fn a_shared_person_gives_no_way_into_the_other_tenant() {
+    let app = spawn_app().await;
+    let a = app.new_owner("plus").await;
+    // P is created by A, then also becomes the owner of tenant B.
+    let p = app.new_member(&a, "operator", &[]).await;
+    let b = app.create_tenant("Tenant B private", &p.email, "plus").await;
+    let bt = b["tenant_id"].as_str().unwrap();
+    let p_in_a = format!("/api/v1/tenants/{}/users/{}", a.tenant_id, p.user_id);
+
+    // A's owner can no longer reset P's password, nor change P's identity fields.
+    let res = app.request(Method::POST, &format!("{p_in_a}/password-reset"), Some(&a.token)).send().await.unwrap();
+    let body = assert_problem(res, 409).await;
+    assert_eq!(body["type"], "urn:roster:problem:identity-not-managed");
+    for change in
+        [json!({"email": "attacker@example.test"}), json!({"full_name": "X"}), json!({"username": "taken-over"})]
+    {
+        let res = app.send_json(Method::PATCH, &p_in_a, &a.token, change).await;
+        assert_problem(res, 403).await;
+    }
+    // Membership fields stay A's to manage.
+    let res = app.send_json(Method::PATCH, &p_in_a, &a.token, json!({"job_title": "Driver"})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // Nothing about B shows in A.
+    let text = app.get(&p_in_a, &a.token).await.text().await.unwrap();
+    assert!(!text.contains(bt) && !text.contains("Tenant B private"), "{text}");
+    // A's owner reaches nothing of B.
+    assert_problem(app.get(&format!("/api/v1/tenants/{bt}/users"), &a.token).await, 404).await;
+    // Creating P again in A: already a member. Creating P in a third tenant: invite instead.
+    let c = app.new_owner("plus").await;
+    let res = app
+        .send_json(
+            Method::POST,
+            &format!("/api/v1/tenants/{}/users", c.tenant_id),
+            &c.token,
+            json!({"email": p.email, "full_name": "P", "role": "viewer"}),
+        )
+        .await;
+    let body = assert_problem(res, 409).await;
+    assert_eq!(body["type"], "urn:roster:problem:identity-exists-invite");
+    // P still signs in to B with their own password; deleting P from A keeps the identity.
+    app.set_status(&a, &p.user_id, "disabled").await.error_for_status().unwrap();
+    let res = app.request(Method::DELETE, &p_in_a, Some(&a.token)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let login = app.login_ok(&p.email, &p.password, None).await;
+    assert_eq!(login["tenant_id"], bt);
+    assert_eq!(login["tenants"].as_array().unwrap().len(), 1);
+}

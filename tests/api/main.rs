@@ -1,0 +1,12 @@
+//! Integration tests: HTTP against the real application, one binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod concurrency;
+mod errors;
+mod helpers;
+mod isolation;
+mod members;
+mod openapi;
+mod policy;
+mod tenants;

@@ -17,7 +17,7 @@ use crate::db::models::{MembershipRow, UserRow, search_text};
 use crate::db::schema::{
     membership_regions::dsl as mr, memberships::dsl as m, regions::dsl as r, tenants::dsl as t, users::dsl as u,
 };
-use crate::db::{AnyConnection, MultiBackend, lock_tenant};
+use crate::db::{AnyConnection, BackendKind, MultiBackend, lock_tenant};
 use crate::domain::ids::parse_stored;
 use crate::domain::{EmailAddress, MemberStatus, Plan, RegionId, Role, TenantId, UserId, now};
 use crate::error::ApiError;
@@ -193,7 +193,28 @@ type MemberQuery = crate::db::schema::memberships::BoxedQuery<'static, MultiBack
 
 diesel::define_sql_function!(fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::Text>, y: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
-fn filtered(ctx: &TenantContext, f: &ListFilter, region_set: Option<Vec<String>>) -> MemberQuery {
+/// The `q` filter: a trigram full-text lookup on SQLite (3+ characters), `LIKE` on the
+/// pg_trgm-indexed column on PostgreSQL; both on text lower-cased in Rust.
+fn search(q: MemberQuery, text: &str, backend: BackendKind) -> MemberQuery {
+    let needle = text.to_lowercase();
+    match backend {
+        BackendKind::Sqlite if needle.chars().count() >= 3 => {
+            let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
+            q.filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "memberships.seq IN (SELECT rowid FROM memberships_fts WHERE memberships_fts MATCH ",
+                )
+                .bind::<diesel::sql_types::Text, _>(phrase)
+                .sql(")"),
+            )
+        }
+        BackendKind::Sqlite => q.filter(m::search_text.like(format!("%{}%", escape_like(&needle))).escape('\\')),
+        // Backslash is PostgreSQL's default LIKE escape; no ESCAPE clause keeps the index usable.
+        BackendKind::Postgres => q.filter(m::search_text.like(format!("%{}%", escape_like(&needle)))),
+    }
+}
+
+fn filtered(ctx: &TenantContext, f: &ListFilter, region_set: Option<Vec<String>>, backend: BackendKind) -> MemberQuery {
     let tenant = ctx.tenant_text();
     let mut q = m::memberships.filter(m::tenant_id.eq(tenant.clone())).into_boxed();
     match ctx.actor().member_visibility() {
@@ -217,7 +238,7 @@ fn filtered(ctx: &TenantContext, f: &ListFilter, region_set: Option<Vec<String>>
         }
     }
     if let Some(text) = f.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        q = q.filter(m::search_text.like(format!("%{}%", escape_like(&text.to_lowercase()))).escape('\\'));
+        q = search(q, text, backend);
     }
     if let Some(role) = f.role {
         q = q.filter(m::role.eq(role.as_str()));
@@ -287,9 +308,10 @@ pub fn list(conn: &mut AnyConnection, ctx: &TenantContext, f: &ListFilter) -> Re
             Some(crate::auth::guard::expand_regions(&[root], &all).iter().map(|r| r.as_text()).collect::<Vec<_>>())
         }
     };
-    let total = filtered(ctx, f, region_set.clone()).count().get_result::<i64>(conn)?;
+    let backend = conn.kind();
+    let total = filtered(ctx, f, region_set.clone(), backend).count().get_result::<i64>(conn)?;
     let after = f.cursor.as_deref().map(cursor::decode).transpose()?;
-    let q = filtered(ctx, f, region_set);
+    let q = filtered(ctx, f, region_set, backend);
     let q = match f.sort {
         SortKey::Name => keyset!(q, m::sort_name, after, f.desc),
         SortKey::Email => keyset!(q, m::sort_email, after, f.desc),

@@ -1,3 +1,4 @@
+DROP INDEX memberships_search_trgm;
 DROP TABLE idempotency_keys;
 DROP TABLE signing_keys;
 DROP TABLE audit_events;

@@ -108,3 +108,7 @@ CREATE TABLE idempotency_keys (
     created_at TIMESTAMP NOT NULL,
     PRIMARY KEY (tenant_id, idem_key)
 );
+
+-- Substring search for the member list's `q` (SQLite uses an FTS5 trigram table instead).
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX memberships_search_trgm ON memberships USING gin (search_text gin_trgm_ops);

@@ -1,3 +1,7 @@
+DROP TRIGGER memberships_fts_update;
+DROP TRIGGER memberships_fts_delete;
+DROP TRIGGER memberships_fts_insert;
+DROP TABLE memberships_fts;
 DROP TABLE idempotency_keys;
 DROP TABLE signing_keys;
 DROP TABLE audit_events;

@@ -43,6 +43,8 @@ CREATE TABLE regions (
 );
 
 CREATE TABLE memberships (
+    -- SQLite only: a stable integer key for the full-text index (never read by the code).
+    seq INTEGER PRIMARY KEY,
     tenant_id TEXT NOT NULL REFERENCES tenants(id),
     user_id TEXT NOT NULL REFERENCES users(id),
     role TEXT NOT NULL,
@@ -59,7 +61,7 @@ CREATE TABLE memberships (
     last_login_at TIMESTAMP,
     created_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL,
-    PRIMARY KEY (tenant_id, user_id)
+    UNIQUE (tenant_id, user_id)
 );
 CREATE INDEX memberships_user ON memberships (user_id);
 CREATE INDEX memberships_name ON memberships (tenant_id, sort_name, user_id);
@@ -108,3 +110,19 @@ CREATE TABLE idempotency_keys (
     created_at TIMESTAMP NOT NULL,
     PRIMARY KEY (tenant_id, idem_key)
 );
+
+-- Substring search for the member list's `q`: a trigram full-text index over search_text,
+-- kept in step by triggers (PostgreSQL uses a pg_trgm GIN index instead).
+CREATE VIRTUAL TABLE memberships_fts USING fts5(
+    search_text, content = 'memberships', content_rowid = 'seq', tokenize = 'trigram'
+);
+CREATE TRIGGER memberships_fts_insert AFTER INSERT ON memberships BEGIN
+    INSERT INTO memberships_fts (rowid, search_text) VALUES (new.seq, new.search_text);
+END;
+CREATE TRIGGER memberships_fts_delete AFTER DELETE ON memberships BEGIN
+    INSERT INTO memberships_fts (memberships_fts, rowid, search_text) VALUES ('delete', old.seq, old.search_text);
+END;
+CREATE TRIGGER memberships_fts_update AFTER UPDATE OF search_text ON memberships BEGIN
+    INSERT INTO memberships_fts (memberships_fts, rowid, search_text) VALUES ('delete', old.seq, old.search_text);
+    INSERT INTO memberships_fts (rowid, search_text) VALUES (new.seq, new.search_text);
+END;

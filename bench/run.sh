@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Roster benchmark. Builds the release server, starts it on a fresh database, seeds one tenant
+# with BIG members and SMALL_TENANTS tenants with SMALL_MEMBERS members, and loads it with wrk
+# (../shared/bench/load.sh) at CONNECTIONS connections. Measures the bare actix-web + diesel
+# ceiling (../shared/bench/ceiling) in the same run. Prints figures; asserts nothing.
+#
+#   bench/run.sh [sqlite|postgres|both]        (default: both)
+#
+# env: DURATION seconds per load (10), CONNECTIONS (64), BIG (100000), SMALL_TENANTS (100),
+#      SMALL_MEMBERS (100), PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/postgres),
+#      SHARED_BENCH (../shared/bench beside the repository)
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+SHARED="${SHARED_BENCH:-$ROOT/../shared/bench}"
+WHICH="${1:-both}"
+DURATION="${DURATION:-10}"; CONN="${CONNECTIONS:-64}"
+BIG="${BIG:-100000}"; SMALL_TENANTS="${SMALL_TENANTS:-100}"; SMALL_MEMBERS="${SMALL_MEMBERS:-100}"
+PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+PLATFORM=bench-platform-token
+PORT=18181; CEILING_PORT=18191
+WORK="$(mktemp -d /tmp/roster-bench.XXXXXX)"
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+cd "$ROOT"
+cargo build --release --quiet --bin roster --example bench_seed
+BIN="$ROOT/target/release/roster"; SEED="$ROOT/target/release/examples/bench_seed"
+LOAD="$SHARED/load.sh"
+
+wait_http() { for _ in $(seq 1 600); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done; echo "no answer from $1" >&2; return 1; }
+field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  connections: $CONN  duration: ${DURATION}s"
+
+# The ceiling, alone on the machine.
+CEILING_DB="$WORK/ceiling.db" CEILING_TARGET="$ROOT/target/ceiling" "$SHARED/ceiling/run.sh" "$CEILING_PORT" >"$WORK/ceiling.log" 2>&1 &
+CPID=$!; PIDS+=("$CPID")
+wait_http "http://127.0.0.1:$CEILING_PORT/json"
+CEILING_LINE="$("$LOAD" "http://127.0.0.1:$CEILING_PORT/db" "$DURATION" "$CONN")"
+CEILING_RPS="$(echo "$CEILING_LINE" | field rps)"
+echo "ceiling GET /db: $CEILING_LINE"
+kill "$CPID" 2>/dev/null || true; wait "$CPID" 2>/dev/null || true
+
+run_backend() {
+  local backend="$1" url
+  if [ "$backend" = postgres ]; then
+    local db="roster_bench_$$"
+    psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+    psql "$PG_ADMIN_URL" -qc "CREATE DATABASE $db" >/dev/null
+    url="${PG_ADMIN_URL%/*}/$db"
+  else
+    url="$WORK/roster.db"
+  fi
+  echo; echo "== $backend"
+  DATABASE_URL="$url" ROSTER_BIND="127.0.0.1:$PORT" ROSTER_DEMO=false ROSTER_PLATFORM_TOKEN="$PLATFORM" \
+    ROSTER_DB_POOL_SIZE=32 RUST_LOG=warn "$BIN" serve >"$WORK/$backend.log" 2>&1 &
+  local pid=$!; PIDS+=("$pid")
+  wait_http "http://127.0.0.1:$PORT/healthz"
+  "$SEED" "http://127.0.0.1:$PORT" "$PLATFORM" "$BIG" "$SMALL_TENANTS" "$SMALL_MEMBERS" >"$WORK/seed.env"
+  # shellcheck disable=SC1091
+  . "$WORK/seed.env"
+  local B="http://127.0.0.1:$PORT" AUTH="Authorization: Bearer $TOKEN"
+  printf '{"email":"%s","password":"%s","tenant_id":"%s"}' "$OWNER_EMAIL" "$OWNER_PASSWORD" "$TENANT" >"$WORK/login.json"
+  echo "seeded $BIG members in ${SEED_BIG_SECS}s; argon2id hash ${HASH_MS} ms"
+
+  local login get list create mixed_get mixed_login
+  login="$("$LOAD" "$B/api/v1/auth/login" "$DURATION" "$CONN" "Content-Type: application/json" "@$WORK/login.json")"
+  echo "login:            $login"
+  get="$("$LOAD" "$B/api/v1/tenants/$TENANT/users/$MEMBER" "$DURATION" "$CONN" "$AUTH")"
+  echo "get member:       $get"
+  list="$("$LOAD" "$B/api/v1/tenants/$TENANT/users?q=member%20big%201234&limit=50" "$DURATION" "$CONN" "$AUTH")"
+  echo "list q (100k):    $list"
+  create="$(PREFIX="$backend$$" wrk -t2 -c"$CONN" -d"${DURATION}s" --timeout 30s -s "$ROOT/bench/create.lua" -H "$AUTH" \
+    "$B/api/v1/tenants/$TENANT/users" | sed -n 's/^RESULT //p')"
+  echo "create member:    $create"
+  # Reads while logins saturate the CPU: both loads at once, half the connections each.
+  "$LOAD" "$B/api/v1/auth/login" "$DURATION" "$((CONN / 2))" "Content-Type: application/json" "@$WORK/login.json" >"$WORK/mixed_login" &
+  local lpid=$!
+  mixed_get="$("$LOAD" "$B/api/v1/tenants/$TENANT/users/$MEMBER" "$DURATION" "$((CONN / 2))" "$AUTH")"
+  wait "$lpid"; mixed_login="$(cat "$WORK/mixed_login")"
+  echo "get under logins: $mixed_get"
+  echo "  (logins meanwhile: $mixed_login)"
+
+  local cores bound
+  cores="$(nproc)"
+  bound="$(awk -v c="$cores" -v h="$HASH_MS" 'BEGIN{printf "%.1f", c*1000/h}')"
+  echo "-- $backend summary"
+  awk -v l="$(echo "$login" | field rps)" -v b="$bound" 'BEGIN{printf "login: %.1f/s = %.0f%% of the argon2 bound (%s/s = cores / hash time)\n", l, 100*l/b, b}'
+  awk -v g="$(echo "$get" | field rps)" -v c="$CEILING_RPS" 'BEGIN{printf "get member: %.0f/s = %.0f%% of the ceiling GET /db (%.0f/s)\n", g, 100*g/c, c}'
+  echo "list q p99: $(echo "$list" | field p99) ms; get p99 under logins: $(echo "$mixed_get" | field p99) ms; create: $(echo "$create" | field rps)/s"
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  if [ "$backend" = postgres ]; then psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS roster_bench_$$ WITH (FORCE)" >/dev/null; fi
+}
+
+case "$WHICH" in
+  sqlite) run_backend sqlite ;;
+  postgres) run_backend postgres ;;
+  both) run_backend sqlite; run_backend postgres ;;
+  *) echo "usage: bench/run.sh [sqlite|postgres|both]" >&2; exit 2 ;;
+esac

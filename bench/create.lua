@@ -13,7 +13,10 @@ request = function()
   counter = counter + 1
   local body = string.format('{"email":"%s-%d-%d@create.bench.example","full_name":"Created %d","role":"viewer"}',
     prefix, tid, counter, counter)
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+  local headers = {}
+  for k, v in pairs(wrk.headers) do headers[k] = v end
+  headers["Content-Type"] = "application/json"
+  return wrk.format("POST", nil, headers, body)
 end
 
 done = function(summary, latency, requests)

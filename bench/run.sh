@@ -26,6 +26,7 @@ trap cleanup EXIT
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cd "$ROOT"
 cargo build --release --quiet --bin roster --example bench_seed
+CARGO_TARGET_DIR="$ROOT/target/ceiling" cargo build --release --quiet --manifest-path "$SHARED/ceiling/Cargo.toml"
 BIN="$ROOT/target/release/roster"; SEED="$ROOT/target/release/examples/bench_seed"
 LOAD="$SHARED/load.sh"
 

@@ -20,13 +20,13 @@ use crate::auth::guard::RequestId;
 use crate::auth::jwt::TokenKeys;
 use crate::auth::passwords::PasswordHashers;
 use crate::config::Config;
-use crate::db::{self, Pool};
+use crate::db::{self, Db};
 use crate::error::{ApiError, FieldError};
 
 /// Shared by every request.
 pub struct AppState {
     pub config: Arc<Config>,
-    pub pool: Pool,
+    pub pool: Db,
     pub keys: TokenKeys,
     pub hashers: PasswordHashers,
 }
@@ -37,8 +37,8 @@ pub const JSON_LIMIT: usize = 64 * 1024;
 impl AppState {
     /// Connects, migrates and loads the signing key.
     pub fn init(config: Config) -> Result<Self, String> {
-        let pool = db::build_pool(&config.database_url, config.pool_size)?;
-        let mut conn = pool.get().map_err(|e| format!("cannot connect to the database: {e}"))?;
+        let pool = Db::connect(&config.database_url, config.pool_size)?;
+        let mut conn = pool.writer()?;
         let applied = db::run_migrations(&mut conn)?;
         for m in &applied {
             log::info!("applied migration {m}");

@@ -147,7 +147,7 @@ pub async fn login(
     let Some(user) = user else { return Err(bad_credentials()) };
     if !ok {
         if let Ok(id) = user.id.parse::<UserId>() {
-            db::run(&state.pool, move |conn| sessions::record_failed_login(conn, id)).await?;
+            db::run_write(&state.pool, move |conn| sessions::record_failed_login(conn, id)).await?;
         }
         return Err(bad_credentials());
     }
@@ -167,7 +167,7 @@ pub async fn login(
         None => None,
     };
     let tenant_text = tenant.map(|t| t.tenant_id.clone());
-    db::run(&state.pool, move |conn| sessions::record_login(conn, user_id, tenant_text.as_deref())).await?;
+    db::run_write(&state.pool, move |conn| sessions::record_login(conn, user_id, tenant_text.as_deref())).await?;
     let response = issue(&state, user_id, user.auth_version, user.must_change_password, &memberships, tenant)?;
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(response))
 }
@@ -208,7 +208,7 @@ pub async fn switch(
         .find(|m| m.tenant_id == wanted)
         .ok_or_else(|| ApiError::forbidden("no-membership", "you are not an active member of that tenant"))?;
     let tenant_text = tenant.tenant_id.clone();
-    db::run(&state.pool, move |conn| sessions::record_login(conn, user_id, Some(&tenant_text))).await?;
+    db::run_write(&state.pool, move |conn| sessions::record_login(conn, user_id, Some(&tenant_text))).await?;
     let response = issue(&state, user_id, user.auth_version, user.must_change_password, &memberships, Some(tenant))?;
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(response))
 }
@@ -272,7 +272,7 @@ pub async fn change_password(
     }
     let hash = state.hashers.hash(&SecretString::from(body.new_password)).await?;
     let meta = RequestMeta::from_request(&req);
-    let user = db::run(&state.pool, move |conn| sessions::change_password(conn, user_id, hash, &meta)).await?;
+    let user = db::run_write(&state.pool, move |conn| sessions::change_password(conn, user_id, hash, &meta)).await?;
     let tenant = who.claims.tid.as_ref().and_then(|tid| memberships.iter().find(|m| &m.tenant_id == tid));
     let tenant = tenant.or(if memberships.len() == 1 { memberships.first() } else { None });
     let response = issue(&state, user_id, user.auth_version, false, &memberships, tenant)?;

@@ -100,7 +100,7 @@ pub async fn create_region(
     validate(&body)?;
     blank_name(Some(&body.name))?;
     let name = body.name.trim().to_string();
-    let row = db::run(&state.pool, move |conn| regions::create(conn, &ctx, name, body.parent_id)).await?;
+    let row = db::run_write(&state.pool, move |conn| regions::create(conn, &ctx, name, body.parent_id)).await?;
     Ok(HttpResponse::Created().json(RegionView::from(row)))
 }
 
@@ -142,7 +142,7 @@ pub async fn update_region(
     validate(&body)?;
     blank_name(body.name.as_deref())?;
     let name = body.name.map(|n| n.trim().to_string());
-    let row = db::run(&state.pool, move |conn| regions::update(conn, &ctx, id, name, body.parent_id)).await?;
+    let row = db::run_write(&state.pool, move |conn| regions::update(conn, &ctx, id, name, body.parent_id)).await?;
     Ok(HttpResponse::Ok().json(RegionView::from(row)))
 }
 
@@ -158,7 +158,7 @@ pub async fn delete_region(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = region_id(&req)?;
-    db::run(&state.pool, move |conn| regions::delete(conn, &ctx, id)).await?;
+    db::run_write(&state.pool, move |conn| regions::delete(conn, &ctx, id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -78,7 +78,7 @@ pub async fn create_tenant_with_owner(
         owner_full_name: full_name,
         owner_password_hash: hash,
     };
-    let created = db::run(&state.pool, move |conn| tenants::create(conn, new, &meta)).await?;
+    let created = db::run_write(&state.pool, move |conn| tenants::create(conn, new, &meta)).await?;
     Ok(CreateTenantResponse {
         tenant_id: created.tenant_id,
         user_id: created.user_id,
@@ -282,7 +282,7 @@ pub async fn update_tenant(
         admins_can_manage_users: settings.admins_can_manage_users,
         password_min_length: settings.password_min_length,
     };
-    Ok(tenant_response(db::run(&state.pool, move |conn| tenants::update(conn, &ctx, patch, version)).await?))
+    Ok(tenant_response(db::run_write(&state.pool, move |conn| tenants::update(conn, &ctx, patch, version)).await?))
 }
 
 pub fn configure(cfg: &mut ServiceConfig) {

@@ -119,6 +119,37 @@ impl ManageConnection for ConnectionManager {
 }
 
 pub type Pool = r2d2::Pool<ConnectionManager>;
+
+/// The database as the application uses it: a pool for reads and one for writes. On SQLite the
+/// write pool is a single connection (SQLite has one writer; a lone writer keeps its page cache
+/// warm); on PostgreSQL both are the same pool.
+#[derive(Clone)]
+pub struct Db {
+    read: Pool,
+    write: Pool,
+    kind: BackendKind,
+}
+
+impl Db {
+    pub fn connect(url: &str, max_size: u32) -> Result<Self, String> {
+        let kind = BackendKind::from_url(url)?;
+        let read = build_pool(url, max_size)?;
+        let write = match kind {
+            BackendKind::Sqlite => build_pool(url, 1)?,
+            BackendKind::Postgres => read.clone(),
+        };
+        Ok(Self { read, write, kind })
+    }
+
+    pub fn kind(&self) -> BackendKind {
+        self.kind
+    }
+
+    /// A connection for start-up work (migrations, keys): the writer.
+    pub fn writer(&self) -> Result<PooledConn, String> {
+        self.write.get().map_err(|e| format!("cannot connect to the database: {e}"))
+    }
+}
 pub type PooledConn = r2d2::PooledConnection<ConnectionManager>;
 
 /// Builds the pool. For SQLite the parent directory is created and WAL is switched on once,
@@ -175,13 +206,22 @@ pub fn run_migrations(conn: &mut AnyConnection) -> Result<Vec<String>, String> {
     Ok(applied)
 }
 
+/// SQLite has one writer at a time. Writers of this process queue here, so they never sit in
+/// SQLite's busy handler (which sleeps in coarse steps); another process writing to the same
+/// file is still waited for by `busy_timeout`.
+static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `f` in a write transaction at the outermost level: `BEGIN IMMEDIATE` on SQLite, so
-/// concurrent writers queue on the busy timeout instead of failing, a plain transaction on
-/// PostgreSQL (callers take row locks with [`lock_tenant`]).
+/// concurrent writers queue instead of failing, a plain transaction on PostgreSQL (callers
+/// take row locks with [`lock_tenant`]).
 pub fn write_tx<T>(
     conn: &mut AnyConnection,
     f: impl FnOnce(&mut AnyConnection) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
+    let _writer = match conn {
+        AnyConnection::Sqlite(_) => Some(SQLITE_WRITER.lock().unwrap_or_else(|poisoned| poisoned.into_inner())),
+        AnyConnection::Postgresql(_) => None,
+    };
     match conn {
         AnyConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
         AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
@@ -218,13 +258,29 @@ pub fn backend_name(kind: BackendKind) -> &'static str {
     }
 }
 
-/// Runs a synchronous database closure on the blocking pool with a pooled connection.
-pub async fn run<T, F>(pool: &Pool, f: F) -> Result<T, ApiError>
+/// Runs a synchronous read on the blocking pool with a pooled connection.
+pub async fn run<T, F>(db: &Db, f: F) -> Result<T, ApiError>
 where
     F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
 {
-    let pool = pool.clone();
+    on_blocking_pool(db.read.clone(), f).await
+}
+
+/// Runs a synchronous write (use `write_tx` inside) on the blocking pool with the writer.
+pub async fn run_write<T, F>(db: &Db, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    on_blocking_pool(db.write.clone(), f).await
+}
+
+async fn on_blocking_pool<T, F>(pool: Pool, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
     actix_web::web::block(move || {
         let mut conn = pool.get().map_err(|e| ApiError::Unavailable(e.to_string()))?;
         f(&mut conn)

@@ -57,20 +57,24 @@ pub fn active_memberships(conn: &mut AnyConnection, user: UserId) -> Result<Vec<
 /// Notes a successful sign-in into a tenant.
 pub fn record_login(conn: &mut AnyConnection, user: UserId, tenant: Option<&str>) -> Result<(), ApiError> {
     let uid = user.as_text();
-    diesel::update(u::users.filter(u::id.eq(&uid))).set(u::failed_logins.eq(0)).execute(conn)?;
-    if let Some(tenant) = tenant {
-        diesel::update(m::memberships.filter(m::tenant_id.eq(tenant)).filter(m::user_id.eq(&uid)))
-            .set(m::last_login_at.eq(Some(now())))
-            .execute(conn)?;
-    }
-    Ok(())
+    write_tx(conn, |conn| {
+        diesel::update(u::users.filter(u::id.eq(&uid))).set(u::failed_logins.eq(0)).execute(conn)?;
+        if let Some(tenant) = tenant {
+            diesel::update(m::memberships.filter(m::tenant_id.eq(tenant)).filter(m::user_id.eq(&uid)))
+                .set(m::last_login_at.eq(Some(now())))
+                .execute(conn)?;
+        }
+        Ok(())
+    })
 }
 
 pub fn record_failed_login(conn: &mut AnyConnection, user: UserId) -> Result<(), ApiError> {
-    diesel::update(u::users.filter(u::id.eq(user.as_text())))
-        .set(u::failed_logins.eq(u::failed_logins + 1))
-        .execute(conn)?;
-    Ok(())
+    write_tx(conn, |conn| {
+        diesel::update(u::users.filter(u::id.eq(user.as_text())))
+            .set(u::failed_logins.eq(u::failed_logins + 1))
+            .execute(conn)?;
+        Ok(())
+    })
 }
 
 /// Sets a password the person chose; revokes every token they hold, and records the change

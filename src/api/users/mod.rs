@@ -107,7 +107,7 @@ pub async fn create_member(
     members::require(&ctx, crate::auth::policy::TenantAction::CreateMember)?;
     let (new, typed) = body.into_inner().parse()?;
     let (secret, hash) = temporary_password(&state, &ctx, typed, Some(new.email.as_str())).await?;
-    let rec = db::run(&state.pool, move |conn| members::create(conn, &ctx, new, hash)).await?;
+    let rec = db::run_write(&state.pool, move |conn| members::create(conn, &ctx, new, hash)).await?;
     let version = rec.membership.version;
     Ok(HttpResponse::Created()
         .insert_header(etag(version))
@@ -169,7 +169,7 @@ pub async fn update_member(
     let user = user_id(&req)?;
     let patch = body.into_inner().parse()?;
     let version = if_match(&req)?;
-    let rec = db::run(&state.pool, move |conn| members::update(conn, &ctx, user, patch, version)).await?;
+    let rec = db::run_write(&state.pool, move |conn| members::update(conn, &ctx, user, patch, version)).await?;
     Ok(member_response(actix_web::http::StatusCode::OK, rec))
 }
 
@@ -207,7 +207,7 @@ pub async fn set_member_status(
         return Err(ApiError::invalid("status", "must be active or disabled"));
     }
     let version = if_match(&req)?;
-    let rec = db::run(&state.pool, move |conn| members::set_status(conn, &ctx, user, status, version)).await?;
+    let rec = db::run_write(&state.pool, move |conn| members::set_status(conn, &ctx, user, status, version)).await?;
     Ok(member_response(actix_web::http::StatusCode::OK, rec))
 }
 
@@ -238,7 +238,7 @@ pub async fn delete_member(
 ) -> Result<HttpResponse, ApiError> {
     let user = user_id(&req)?;
     let version = if_match(&req)?;
-    db::run(&state.pool, move |conn| members::delete(conn, &ctx, user, version)).await?;
+    db::run_write(&state.pool, move |conn| members::delete(conn, &ctx, user, version)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -271,7 +271,7 @@ pub async fn reset_member_password(
     let body = body.map_err(crate::api::json::payload_error)?;
     let body: PasswordResetRequest = crate::api::json_or_empty(&req, &body)?;
     let (secret, hash) = temporary_password(&state, &ctx, body.temporary_password, None).await?;
-    db::run(&state.pool, move |conn| members::reset_password(conn, &ctx, user, hash)).await?;
+    db::run_write(&state.pool, move |conn| members::reset_password(conn, &ctx, user, hash)).await?;
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(PasswordResetResponse {
         user_id: user,
         temporary_password: secret.expose_secret().to_string(),

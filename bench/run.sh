@@ -31,7 +31,7 @@ BIN="$ROOT/target/release/roster"; SEED="$ROOT/target/release/examples/bench_see
 LOAD="$SHARED/load.sh"
 
 wait_http() { for _ in $(seq 1 600); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done; echo "no answer from $1" >&2; return 1; }
-field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
+field() { sed -n "s/.*\(^\| \)$1=\([0-9.]*\).*/\2/p"; }
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  connections: $CONN  duration: ${DURATION}s"
@@ -72,8 +72,8 @@ run_backend() {
   echo "login:            $login"
   get="$("$LOAD" "$B/api/v1/tenants/$TENANT/users/$MEMBER" "$DURATION" "$CONN" "$AUTH")"
   echo "get member:       $get"
-  list="$("$LOAD" "$B/api/v1/tenants/$TENANT/users?q=member%20big%201234&limit=50" "$DURATION" "$CONN" "$AUTH")"
-  echo "list q (100k):    $list"
+  list="$("$LOAD" "$B/api/v1/tenants/$TENANT/users?q=larsen&limit=50" "$DURATION" "$CONN" "$AUTH")"
+  echo "list q=larsen (100k tenant, 1/60 of members match): $list"
   create="$(PREFIX="$backend$$" wrk -t2 -c"$CONN" -d"${DURATION}s" --timeout 30s -s "$ROOT/bench/create.lua" -H "$AUTH" \
     "$B/api/v1/tenants/$TENANT/users" | sed -n 's/^RESULT //p')"
   echo "create member:    $create"

@@ -112,10 +112,12 @@ impl Application {
             }
         }
         let doc = api::openapi_document();
+        let metrics = web::Data::new(api::metrics::Metrics::default());
         let server = HttpServer::new(move || {
             let (app, _) =
                 App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(api::configure).split_for_parts();
             app.app_data(state.clone())
+                .app_data(metrics.clone())
                 .app_data(json_config())
                 .app_data(web::PayloadConfig::new(JSON_LIMIT))
                 .app_data(web::PathConfig::default().error_handler(|err, _| {
@@ -128,6 +130,7 @@ impl Application {
                 .service(web::resource("/swagger-ui").to(|| async { redirect("/swagger-ui/") }))
                 .service(web::resource("/").to(|| async { redirect("/swagger-ui/") }))
                 .default_service(web::to(unknown_route))
+                .wrap(from_fn(api::metrics::record))
                 .wrap(from_fn(request_id))
                 .wrap(Logger::new("%a \"%r\" %s %b %Dms rid=%{x-request-id}o"))
         })

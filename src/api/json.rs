@@ -12,6 +12,10 @@ use crate::error::{ApiError, FieldError};
 
 pub struct Json<T>(pub T);
 
+/// SHA-256 of the raw JSON body, left in the request's extensions for `Idempotency-Key`.
+#[derive(Debug, Clone)]
+pub struct BodyDigest(pub String);
+
 impl<T> Json<T> {
     pub fn into_inner(self) -> T {
         self.0
@@ -70,7 +74,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         Box::pin(async move {
             require_json_content_type(&req)?;
             let body = bytes.await.map_err(payload_error)?;
-            parse_json(&body).map(Json)
+            let value = parse_json(&body)?;
+            use sha2::Digest;
+            let digest = crate::domain::password::hex_lower(&sha2::Sha256::digest(&body));
+            actix_web::HttpMessage::extensions_mut(&req).insert(BodyDigest(digest));
+            Ok(Json(value))
         })
     }
 }

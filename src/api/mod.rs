@@ -6,6 +6,7 @@ pub mod auth;
 pub mod health;
 pub mod json;
 pub mod me;
+pub mod metrics;
 pub mod regions;
 pub mod tenants;
 pub mod users;
@@ -114,6 +115,7 @@ impl Modify for ProblemResponses {
 /// Registers every route. Only `service(...)` registrations reach the OpenAPI document.
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.configure(health::configure)
+        .configure(metrics::configure)
         .configure(auth::configure)
         .configure(me::configure)
         .configure(tenants::configure)
@@ -242,4 +244,29 @@ pub fn json_or_empty<T: serde::de::DeserializeOwned + Default>(req: &HttpRequest
     }
     json::require_json_content_type(req)?;
     json::parse_json(body)
+}
+
+/// The `Idempotency-Key` header with a digest of the request it came with.
+pub fn idempotency_key(req: &HttpRequest) -> Result<Option<crate::store::idempotency::IdempotencyKey>, ApiError> {
+    use actix_web::HttpMessage;
+    let Some(value) = req.headers().get("idempotency-key") else { return Ok(None) };
+    let key = value.to_str().unwrap_or("").trim().to_string();
+    if key.is_empty() || key.len() > 255 || !key.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(ApiError::bad_request(
+            "invalid-idempotency-key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters (a UUID is a good choice)",
+        ));
+    }
+    let body = req.extensions().get::<json::BodyDigest>().map(|d| d.0.clone()).unwrap_or_default();
+    let request_digest = format!("{} {} {body}", req.method(), req.path());
+    Ok(Some(crate::store::idempotency::IdempotencyKey { key, request_digest }))
+}
+
+/// The stored first answer for a repeated `Idempotency-Key`.
+pub fn replayed(replay: crate::store::idempotency::Replay) -> actix_web::HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(replay.status).unwrap_or(actix_web::http::StatusCode::OK);
+    actix_web::HttpResponse::build(status)
+        .content_type("application/json")
+        .insert_header(("Idempotent-Replayed", "true"))
+        .body(replay.body)
 }

@@ -145,6 +145,11 @@ impl Db {
         self.kind
     }
 
+    /// Pool state for metrics: (read, write).
+    pub fn pool_states(&self) -> (r2d2::State, r2d2::State) {
+        (self.read.state(), self.write.state())
+    }
+
     /// A connection for start-up work (migrations, keys): the writer.
     pub fn writer(&self) -> Result<PooledConn, String> {
         self.write.get().map_err(|e| format!("cannot connect to the database: {e}"))
@@ -246,6 +251,16 @@ pub fn lock_tenant(conn: &mut AnyConnection, tenant_id: &str) -> Result<(), ApiE
     use schema::tenants::dsl as t;
     if let AnyConnection::Postgresql(c) = conn {
         t::tenants.filter(t::id.eq(tenant_id)).select(t::id).for_update().first::<String>(c)?;
+    }
+    Ok(())
+}
+
+/// Like [`lock_tenant`], but shared: writers that only need the tenant's settings to stay put
+/// (plan, seat limit) run in parallel, while a settings change waits for them. No-op on SQLite.
+pub fn lock_tenant_shared(conn: &mut AnyConnection, tenant_id: &str) -> Result<(), ApiError> {
+    use schema::tenants::dsl as t;
+    if let AnyConnection::Postgresql(c) = conn {
+        t::tenants.filter(t::id.eq(tenant_id)).select(t::id).for_share().first::<String>(c)?;
     }
     Ok(())
 }

@@ -11,13 +11,14 @@ use serde_json::json;
 
 use super::audit::{self, AuditEntry};
 use super::cursor;
+use super::idempotency::{self, IdempotencyKey, Replay};
 use crate::auth::TenantContext;
 use crate::auth::policy::{Decision, MemberAction, MemberVisibility, TargetFacts, TenantAction};
 use crate::db::models::{MembershipRow, UserRow, search_text};
 use crate::db::schema::{
     membership_regions::dsl as mr, memberships::dsl as m, regions::dsl as r, tenants::dsl as t, users::dsl as u,
 };
-use crate::db::{AnyConnection, BackendKind, MultiBackend, lock_tenant};
+use crate::db::{AnyConnection, BackendKind, MultiBackend, lock_tenant, lock_tenant_shared};
 use crate::domain::ids::parse_stored;
 use crate::domain::{EmailAddress, MemberStatus, Plan, RegionId, Role, TenantId, UserId, now};
 use crate::error::ApiError;
@@ -465,22 +466,53 @@ fn insert_regions(conn: &mut AnyConnection, tenant: &str, user: &str, regions: &
     Ok(())
 }
 
+/// What a create did: made the member, or found the first answer for the same
+/// `Idempotency-Key`.
+pub enum Created {
+    New(Box<MemberRecord>),
+    Replayed(Replay),
+}
+
+/// Renders the answer kept for an idempotent retry (never with secrets).
+pub type RenderReplay<'a> = &'a dyn Fn(&MemberRecord) -> String;
+
 /// Creates a member with a new identity. `password_hash` is the stored form of the temporary
-/// password (the member must change it at first sign-in).
+/// password (the member must change it at first sign-in). With an idempotency key, the first
+/// answer is stored in the same transaction.
 pub fn create(
     conn: &mut AnyConnection,
     ctx: &TenantContext,
     new: NewMember,
     password_hash: String,
-) -> Result<MemberRecord, ApiError> {
+    idem: Option<(&IdempotencyKey, RenderReplay<'_>)>,
+) -> Result<Created, ApiError> {
     require(ctx, TenantAction::CreateMember)?;
     if let Err((field, why)) = ctx.actor().can_grant(new.role, &new.regions) {
         return Err(ApiError::forbidden("grant-exceeds-own", format!("{field}: {why}")));
     }
     let tenant = ctx.tenant_text();
+    let actor = ctx.actor().user_id.as_text();
     crate::db::write_tx(conn, |conn| {
-        lock_tenant(conn, &tenant)?;
+        // A seat limit (or an idempotency key) needs this tenant's creates in single file;
+        // otherwise they run side by side and only keep the tenant's settings from changing.
+        // Decide the lock before taking any: upgrading a shared lock deadlocks.
+        let exclusive = idem.is_some() || (new.status.takes_seat() && seat_limit(conn, &tenant)?.is_some());
+        if exclusive {
+            lock_tenant(conn, &tenant)?;
+        } else {
+            lock_tenant_shared(conn, &tenant)?;
+            if new.status.takes_seat() && seat_limit(conn, &tenant)?.is_some() {
+                return Err(ApiError::conflict(
+                    "tenant-changed",
+                    "the tenant's plan changed during this request; try again",
+                ));
+            }
+        }
         ctx.recheck(conn)?;
+        if let Some(replay) = idem.map(|(key, _)| idempotency::find(conn, &tenant, &actor, key)).transpose()?.flatten()
+        {
+            return Ok(Created::Replayed(replay));
+        }
         let existing =
             u::users.filter(u::email.eq(new.email.as_str())).select(u::id).first::<String>(conn).optional()?;
         if let Some(existing) = existing {
@@ -567,7 +599,10 @@ pub fn create(
                 after: Some(rec.audit_state()),
             },
         )?;
-        Ok(rec)
+        if let Some((key, render)) = idem {
+            idempotency::save(conn, &tenant, &actor, key, 201, &render(&rec))?;
+        }
+        Ok(Created::New(Box::new(rec)))
     })
 }
 

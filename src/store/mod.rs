@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod cursor;
+pub mod idempotency;
 pub mod members;
 pub mod regions;
 pub mod sessions;

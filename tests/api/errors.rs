@@ -144,3 +144,20 @@ async fn request_ids_and_health() {
     let res = app.client.get(format!("{}/api-docs/openapi.json", app.address)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("free").await;
+    app.get(&format!("/api/v1/tenants/{}/users", owner.tenant_id), &owner.token).await;
+    let text = app.client.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap();
+    assert!(
+        text.contains(
+            r#"roster_http_requests_total{method="GET",route="/api/v1/tenants/{tenant_id}/users",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains("roster_http_request_duration_seconds_bucket"));
+    assert!(text.contains(r#"roster_db_connections{pool="read",state="open"}"#));
+    assert!(!text.contains(&owner.tenant_id), "no ids in metric labels");
+}

@@ -427,3 +427,44 @@ async fn audit_log_records_every_change_with_filters() {
         assert!(res.status() == StatusCode::NOT_FOUND || res.status() == StatusCode::METHOD_NOT_ALLOWED);
     }
 }
+
+#[tokio::test]
+async fn idempotency_key_replays_the_first_answer() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("plus").await;
+    let path = format!("/api/v1/tenants/{}/users", owner.tenant_id);
+    let body = json!({"email": "idem@example.test", "full_name": "Idem", "role": "viewer"});
+    let send = |key: &str, body: Value| {
+        let rb = app.request(Method::POST, &path, Some(&owner.token)).header("Idempotency-Key", key).json(&body);
+        async move { rb.send().await.unwrap() }
+    };
+    let first = send("key-1", body.clone()).await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    assert!(first["temporary_password"].is_string());
+    let again = send("key-1", body.clone()).await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers().get("idempotent-replayed").unwrap(), "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], first["id"]);
+    assert!(again.get("temporary_password").is_none(), "secrets are never stored for replay");
+    // Same key, different request: refused. A new key: a real create (here, already a member).
+    let other = send("key-1", json!({"email": "other@example.test", "full_name": "O", "role": "viewer"})).await;
+    let problem = assert_problem(other, 409).await;
+    assert_eq!(problem["type"], "urn:roster:problem:idempotency-key-reused");
+    assert_problem(send("key-2", body.clone()).await, 409).await;
+    assert_problem(send("", body).await, 400).await;
+    assert_eq!(app.member_count(&owner).await, 2);
+    // Parallel retries create one member.
+    let body = json!({"email": "race@example.test", "full_name": "Race", "role": "viewer"});
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let rb = app.request(Method::POST, &path, Some(&owner.token)).header("Idempotency-Key", "race").json(&body);
+            tokio::spawn(async move { rb.send().await.unwrap().status() })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::CREATED);
+    }
+    assert_eq!(app.member_count(&owner).await, 3);
+}

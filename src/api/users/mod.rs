@@ -85,10 +85,17 @@ pub async fn list_members(
 /// The answer carries the temporary password once (generated unless you typed one); the
 /// member must change it at first sign-in. An email that already has a Roster account
 /// answers 409 `identity-exists-invite`: invite that person instead.
+///
+/// With an `Idempotency-Key` header, a retry of the same request within 24 hours answers the
+/// first result again (with `Idempotent-Replayed: true`, and without the temporary password,
+/// which is never stored); the same key with a different request answers 409.
 #[utoipa::path(
     tag = "users",
     security(("bearer_auth" = [])),
-    params(("tenant_id" = String, Path, description = "The tenant's id")),
+    params(
+        ("tenant_id" = String, Path, description = "The tenant's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the first answer is replayed for 24 h"),
+    ),
     request_body = CreateMemberRequest,
     responses(
         (status = 201, description = "Created", body = MemberCreated, headers(("ETag" = String))),
@@ -102,17 +109,31 @@ pub async fn list_members(
 pub async fn create_member(
     state: web::Data<AppState>,
     ctx: TenantContext,
+    req: HttpRequest,
     body: crate::api::json::Json<CreateMemberRequest>,
 ) -> Result<HttpResponse, ApiError> {
     members::require(&ctx, crate::auth::policy::TenantAction::CreateMember)?;
+    let idem = crate::api::idempotency_key(&req)?;
     let (new, typed) = body.into_inner().parse()?;
     let (secret, hash) = temporary_password(&state, &ctx, typed, Some(new.email.as_str())).await?;
-    let rec = db::run_write(&state.pool, move |conn| members::create(conn, &ctx, new, hash)).await?;
-    let version = rec.membership.version;
-    Ok(HttpResponse::Created()
-        .insert_header(etag(version))
-        .insert_header(("Cache-Control", "no-store"))
-        .json(MemberCreated { member: MemberView::from(rec), temporary_password: secret.expose_secret().to_string() }))
+    let created = db::run_write(&state.pool, move |conn| {
+        let render =
+            |rec: &members::MemberRecord| serde_json::to_string(&MemberView::from(rec.clone())).unwrap_or_default();
+        members::create(conn, &ctx, new, hash, idem.as_ref().map(|k| (k, &render as members::RenderReplay<'_>)))
+    })
+    .await?;
+    match created {
+        members::Created::New(rec) => {
+            let version = rec.membership.version;
+            Ok(HttpResponse::Created().insert_header(etag(version)).insert_header(("Cache-Control", "no-store")).json(
+                MemberCreated {
+                    member: MemberView::from(*rec),
+                    temporary_password: secret.expose_secret().to_string(),
+                },
+            ))
+        }
+        members::Created::Replayed(replay) => Ok(crate::api::replayed(replay)),
+    }
 }
 
 fn user_id(req: &HttpRequest) -> Result<UserId, ApiError> {

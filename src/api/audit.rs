@@ -8,9 +8,8 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::AppState;
 use crate::api::{Problems, clean, page_limit};
-use crate::auth::TenantContext;
+use crate::auth::TenantAccess;
 use crate::auth::policy::TenantAction;
-use crate::db;
 use crate::db::models::AuditRow;
 use crate::error::ApiError;
 use crate::store::audit::{self, AuditFilter};
@@ -106,10 +105,9 @@ fn parse_time(p: &mut Problems, field: &str, v: Option<String>) -> Option<NaiveD
 #[get("/api/v1/tenants/{tenant_id}/audit-events")]
 pub async fn list_audit_events(
     state: web::Data<AppState>,
-    ctx: TenantContext,
+    access: TenantAccess,
     query: web::Query<AuditParams>,
 ) -> Result<HttpResponse, ApiError> {
-    require(&ctx, TenantAction::ReadAudit)?;
     let q = query.into_inner();
     let mut p = Problems::default();
     let after = parse_time(&mut p, "from", q.from);
@@ -132,7 +130,12 @@ pub async fn list_audit_events(
         cursor,
         limit,
     };
-    let (mut rows, total) = db::run(&state.pool, move |conn| audit::list(conn, &ctx, &filter)).await?;
+    let (mut rows, total) = access
+        .run(&state.pool, move |conn, ctx| {
+            require(ctx, TenantAction::ReadAudit)?;
+            audit::list(conn, ctx, &filter)
+        })
+        .await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(|r| crate::store::cursor::encode("", &r.id))

@@ -10,9 +10,8 @@ use validator::Validate;
 
 use crate::AppState;
 use crate::api::{Problems, double_option, validate};
-use crate::auth::TenantContext;
+use crate::auth::TenantAccess;
 use crate::auth::guard::parse_path_id;
-use crate::db;
 use crate::db::models::RegionRow;
 use crate::domain::RegionId;
 use crate::error::ApiError;
@@ -79,8 +78,8 @@ fn blank_name(name: Option<&str>) -> Result<(), ApiError> {
 #[utoipa::path(tag = "regions", security(("bearer_auth" = [])), params(("tenant_id" = String, Path, description = "The tenant's id")),
     responses((status = 200, body = RegionList), (status = 404, description = "No such tenant for you")))]
 #[get("/api/v1/tenants/{tenant_id}/regions")]
-pub async fn list_regions(state: web::Data<AppState>, ctx: TenantContext) -> Result<HttpResponse, ApiError> {
-    let rows = db::run(&state.pool, move |conn| regions::list(conn, &ctx)).await?;
+pub async fn list_regions(state: web::Data<AppState>, access: TenantAccess) -> Result<HttpResponse, ApiError> {
+    let rows = access.run(&state.pool, regions::list).await?;
     Ok(HttpResponse::Ok().json(RegionList { items: rows.into_iter().map(RegionView::from).collect() }))
 }
 
@@ -93,14 +92,14 @@ pub async fn list_regions(state: web::Data<AppState>, ctx: TenantContext) -> Res
 #[post("/api/v1/tenants/{tenant_id}/regions")]
 pub async fn create_region(
     state: web::Data<AppState>,
-    ctx: TenantContext,
+    access: TenantAccess,
     body: crate::api::json::Json<CreateRegionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     validate(&body)?;
     blank_name(Some(&body.name))?;
     let name = body.name.trim().to_string();
-    let row = db::run_write(&state.pool, move |conn| regions::create(conn, &ctx, name, body.parent_id)).await?;
+    let row = access.run_write(&state.pool, move |conn, ctx| regions::create(conn, ctx, name, body.parent_id)).await?;
     Ok(HttpResponse::Created().json(RegionView::from(row)))
 }
 
@@ -115,11 +114,11 @@ fn region_id(req: &HttpRequest) -> Result<RegionId, ApiError> {
 #[get("/api/v1/tenants/{tenant_id}/regions/{region_id}")]
 pub async fn get_region(
     state: web::Data<AppState>,
-    ctx: TenantContext,
+    access: TenantAccess,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = region_id(&req)?;
-    let row = db::run(&state.pool, move |conn| regions::get(conn, &ctx, id)).await?;
+    let row = access.run(&state.pool, move |conn, ctx| regions::get(conn, ctx, id)).await?;
     Ok(HttpResponse::Ok().json(RegionView::from(row)))
 }
 
@@ -133,7 +132,7 @@ pub async fn get_region(
 #[patch("/api/v1/tenants/{tenant_id}/regions/{region_id}")]
 pub async fn update_region(
     state: web::Data<AppState>,
-    ctx: TenantContext,
+    access: TenantAccess,
     req: HttpRequest,
     body: crate::api::json::Json<UpdateRegionRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -142,7 +141,8 @@ pub async fn update_region(
     validate(&body)?;
     blank_name(body.name.as_deref())?;
     let name = body.name.map(|n| n.trim().to_string());
-    let row = db::run_write(&state.pool, move |conn| regions::update(conn, &ctx, id, name, body.parent_id)).await?;
+    let row =
+        access.run_write(&state.pool, move |conn, ctx| regions::update(conn, ctx, id, name, body.parent_id)).await?;
     Ok(HttpResponse::Ok().json(RegionView::from(row)))
 }
 
@@ -154,11 +154,11 @@ pub async fn update_region(
 #[delete("/api/v1/tenants/{tenant_id}/regions/{region_id}")]
 pub async fn delete_region(
     state: web::Data<AppState>,
-    ctx: TenantContext,
+    access: TenantAccess,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = region_id(&req)?;
-    db::run_write(&state.pool, move |conn| regions::delete(conn, &ctx, id)).await?;
+    access.run_write(&state.pool, move |conn, ctx| regions::delete(conn, ctx, id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

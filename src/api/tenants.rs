@@ -10,7 +10,7 @@ use validator::Validate;
 
 use crate::AppState;
 use crate::api::{Problems, double_option, etag, if_match, validate};
-use crate::auth::{RequestMeta, TenantContext};
+use crate::auth::{RequestMeta, TenantAccess};
 use crate::db;
 use crate::domain::password::{DEFAULT_MIN_LENGTH, MIN_LENGTH_FLOOR, check_policy, digest_generated, generate_secret};
 use crate::domain::{EmailAddress, Plan, TenantId, UserId};
@@ -204,8 +204,8 @@ fn tenant_response(rec: TenantRecord) -> HttpResponse {
     responses((status = 200, body = TenantView, headers(("ETag" = String))), (status = 404, description = "No such tenant for you"))
 )]
 #[get("/api/v1/tenants/{tenant_id}")]
-pub async fn get_tenant(state: web::Data<AppState>, ctx: TenantContext) -> Result<HttpResponse, ApiError> {
-    Ok(tenant_response(db::run(&state.pool, move |conn| tenants::get(conn, &ctx)).await?))
+pub async fn get_tenant(state: web::Data<AppState>, access: TenantAccess) -> Result<HttpResponse, ApiError> {
+    Ok(tenant_response(access.run(&state.pool, tenants::get).await?))
 }
 
 /// Settings to change.
@@ -251,7 +251,7 @@ pub struct TenantPatchRequest {
 #[patch("/api/v1/tenants/{tenant_id}")]
 pub async fn update_tenant(
     state: web::Data<AppState>,
-    ctx: TenantContext,
+    access: TenantAccess,
     req: HttpRequest,
     body: crate::api::json::Json<TenantPatchRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -282,7 +282,9 @@ pub async fn update_tenant(
         admins_can_manage_users: settings.admins_can_manage_users,
         password_min_length: settings.password_min_length,
     };
-    Ok(tenant_response(db::run_write(&state.pool, move |conn| tenants::update(conn, &ctx, patch, version)).await?))
+    Ok(tenant_response(
+        access.run_write(&state.pool, move |conn, ctx| tenants::update(conn, ctx, patch, version)).await?,
+    ))
 }
 
 pub fn configure(cfg: &mut ServiceConfig) {

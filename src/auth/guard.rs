@@ -205,47 +205,107 @@ pub fn parse_path_id<T: std::str::FromStr>(req: &HttpRequest, name: &str) -> Res
     raw.parse().map_err(|_| ApiError::bad_request("invalid-id", format!("`{name}` must be a UUID (got {raw:?})")))
 }
 
+/// A request for one tenant's data whose token is verified (signature, expiry, tenant) but not
+/// yet checked against the membership. The only way on is [`TenantAccess::run`] (or
+/// [`TenantAccess::run_write`]), which checks the membership on the same database connection as
+/// the work it guards, so one blocking call does both.
+pub struct TenantAccess {
+    tenant_id: TenantId,
+    user_id: UserId,
+    claims: Claims,
+    meta: RequestMeta,
+}
+
+impl TenantAccess {
+    /// Loads the membership and checks the token's auth version, status and scope.
+    pub fn authorize(&self, conn: &mut AnyConnection) -> Result<TenantContext, ApiError> {
+        let found = load_membership_auth(conn, &self.tenant_id.as_text(), &self.user_id.as_text())?
+            .ok_or_else(|| ApiError::Unauthorized("the access token has been revoked".into()))?;
+        if token_version(found.user_version, found.membership_version) != self.claims.ver
+            || found.status != MemberStatus::Active.as_str()
+        {
+            return Err(ApiError::Unauthorized("the access token has been revoked; sign in again".into()));
+        }
+        refuse_password_change_only(&self.claims)?;
+        let role = Role::parse(&found.role).ok_or_else(|| ApiError::internal("stored role is invalid"))?;
+        let scope = if role == Role::Owner {
+            RegionScope::Tenant
+        } else {
+            let roots: Vec<RegionId> = found.regions.iter().map(|s| parse_stored(s)).collect();
+            RegionScope::Regions(expand_regions(&roots, &found.tenant_regions))
+        };
+        Ok(TenantContext {
+            tenant_id: self.tenant_id,
+            actor: Actor { user_id: self.user_id, role, scope, admins_can_manage_users: found.admins_can_manage_users },
+            actor_auth_version: found.membership_version,
+            meta: self.meta.clone(),
+        })
+    }
+
+    /// Checks the caller and runs a read with the checked context, in one blocking call.
+    pub async fn run<T, F>(self, db: &db::Db, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut AnyConnection, &TenantContext) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        db::run(db, move |conn| {
+            let ctx = self.authorize(conn)?;
+            f(conn, &ctx)
+        })
+        .await
+    }
+
+    /// Like [`TenantAccess::run`], on the writer.
+    pub async fn run_write<T, F>(self, db: &db::Db, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut AnyConnection, &TenantContext) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        db::run_write(db, move |conn| {
+            let ctx = self.authorize(conn)?;
+            f(conn, &ctx)
+        })
+        .await
+    }
+
+    /// Checks the caller now, for handlers that need the context before their database work.
+    pub async fn check(self, db: &db::Db) -> Result<TenantContext, ApiError> {
+        db::run(db, move |conn| self.authorize(conn)).await
+    }
+}
+
+fn tenant_access(req: &HttpRequest) -> Result<(web::Data<AppState>, TenantAccess), ApiError> {
+    let tenant_id: TenantId = parse_path_id(req, "tenant_id")?;
+    let (st, claims) = verified_claims(req)?;
+    let user_id: UserId =
+        claims.sub.parse().map_err(|_| ApiError::Unauthorized("the access token is invalid".into()))?;
+    if claims.tid.as_deref() != Some(tenant_id.as_text().as_str()) {
+        // A token for another tenant (or an identity-only token) sees no such tenant.
+        return Err(ApiError::not_found(format!(
+            "tenant {tenant_id} not found (your token is for another tenant or none: use POST /api/v1/auth/switch)"
+        )));
+    }
+    Ok((st, TenantAccess { tenant_id, user_id, claims, meta: RequestMeta::from_request(req) }))
+}
+
+impl FromRequest for TenantAccess {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(tenant_access(req).map(|(_, access)| access))
+    }
+}
+
 impl FromRequest for TenantContext {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
+        let checked = tenant_access(req);
         Box::pin(async move {
-            let tenant_id: TenantId = parse_path_id(&req, "tenant_id")?;
-            let (st, claims) = verified_claims(&req)?;
-            let user_id: UserId =
-                claims.sub.parse().map_err(|_| ApiError::Unauthorized("the access token is invalid".into()))?;
-            if claims.tid.as_deref() != Some(tenant_id.as_text().as_str()) {
-                // A token for another tenant (or an identity-only token) sees no such tenant.
-                return Err(ApiError::not_found(format!(
-                    "tenant {tenant_id} not found (your token is for another tenant or none: use POST /api/v1/auth/switch)"
-                )));
-            }
-            let (tenant, user) = (tenant_id.as_text(), user_id.as_text());
-            let loaded = db::run(&st.pool, move |conn| load_membership_auth(conn, &tenant, &user)).await?;
-            let Some(found) = loaded else {
-                return Err(ApiError::Unauthorized("the access token has been revoked".into()));
-            };
-            if token_version(found.user_version, found.membership_version) != claims.ver
-                || found.status != MemberStatus::Active.as_str()
-            {
-                return Err(ApiError::Unauthorized("the access token has been revoked; sign in again".into()));
-            }
-            refuse_password_change_only(&claims)?;
-            let role = Role::parse(&found.role).ok_or_else(|| ApiError::internal("stored role is invalid"))?;
-            let scope = if role == Role::Owner {
-                RegionScope::Tenant
-            } else {
-                let roots: Vec<RegionId> = found.regions.iter().map(|s| parse_stored(s)).collect();
-                RegionScope::Regions(expand_regions(&roots, &found.tenant_regions))
-            };
-            Ok(TenantContext {
-                tenant_id,
-                actor: Actor { user_id, role, scope, admins_can_manage_users: found.admins_can_manage_users },
-                actor_auth_version: found.membership_version,
-                meta: RequestMeta::from_request(&req),
-            })
+            let (st, access) = checked?;
+            access.check(&st.pool).await
         })
     }
 }

@@ -15,6 +15,9 @@ use crate::db::{AnyConnection, schema::signing_keys::dsl as sk, write_tx};
 use crate::domain::now;
 use crate::error::ApiError;
 
+/// How many verified tokens are remembered.
+const VERIFIED_CACHE_SIZE: usize = 50_000;
+
 /// Token purpose for a user who must change their password first.
 pub const SCOPE_PASSWORD_CHANGE: &str = "password_change";
 
@@ -66,6 +69,10 @@ pub struct Jwks {
 }
 
 pub struct TokenKeys {
+    /// Tokens whose signature was already verified, by SHA-256 of the token: a signature check
+    /// is deterministic, so a repeat skips it (expiry is still checked; revocation is checked
+    /// against the database on every request regardless).
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], Claims>>,
     kid: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
@@ -90,6 +97,7 @@ impl TokenKeys {
         validation.set_required_spec_claims(&["exp", "iat", "sub", "iss"]);
         validation.validate_aud = false;
         Self {
+            verified: std::sync::Mutex::new(std::collections::HashMap::new()),
             kid,
             encoding: EncodingKey::from_ed_der(&pkcs8_from_seed(&seed)),
             decoding: DecodingKey::from_ed_der(&public),
@@ -148,6 +156,27 @@ impl TokenKeys {
 
     /// Verifies signature (EdDSA only, our key id only), expiry and issuer.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = chrono::Utc::now().timestamp();
+        if let Some(claims) = self.verified.lock().unwrap_or_else(|p| p.into_inner()).get(&digest)
+            && claims.exp > now
+        {
+            return Ok(claims.clone());
+        }
+        let claims = self.verify_signature(token)?;
+        let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= VERIFIED_CACHE_SIZE {
+            cache.retain(|_, c| c.exp > now);
+            if cache.len() >= VERIFIED_CACHE_SIZE {
+                cache.clear();
+            }
+        }
+        cache.insert(digest, claims.clone());
+        Ok(claims)
+    }
+
+    fn verify_signature(&self, token: &str) -> Result<Claims, ApiError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| ApiError::Unauthorized("the access token is malformed".into()))?;
         if header.alg != Algorithm::EdDSA || header.kid.as_deref() != Some(self.kid.as_str()) {

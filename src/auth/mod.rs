@@ -6,4 +6,4 @@ pub mod jwt;
 pub mod passwords;
 pub mod policy;
 
-pub use guard::{Identity, RequestMeta, TenantContext};
+pub use guard::{Identity, RequestMeta, TenantAccess, TenantContext};

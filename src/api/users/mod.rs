@@ -9,8 +9,8 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use self::dto::*;
 use crate::AppState;
 use crate::api::{etag, if_match};
-use crate::auth::TenantContext;
 use crate::auth::guard::parse_path_id;
+use crate::auth::{TenantAccess, TenantContext};
 use crate::db;
 use crate::domain::password::{check_policy, digest_generated, generate_secret};
 use crate::domain::{MemberStatus, UserId};
@@ -68,11 +68,11 @@ async fn temporary_password(
 #[get("/api/v1/tenants/{tenant_id}/users")]
 pub async fn list_members(
     state: web::Data<AppState>,
-    ctx: TenantContext,
+    access: TenantAccess,
     query: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let filter = query.into_inner().parse()?;
-    let page = db::run(&state.pool, move |conn| members::list(conn, &ctx, &filter)).await?;
+    let page = access.run(&state.pool, move |conn, ctx| members::list(conn, ctx, &filter)).await?;
     Ok(HttpResponse::Ok().json(MemberPage {
         items: page.items.into_iter().map(MemberView::from).collect(),
         next_cursor: page.next_cursor,
@@ -150,11 +150,11 @@ fn user_id(req: &HttpRequest) -> Result<UserId, ApiError> {
 #[get("/api/v1/tenants/{tenant_id}/users/{user_id}")]
 pub async fn get_member(
     state: web::Data<AppState>,
-    ctx: TenantContext,
+    access: TenantAccess,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let user = user_id(&req)?;
-    let rec = db::run(&state.pool, move |conn| members::get(conn, &ctx, user)).await?;
+    let rec = access.run(&state.pool, move |conn, ctx| members::get(conn, ctx, user)).await?;
     Ok(member_response(actix_web::http::StatusCode::OK, rec))
 }
 
@@ -183,14 +183,14 @@ pub async fn get_member(
 #[patch("/api/v1/tenants/{tenant_id}/users/{user_id}")]
 pub async fn update_member(
     state: web::Data<AppState>,
-    ctx: TenantContext,
+    access: TenantAccess,
     req: HttpRequest,
     body: crate::api::json::Json<UpdateMemberRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let user = user_id(&req)?;
     let patch = body.into_inner().parse()?;
     let version = if_match(&req)?;
-    let rec = db::run_write(&state.pool, move |conn| members::update(conn, &ctx, user, patch, version)).await?;
+    let rec = access.run_write(&state.pool, move |conn, ctx| members::update(conn, ctx, user, patch, version)).await?;
     Ok(member_response(actix_web::http::StatusCode::OK, rec))
 }
 
@@ -218,7 +218,7 @@ pub async fn update_member(
 #[put("/api/v1/tenants/{tenant_id}/users/{user_id}/status")]
 pub async fn set_member_status(
     state: web::Data<AppState>,
-    ctx: TenantContext,
+    access: TenantAccess,
     req: HttpRequest,
     body: crate::api::json::Json<StatusRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -228,7 +228,8 @@ pub async fn set_member_status(
         return Err(ApiError::invalid("status", "must be active or disabled"));
     }
     let version = if_match(&req)?;
-    let rec = db::run_write(&state.pool, move |conn| members::set_status(conn, &ctx, user, status, version)).await?;
+    let rec =
+        access.run_write(&state.pool, move |conn, ctx| members::set_status(conn, ctx, user, status, version)).await?;
     Ok(member_response(actix_web::http::StatusCode::OK, rec))
 }
 
@@ -254,12 +255,12 @@ pub async fn set_member_status(
 #[delete("/api/v1/tenants/{tenant_id}/users/{user_id}")]
 pub async fn delete_member(
     state: web::Data<AppState>,
-    ctx: TenantContext,
+    access: TenantAccess,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let user = user_id(&req)?;
     let version = if_match(&req)?;
-    db::run_write(&state.pool, move |conn| members::delete(conn, &ctx, user, version)).await?;
+    access.run_write(&state.pool, move |conn, ctx| members::delete(conn, ctx, user, version)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -194,30 +194,50 @@ type MemberQuery = crate::db::schema::memberships::BoxedQuery<'static, MultiBack
 
 diesel::define_sql_function!(fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::Text>, y: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
-/// The `q` filter: a trigram full-text lookup on SQLite (3+ characters), `LIKE` on the
-/// pg_trgm-indexed column on PostgreSQL; both on text lower-cased in Rust.
-fn search(q: MemberQuery, text: &str, backend: BackendKind) -> MemberQuery {
-    let needle = text.to_lowercase();
-    match backend {
-        BackendKind::Sqlite if needle.chars().count() >= 3 => {
-            let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
-            q.filter(
-                diesel::dsl::sql::<diesel::sql_types::Bool>(
-                    "memberships.seq IN (SELECT rowid FROM memberships_fts WHERE memberships_fts MATCH ",
-                )
-                .bind::<diesel::sql_types::Text, _>(phrase)
-                .sql(")"),
+/// The `q` text as searched: trimmed and lower-cased like the stored search column.
+fn needle(f: &ListFilter) -> Option<String> {
+    f.q.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_lowercase)
+}
+
+/// On SQLite, 3+ characters go through the FTS5 trigram index.
+fn uses_fts(f: &ListFilter, backend: BackendKind) -> bool {
+    backend == BackendKind::Sqlite && needle(f).is_some_and(|n| n.chars().count() >= 3)
+}
+
+/// The starting query: this tenant's memberships, narrowed by `q`. Through the trigram index
+/// on SQLite the full-text matches drive the lookup (`+tenant_id` keeps the planner from
+/// walking the whole tenant instead); PostgreSQL's pg_trgm index serves a plain `LIKE`; short
+/// text on SQLite is a `LIKE` scan.
+fn base(tenant: &str, f: &ListFilter, backend: BackendKind) -> MemberQuery {
+    let Some(text) = needle(f) else {
+        return m::memberships.filter(m::tenant_id.eq(tenant.to_string())).into_boxed();
+    };
+    let pattern = format!("%{}%", escape_like(&text));
+    if uses_fts(f, backend) {
+        let phrase = format!("\"{}\"", text.replace('"', "\"\""));
+        m::memberships
+            .filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>("(+memberships.tenant_id = ")
+                    .bind::<diesel::sql_types::Text, _>(tenant.to_string())
+                    .sql(" AND memberships.seq IN (SELECT rowid FROM memberships_fts WHERE memberships_fts MATCH ")
+                    .bind::<diesel::sql_types::Text, _>(phrase)
+                    .sql("))"),
             )
-        }
-        BackendKind::Sqlite => q.filter(m::search_text.like(format!("%{}%", escape_like(&needle))).escape('\\')),
+            .into_boxed()
+    } else if backend == BackendKind::Sqlite {
+        m::memberships
+            .filter(m::tenant_id.eq(tenant.to_string()))
+            .filter(m::search_text.like(pattern).escape('\\'))
+            .into_boxed()
+    } else {
         // Backslash is PostgreSQL's default LIKE escape; no ESCAPE clause keeps the index usable.
-        BackendKind::Postgres => q.filter(m::search_text.like(format!("%{}%", escape_like(&needle)))),
+        m::memberships.filter(m::tenant_id.eq(tenant.to_string())).filter(m::search_text.like(pattern)).into_boxed()
     }
 }
 
 fn filtered(ctx: &TenantContext, f: &ListFilter, region_set: Option<Vec<String>>, backend: BackendKind) -> MemberQuery {
     let tenant = ctx.tenant_text();
-    let mut q = m::memberships.filter(m::tenant_id.eq(tenant.clone())).into_boxed();
+    let mut q = base(&tenant, f, backend);
     match ctx.actor().member_visibility() {
         MemberVisibility::All => {}
         MemberVisibility::SelfOnly => q = q.filter(m::user_id.eq(ctx.actor().user_id.as_text())),
@@ -237,9 +257,6 @@ fn filtered(ctx: &TenantContext, f: &ListFilter, region_set: Option<Vec<String>>
                     .or(m::user_id.eq_any(inside).and(m::user_id.ne_all(outside))),
             );
         }
-    }
-    if let Some(text) = f.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        q = search(q, text, backend);
     }
     if let Some(role) = f.role {
         q = q.filter(m::role.eq(role.as_str()));

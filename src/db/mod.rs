@@ -161,6 +161,11 @@ pub type PooledConn = r2d2::PooledConnection<ConnectionManager>;
 /// on a single connection, before any pooled connection exists.
 pub fn build_pool(url: &str, max_size: u32) -> Result<Pool, String> {
     let manager = ConnectionManager::new(url)?;
+    if manager.kind == BackendKind::Postgres {
+        // One direct attempt first, so a wrong password or a down server is reported at once
+        // and as it is (the pool would retry until its timeout and then summarise).
+        manager.connect().map_err(|e| format!("cannot connect to PostgreSQL at {}: {e}", redact_url(url)))?;
+    }
     if manager.kind == BackendKind::Sqlite {
         let path = std::path::Path::new(sqlite_path(url));
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

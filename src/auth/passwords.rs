@@ -1,20 +1,25 @@
 //! Password hashing: argon2id with OWASP parameters for anything a person typed, SHA-256 for
-//! secrets the service generated. Hashing runs on the blocking pool, at most
-//! `hash_concurrency` at once (each argon2 hash holds 19 MiB).
+//! secrets the service generated. Hashing runs on `hash_concurrency` dedicated threads (each
+//! argon2 hash holds 19 MiB), never on the actix workers.
 
 use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Semaphore;
+use std::sync::Mutex;
 
 use crate::domain::password::digest_generated;
 use crate::error::ApiError;
 
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Argon2 runs on its own `concurrency` threads, at a lower scheduling priority (nice 10): when
+/// logins saturate the CPU, reads still get it first, and when nothing else runs, logins get
+/// all of it.
 #[derive(Clone)]
 pub struct PasswordHashers {
-    permits: Arc<Semaphore>,
+    jobs: std::sync::mpsc::Sender<Job>,
     dummy_hash: Arc<String>,
 }
 
@@ -51,13 +56,39 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 impl PasswordHashers {
     pub fn new(concurrency: usize) -> Self {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..concurrency.max(1) {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new().name(format!("argon2-{n}")).spawn(move || {
+                lower_priority();
+                loop {
+                    let job = match queue.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            });
+            if let Err(e) = spawned {
+                log::error!("cannot start a password hashing thread: {e}");
+            }
+        }
         let dummy = hash_typed_sync("roster-dummy-password-for-timing").unwrap_or_default();
-        Self { permits: Arc::new(Semaphore::new(concurrency.max(1))), dummy_hash: Arc::new(dummy) }
+        Self { jobs, dummy_hash: Arc::new(dummy) }
     }
 
     async fn bounded<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-        let _permit = self.permits.acquire().await.map_err(|_| ApiError::internal("hash semaphore closed"))?;
-        actix_web::web::block(f).await.map_err(|e| ApiError::internal(format!("hash task: {e}")))
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = done.send(f());
+            }))
+            .map_err(|_| ApiError::internal("password hashing threads stopped"))?;
+        result.await.map_err(|_| ApiError::internal("a password hashing job was dropped"))
     }
 
     /// Argon2id hash of a typed password.
@@ -86,5 +117,18 @@ impl PasswordHashers {
                 Ok(false)
             }
         }
+    }
+}
+
+/// Nice 10 for the calling thread (SCHED_OTHER): a hint, so failure is only logged.
+fn lower_priority() {
+    use thread_priority::{ThreadPriority, ThreadPriorityValue};
+    match ThreadPriorityValue::try_from(22u8) {
+        Ok(value) => {
+            if let Err(e) = thread_priority::set_current_thread_priority(ThreadPriority::Crossplatform(value)) {
+                log::warn!("cannot lower the priority of a password hashing thread: {e:?}");
+            }
+        }
+        Err(e) => log::warn!("bad thread priority value: {e:?}"),
     }
 }

@@ -111,9 +111,13 @@ fn load_record(conn: &mut AnyConnection, tenant: &str, user: &str) -> Result<Opt
         .first::<(MembershipRow, String, Option<String>, String)>(conn)
         .optional()?;
     let Some((membership, email, username, full_name)) = row else { return Ok(None) };
-    let regions = load_regions(conn, tenant, std::slice::from_ref(&membership.user_id))?
-        .remove(&membership.user_id)
-        .unwrap_or_default();
+    // One member: a fixed-shape query, so its prepared statement is cached.
+    let regions = mr::membership_regions
+        .filter(mr::tenant_id.eq(tenant))
+        .filter(mr::user_id.eq(&membership.user_id))
+        .select(mr::region_id)
+        .order(mr::region_id)
+        .load::<String>(conn)?;
     Ok(Some(MemberRecord { membership, email, username, full_name, regions }))
 }
 
@@ -422,6 +426,9 @@ fn ensure_seat(conn: &mut AnyConnection, tenant: &str) -> Result<(), ApiError> {
 }
 
 fn ensure_regions_exist(conn: &mut AnyConnection, tenant: &str, regions: &[RegionId]) -> Result<(), ApiError> {
+    if regions.is_empty() {
+        return Ok(());
+    }
     let ids: Vec<String> = regions.iter().map(|r| r.as_text()).collect();
     let found: Vec<String> =
         r::regions.filter(r::tenant_id.eq(tenant)).filter(r::id.eq_any(&ids)).select(r::id).load(conn)?;

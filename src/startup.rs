@@ -37,7 +37,7 @@ pub const JSON_LIMIT: usize = 64 * 1024;
 impl AppState {
     /// Connects, migrates and loads the signing key.
     pub fn init(config: Config) -> Result<Self, String> {
-        let pool = Db::connect(&config.database_url, config.pool_size)?;
+        let mut pool = Db::connect(&config.database_url, config.pool_size)?;
         let mut conn = pool.writer()?;
         let applied = db::run_migrations(&mut conn)?;
         for m in &applied {
@@ -46,6 +46,7 @@ impl AppState {
         let keys = TokenKeys::load_or_create(&mut conn, &config.public_url).map_err(|e| format!("signing key: {e}"))?;
         log::info!("database: {} ({})", db::backend_name(conn.kind()), db::redact_url(&config.database_url));
         drop(conn);
+        pool.start_writer()?;
         let hashers = PasswordHashers::new(config.hash_concurrency);
         Ok(Self { config: Arc::new(config), pool, keys, hashers })
     }

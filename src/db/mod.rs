@@ -5,6 +5,7 @@
 
 pub mod models;
 pub mod schema;
+pub mod writer;
 
 use std::time::Duration;
 
@@ -128,6 +129,8 @@ pub struct Db {
     read: Pool,
     write: Pool,
     kind: BackendKind,
+    /// SQLite only: the group-commit writer over `write`.
+    writer: Option<writer::SqliteWriter>,
 }
 
 impl Db {
@@ -138,7 +141,15 @@ impl Db {
             BackendKind::Sqlite => build_pool(url, 1)?,
             BackendKind::Postgres => read.clone(),
         };
-        Ok(Self { read, write, kind })
+        Ok(Self { read, write, kind, writer: None })
+    }
+
+    /// Starts SQLite's group-commit writer (call once start-up work on the writer is done).
+    pub fn start_writer(&mut self) -> Result<(), String> {
+        if self.kind == BackendKind::Sqlite && self.writer.is_none() {
+            self.writer = Some(writer::SqliteWriter::start(self.write.clone())?);
+        }
+        Ok(())
     }
 
     pub fn kind(&self) -> BackendKind {
@@ -219,7 +230,7 @@ pub fn run_migrations(conn: &mut AnyConnection) -> Result<Vec<String>, String> {
 /// SQLite has one writer at a time. Writers of this process queue here, so they never sit in
 /// SQLite's busy handler (which sleeps in coarse steps); another process writing to the same
 /// file is still waited for by `busy_timeout`.
-static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs `f` in a write transaction at the outermost level: `BEGIN IMMEDIATE` on SQLite, so
 /// concurrent writers queue instead of failing, a plain transaction on PostgreSQL (callers
@@ -228,11 +239,16 @@ pub fn write_tx<T>(
     conn: &mut AnyConnection,
     f: impl FnOnce(&mut AnyConnection) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
+    let nested = writer::in_batch();
     let _writer = match conn {
-        AnyConnection::Sqlite(_) => Some(SQLITE_WRITER.lock().unwrap_or_else(|poisoned| poisoned.into_inner())),
-        AnyConnection::Postgresql(_) => None,
+        AnyConnection::Sqlite(_) if !nested => {
+            Some(SQLITE_WRITER.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        }
+        _ => None,
     };
     match conn {
+        // Inside a writer batch the transaction is open: this becomes a savepoint.
+        AnyConnection::Sqlite(c) if nested => AnsiTransactionManager::begin_transaction(c)?,
         AnyConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
         AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
     }
@@ -293,7 +309,10 @@ where
     F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
 {
-    on_blocking_pool(db.write.clone(), f).await
+    match &db.writer {
+        Some(writer) => writer.run(f).await,
+        None => on_blocking_pool(db.write.clone(), f).await,
+    }
 }
 
 async fn on_blocking_pool<T, F>(pool: Pool, f: F) -> Result<T, ApiError>

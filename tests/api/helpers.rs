@@ -26,7 +26,10 @@ impl TestDb {
                     diesel::PgConnection::establish(&admin_url).expect("TEST_DATABASE_URL must be reachable");
                 conn.batch_execute(&format!("CREATE DATABASE {name}")).expect("create test database");
                 let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
-                Self { url: format!("{base}/{name}"), admin_url: Some(admin_url), name, _dir: None }
+                // Local test server: no TLS, so libpq never starts OpenSSL (whose exit-time
+                // cleanup can race with pool threads still reconnecting to a dropped database).
+                let url = format!("{base}/{name}?sslmode=disable");
+                Self { url, admin_url: Some(admin_url), name, _dir: None }
             }
             None => {
                 let dir = tempfile::tempdir().expect("temp dir");

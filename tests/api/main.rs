@@ -10,4 +10,5 @@ mod isolation;
 mod members;
 mod openapi;
 mod policy;
+mod secrets;
 mod tenants;

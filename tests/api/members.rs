@@ -468,3 +468,40 @@ async fn idempotency_key_replays_the_first_answer() {
     }
     assert_eq!(app.member_count(&owner).await, 3);
 }
+
+#[tokio::test]
+async fn a_failed_write_leaves_no_trace_even_among_parallel_writes() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("enterprise").await;
+    let m = app.create_member(&owner, "viewer", &[]).await;
+    let id = m["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/tenants/{}/users/{id}", owner.tenant_id);
+    // The identity change is written before the manager check fails: it must roll back.
+    let bad = app
+        .send_json(Method::PATCH, &path, &owner.token, json!({"email": "changed@example.test", "manager_id": id}))
+        .await;
+    assert_problem(bad, 422).await;
+    // The same among parallel writes that succeed (they may share one commit).
+    let users = format!("/api/v1/tenants/{}/users", owner.tenant_id);
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let rb = if i % 4 == 0 {
+            app.request(Method::PATCH, &path, Some(&owner.token))
+                .json(&json!({"email": format!("bad{i}@example.test"), "manager_id": id}))
+        } else {
+            app.request(Method::POST, &users, Some(&owner.token))
+                .json(&json!({"email": format!("ok{i}@example.test"), "full_name": "Ok", "role": "viewer"}))
+        };
+        tasks.push(tokio::spawn(async move { rb.send().await.unwrap().status().as_u16() }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 12, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 422).count(), 4, "{statuses:?}");
+    let read: Value = app.get(&path, &owner.token).await.json().await.unwrap();
+    assert_eq!(read["email"], m["email"]);
+    assert_eq!(read["version"], 1);
+    assert_eq!(app.member_count(&owner).await, 14);
+}

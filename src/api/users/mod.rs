@@ -108,20 +108,33 @@ pub async fn list_members(
 #[post("/api/v1/tenants/{tenant_id}/users")]
 pub async fn create_member(
     state: web::Data<AppState>,
-    ctx: TenantContext,
+    access: TenantAccess,
     req: HttpRequest,
     body: crate::api::json::Json<CreateMemberRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    members::require(&ctx, crate::auth::policy::TenantAction::CreateMember)?;
     let idem = crate::api::idempotency_key(&req)?;
     let (new, typed) = body.into_inner().parse()?;
-    let (secret, hash) = temporary_password(&state, &ctx, typed, Some(new.email.as_str())).await?;
-    let created = db::run_write(&state.pool, move |conn| {
+    let email = new.email.as_str().to_string();
+    let create = move |conn: &mut crate::db::AnyConnection, ctx: &TenantContext, hash: String| {
         let render =
             |rec: &members::MemberRecord| serde_json::to_string(&MemberView::from(rec.clone())).unwrap_or_default();
-        members::create(conn, &ctx, new, hash, idem.as_ref().map(|k| (k, &render as members::RenderReplay<'_>)))
-    })
-    .await?;
+        members::create(conn, ctx, new, hash, idem.as_ref().map(|k| (k, &render as members::RenderReplay<'_>)))
+    };
+    let (secret, created) = match typed {
+        // Generated: a digest, no hashing work, so the caller is checked with the write itself.
+        None => {
+            let secret = generate_secret();
+            let hash = digest_generated(&secret);
+            (secret, access.run_write(&state.pool, move |conn, ctx| create(conn, ctx, hash)).await?)
+        }
+        // Typed: check the caller before spending an argon2 hash on the request.
+        Some(typed) => {
+            let ctx = access.check(&state.pool).await?;
+            members::require(&ctx, crate::auth::policy::TenantAction::CreateMember)?;
+            let (secret, hash) = temporary_password(&state, &ctx, Some(typed), Some(&email)).await?;
+            (secret, db::run_write(&state.pool, move |conn| create(conn, &ctx, hash)).await?)
+        }
+    };
     match created {
         members::Created::New(rec) => {
             let version = rec.membership.version;

@@ -1,0 +1,59 @@
+//! Secrets at rest: the database holds only digests (generated secrets) and argon2id hashes
+//! (typed passwords), never a password itself; logs of changes carry none either.
+
+use diesel::prelude::*;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+fn stored_hash(app: &crate::helpers::TestApp, email: &str) -> String {
+    use roster::db::schema::users::dsl as u;
+    let pool = roster::db::build_pool(&app.db.url, 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    u::users.filter(u::email.eq(email)).select(u::password_hash).first::<Option<String>>(&mut *conn).unwrap().unwrap()
+}
+
+fn whole_database_text(app: &crate::helpers::TestApp) -> String {
+    use roster::db::schema::{audit_events::dsl as a, idempotency_keys::dsl as ik, users::dsl as u};
+    let pool = roster::db::build_pool(&app.db.url, 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    let users: Vec<(String, Option<String>)> = u::users.select((u::email, u::password_hash)).load(&mut *conn).unwrap();
+    let audit: Vec<(Option<String>, Option<String>)> =
+        a::audit_events.select((a::before_state, a::after_state)).load(&mut *conn).unwrap();
+    let replays: Vec<String> = ik::idempotency_keys.select(ik::body).load(&mut *conn).unwrap();
+    format!("{users:?}{audit:?}{replays:?}")
+}
+
+#[tokio::test]
+async fn only_digests_and_argon2_hashes_are_stored() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("plus").await;
+    // Generated temporary password: a SHA-256 digest of it, nothing else.
+    let generated = app.create_member(&owner, "viewer", &[]).await;
+    let temp = generated["temporary_password"].as_str().unwrap();
+    let stored = stored_hash(&app, generated["email"].as_str().unwrap());
+    use sha2::Digest;
+    let digest: String = sha2::Sha256::digest(temp.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(stored, format!("sha256:{digest}"));
+    // A typed temporary password and a chosen password: argon2id with OWASP parameters.
+    let path = format!("/api/v1/tenants/{}/users", owner.tenant_id);
+    let res = app
+        .request(Method::POST, &path, Some(&owner.token))
+        .header("Idempotency-Key", "secrets-test")
+        .json(&json!({"email": "typed@example.test", "full_name": "Typed", "role": "viewer", "temporary_password": "typed temporary secret"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let stored = stored_hash(&app, "typed@example.test");
+    assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{stored}");
+    let member = app.new_member(&owner, "operator", &[]).await;
+    let stored = stored_hash(&app, &member.email);
+    assert!(stored.starts_with("$argon2id$"), "{stored}");
+    // No secret appears anywhere in users, audit events or stored replays.
+    let text = whole_database_text(&app);
+    for secret in [temp, "typed temporary secret", member.password.as_str(), owner.password.as_str()] {
+        assert!(!text.contains(secret), "a secret is stored in clear");
+    }
+}

@@ -16,17 +16,3 @@ pub fn decode(cursor: &str) -> Result<(String, String), ApiError> {
     let (key, id): (String, String) = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     Ok((key, id))
 }
-
-/// A member-list cursor also carries the `total` counted on the first page, so later pages
-/// do not count the whole match again.
-pub fn encode_with_total(key: &str, id: &str, total: i64) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::json!([key, id, total]).to_string())
-}
-
-pub fn decode_with_total(cursor: &str) -> Result<(String, String, i64), ApiError> {
-    let bad =
-        || ApiError::bad_request("invalid-cursor", "`cursor` is not one this service issued; start again without it");
-    let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| bad())?;
-    let (key, id, total): (String, String, i64) = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    Ok((key, id, total))
-}

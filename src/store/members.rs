@@ -331,9 +331,8 @@ pub fn list(conn: &mut AnyConnection, ctx: &TenantContext, f: &ListFilter) -> Re
         }
     };
     let backend = conn.kind();
-    let resumed = f.cursor.as_deref().map(cursor::decode_with_total).transpose()?;
-    let known_total = resumed.as_ref().map(|(_, _, total)| *total);
-    let after = resumed.map(|(key, id, _)| (key, id));
+    let total = filtered(ctx, f, region_set.clone(), backend).count().get_result::<i64>(conn)?;
+    let after = f.cursor.as_deref().map(cursor::decode).transpose()?;
     let q = filtered(ctx, f, region_set, backend);
     let q = match f.sort {
         SortKey::Name => keyset!(q, m::sort_name, after, f.desc),
@@ -354,22 +353,10 @@ pub fn list(conn: &mut AnyConnection, ctx: &TenantContext, f: &ListFilter) -> Re
             keyset!(q, m::created_at, after, f.desc)
         }
     };
-    let q = q.limit(f.limit + 1);
-    // The first page counts the matches in the same query (a window over all of them, before
-    // the limit); later pages carry that total in their cursor.
-    let (mut rows, total) = match known_total {
-        Some(total) => (q.select(MembershipRow::as_select()).load(conn)?, total),
-        None => {
-            let counted: Vec<(MembershipRow, i64)> = q
-                .select((MembershipRow::as_select(), diesel::dsl::sql::<diesel::sql_types::BigInt>("COUNT(*) OVER ()")))
-                .load(conn)?;
-            let total = counted.first().map(|(_, n)| *n).unwrap_or(0);
-            (counted.into_iter().map(|(row, _)| row).collect::<Vec<_>>(), total)
-        }
-    };
+    let mut rows = q.limit(f.limit + 1).select(MembershipRow::as_select()).load(conn)?;
     let next_cursor = if rows.len() as i64 > f.limit {
         rows.truncate(f.limit as usize);
-        rows.last().map(|last| cursor::encode_with_total(&sort_value(last, f.sort), &last.user_id, total))
+        rows.last().map(|last| cursor::encode(&sort_value(last, f.sort), &last.user_id))
     } else {
         None
     };

@@ -70,8 +70,7 @@ pub struct MemberPage {
     pub items: Vec<MemberView>,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
-    /// Members matching the filters, over all pages (counted with the first page; later pages
-    /// repeat that count).
+    /// Members matching the filters (all pages).
     pub total: i64,
 }
 

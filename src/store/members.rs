@@ -701,9 +701,7 @@ pub fn update(
 ) -> Result<MemberRecord, ApiError> {
     let tenant = ctx.tenant_text();
     let uid = user.as_text();
-    crate::db::write_tx(conn, |conn| {
-        lock_tenant(conn, &tenant)?;
-        ctx.recheck(conn)?;
+    super::tenant_write(conn, ctx, |conn| {
         let before = if patch.touches_access() {
             load_checked(conn, ctx, user, MemberAction::ChangeRoleOrRegions)?
         } else {
@@ -830,9 +828,7 @@ pub fn set_status(
 ) -> Result<MemberRecord, ApiError> {
     let tenant = ctx.tenant_text();
     let uid = user.as_text();
-    crate::db::write_tx(conn, |conn| {
-        lock_tenant(conn, &tenant)?;
-        ctx.recheck(conn)?;
+    super::tenant_write(conn, ctx, |conn| {
         let before = load_checked(conn, ctx, user, MemberAction::ChangeStatus)?;
         check_version(&before, if_match)?;
         let current = MemberStatus::parse(&before.membership.status).unwrap_or(MemberStatus::Disabled);
@@ -879,9 +875,7 @@ pub fn delete(
 ) -> Result<(), ApiError> {
     let tenant = ctx.tenant_text();
     let uid = user.as_text();
-    crate::db::write_tx(conn, |conn| {
-        lock_tenant(conn, &tenant)?;
-        ctx.recheck(conn)?;
+    super::tenant_write(conn, ctx, |conn| {
         let before = load_checked(conn, ctx, user, MemberAction::Delete)?;
         check_version(&before, if_match)?;
         if before.membership.status != MemberStatus::Disabled.as_str() {
@@ -928,9 +922,7 @@ pub fn reset_password(
 ) -> Result<MemberRecord, ApiError> {
     let tenant = ctx.tenant_text();
     let uid = user.as_text();
-    crate::db::write_tx(conn, |conn| {
-        lock_tenant(conn, &tenant)?;
-        ctx.recheck(conn)?;
+    super::tenant_write(conn, ctx, |conn| {
         let rec = load_checked(conn, ctx, user, MemberAction::ResetPassword)?;
         if !is_managed(conn, &tenant, &uid)? {
             return Err(ApiError::conflict(

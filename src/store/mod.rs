@@ -10,3 +10,22 @@ pub mod members;
 pub mod regions;
 pub mod sessions;
 pub mod tenants;
+
+use crate::auth::TenantContext;
+use crate::db::{AnyConnection, lock_tenant, write_tx};
+use crate::error::ApiError;
+
+/// A write to one tenant's data: a write transaction, the tenant locked (PostgreSQL), and the
+/// caller's membership confirmed unchanged inside it.
+pub(crate) fn tenant_write<T>(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let tenant = ctx.tenant_text();
+    write_tx(conn, |conn| {
+        lock_tenant(conn, &tenant)?;
+        ctx.recheck(conn)?;
+        f(conn)
+    })
+}

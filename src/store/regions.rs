@@ -8,9 +8,9 @@ use super::audit::{self, AuditEntry};
 use super::members::require;
 use crate::auth::TenantContext;
 use crate::auth::policy::TenantAction;
+use crate::db::AnyConnection;
 use crate::db::models::RegionRow;
 use crate::db::schema::{membership_regions::dsl as mr, regions::dsl as r};
-use crate::db::{AnyConnection, lock_tenant, write_tx};
 use crate::domain::{RegionId, now};
 use crate::error::ApiError;
 
@@ -77,9 +77,7 @@ pub fn create(
 ) -> Result<RegionRow, ApiError> {
     require(ctx, TenantAction::ManageTenant)?;
     let tenant = ctx.tenant_text();
-    write_tx(conn, |conn| {
-        lock_tenant(conn, &tenant)?;
-        ctx.recheck(conn)?;
+    super::tenant_write(conn, ctx, |conn| {
         name_free(conn, &tenant, &name, None)?;
         let id = RegionId::new().as_text();
         if let Some(p) = parent {
@@ -120,9 +118,7 @@ pub fn update(
     require(ctx, TenantAction::ManageTenant)?;
     let tenant = ctx.tenant_text();
     let rid = id.as_text();
-    write_tx(conn, |conn| {
-        lock_tenant(conn, &tenant)?;
-        ctx.recheck(conn)?;
+    super::tenant_write(conn, ctx, |conn| {
         let before = find(conn, &tenant, &rid)?.ok_or_else(|| ApiError::not_found("region not found"))?;
         let mut after = before.clone();
         if let Some(n) = name {
@@ -158,9 +154,7 @@ pub fn delete(conn: &mut AnyConnection, ctx: &TenantContext, id: RegionId) -> Re
     require(ctx, TenantAction::ManageTenant)?;
     let tenant = ctx.tenant_text();
     let rid = id.as_text();
-    write_tx(conn, |conn| {
-        lock_tenant(conn, &tenant)?;
-        ctx.recheck(conn)?;
+    super::tenant_write(conn, ctx, |conn| {
         let before = find(conn, &tenant, &rid)?.ok_or_else(|| ApiError::not_found("region not found"))?;
         let children = r::regions
             .filter(r::tenant_id.eq(&tenant))

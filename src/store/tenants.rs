@@ -9,7 +9,7 @@ use crate::auth::policy::TenantAction;
 use crate::auth::{RequestMeta, TenantContext};
 use crate::db::models::{MembershipRow, TenantRow, UserRow, search_text};
 use crate::db::schema::{memberships::dsl as m, tenants::dsl as t, users::dsl as u};
-use crate::db::{AnyConnection, lock_tenant, write_tx};
+use crate::db::{AnyConnection, write_tx};
 use crate::domain::{EmailAddress, MemberStatus, Plan, Role, TenantId, UserId, now};
 use crate::error::ApiError;
 
@@ -173,9 +173,7 @@ pub fn update(
 ) -> Result<TenantRecord, ApiError> {
     require(ctx, TenantAction::ManageTenant)?;
     let tenant = ctx.tenant_text();
-    write_tx(conn, |conn| {
-        lock_tenant(conn, &tenant)?;
-        ctx.recheck(conn)?;
+    super::tenant_write(conn, ctx, |conn| {
         let before = load(conn, &tenant)?;
         if let Some(v) = if_match.filter(|v| *v != before.row.version) {
             return Err(ApiError::PreconditionFailed(format!(

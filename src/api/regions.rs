@@ -24,6 +24,8 @@ pub struct RegionView {
     #[schema(example = "North")]
     pub name: String,
     pub parent_id: Option<String>,
+    /// Changes on every write; the `ETag` carries it for `If-Match`.
+    pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
@@ -34,6 +36,7 @@ impl From<RegionRow> for RegionView {
             id: r.id,
             name: r.name,
             parent_id: r.parent_id,
+            version: r.version,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -86,7 +89,7 @@ pub async fn list_regions(state: web::Data<AppState>, access: TenantAccess) -> R
 /// Create a region (owners).
 #[utoipa::path(tag = "regions", security(("bearer_auth" = [])), params(("tenant_id" = String, Path, description = "The tenant's id")),
     request_body = CreateRegionRequest,
-    responses((status = 201, body = RegionView), (status = 403, description = "Only owners manage regions"),
+    responses((status = 201, body = RegionView, headers(("ETag" = String))), (status = 403, description = "Only owners manage regions"),
         (status = 404, description = "No such tenant for you"), (status = 409, description = "The name is taken"),
         (status = 422, description = "Invalid fields or unknown parent")))]
 #[post("/api/v1/tenants/{tenant_id}/regions")]
@@ -100,7 +103,11 @@ pub async fn create_region(
     blank_name(Some(&body.name))?;
     let name = body.name.trim().to_string();
     let row = access.run_write(&state.pool, move |conn, ctx| regions::create(conn, ctx, name, body.parent_id)).await?;
-    Ok(HttpResponse::Created().json(RegionView::from(row)))
+    Ok(region_response(actix_web::http::StatusCode::CREATED, row))
+}
+
+fn region_response(status: actix_web::http::StatusCode, row: RegionRow) -> HttpResponse {
+    HttpResponse::build(status).insert_header(crate::api::etag(row.version)).json(RegionView::from(row))
 }
 
 fn region_id(req: &HttpRequest) -> Result<RegionId, ApiError> {
@@ -110,7 +117,7 @@ fn region_id(req: &HttpRequest) -> Result<RegionId, ApiError> {
 /// Read one region.
 #[utoipa::path(tag = "regions", security(("bearer_auth" = [])),
     params(("tenant_id" = String, Path, description = "The tenant's id"), ("region_id" = String, Path, description = "The region's id")),
-    responses((status = 200, body = RegionView), (status = 404, description = "No such region for you")))]
+    responses((status = 200, body = RegionView, headers(("ETag" = String))), (status = 404, description = "No such region for you")))]
 #[get("/api/v1/tenants/{tenant_id}/regions/{region_id}")]
 pub async fn get_region(
     state: web::Data<AppState>,
@@ -119,15 +126,17 @@ pub async fn get_region(
 ) -> Result<HttpResponse, ApiError> {
     let id = region_id(&req)?;
     let row = access.run(&state.pool, move |conn, ctx| regions::get(conn, ctx, id)).await?;
-    Ok(HttpResponse::Ok().json(RegionView::from(row)))
+    Ok(region_response(actix_web::http::StatusCode::OK, row))
 }
 
 /// Rename or move a region (owners).
 #[utoipa::path(tag = "regions", security(("bearer_auth" = [])),
-    params(("tenant_id" = String, Path, description = "The tenant's id"), ("region_id" = String, Path, description = "The region's id")),
+    params(("tenant_id" = String, Path, description = "The tenant's id"), ("region_id" = String, Path, description = "The region's id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale")),
     request_body = UpdateRegionRequest,
-    responses((status = 200, body = RegionView), (status = 403, description = "Only owners manage regions"),
+    responses((status = 200, body = RegionView, headers(("ETag" = String))), (status = 403, description = "Only owners manage regions"),
         (status = 404, description = "No such region for you"), (status = 409, description = "The name is taken"),
+        (status = 412, description = "If-Match is stale"),
         (status = 422, description = "Invalid fields, unknown parent or a cycle")))]
 #[patch("/api/v1/tenants/{tenant_id}/regions/{region_id}")]
 pub async fn update_region(
@@ -141,16 +150,20 @@ pub async fn update_region(
     validate(&body)?;
     blank_name(body.name.as_deref())?;
     let name = body.name.map(|n| n.trim().to_string());
-    let row =
-        access.run_write(&state.pool, move |conn, ctx| regions::update(conn, ctx, id, name, body.parent_id)).await?;
-    Ok(HttpResponse::Ok().json(RegionView::from(row)))
+    let version = crate::api::if_match(&req)?;
+    let row = access
+        .run_write(&state.pool, move |conn, ctx| regions::update(conn, ctx, id, name, body.parent_id, version))
+        .await?;
+    Ok(region_response(actix_web::http::StatusCode::OK, row))
 }
 
 /// Delete a region with no sub-regions and no members (owners).
 #[utoipa::path(tag = "regions", security(("bearer_auth" = [])),
-    params(("tenant_id" = String, Path, description = "The tenant's id"), ("region_id" = String, Path, description = "The region's id")),
+    params(("tenant_id" = String, Path, description = "The tenant's id"), ("region_id" = String, Path, description = "The region's id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale")),
     responses((status = 204, description = "Deleted"), (status = 403, description = "Only owners manage regions"),
-        (status = 404, description = "No such region for you"), (status = 409, description = "The region has sub-regions or members")))]
+        (status = 404, description = "No such region for you"), (status = 409, description = "The region has sub-regions or members"),
+        (status = 412, description = "If-Match is stale")))]
 #[delete("/api/v1/tenants/{tenant_id}/regions/{region_id}")]
 pub async fn delete_region(
     state: web::Data<AppState>,
@@ -158,7 +171,8 @@ pub async fn delete_region(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = region_id(&req)?;
-    access.run_write(&state.pool, move |conn, ctx| regions::delete(conn, ctx, id)).await?;
+    let version = crate::api::if_match(&req)?;
+    access.run_write(&state.pool, move |conn, ctx| regions::delete(conn, ctx, id, version)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -68,6 +68,7 @@ pub struct RegionRow {
     pub tenant_id: String,
     pub name: String,
     pub parent_id: Option<String>,
+    pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }

@@ -40,6 +40,7 @@ diesel::table! {
         tenant_id -> Text,
         name -> Text,
         parent_id -> Nullable<Text>,
+        version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
     }

@@ -89,6 +89,7 @@ pub fn create(
             tenant_id: tenant.clone(),
             name,
             parent_id: parent.map(|p| p.as_text()),
+            version: 1,
             created_at: now,
             updated_at: now,
         };
@@ -114,12 +115,14 @@ pub fn update(
     id: RegionId,
     name: Option<String>,
     parent: Option<Option<RegionId>>,
+    if_match: Option<i32>,
 ) -> Result<RegionRow, ApiError> {
     require(ctx, TenantAction::ManageTenant)?;
     let tenant = ctx.tenant_text();
     let rid = id.as_text();
     super::tenant_write(conn, ctx, |conn| {
         let before = find(conn, &tenant, &rid)?.ok_or_else(|| ApiError::not_found("region not found"))?;
+        check_version(&before, if_match)?;
         let mut after = before.clone();
         if let Some(n) = name {
             name_free(conn, &tenant, &n, Some(&rid))?;
@@ -132,8 +135,14 @@ pub fn update(
             after.parent_id = p.map(|p| p.as_text());
         }
         after.updated_at = now();
+        after.version += 1;
         diesel::update(r::regions.filter(r::tenant_id.eq(&tenant)).filter(r::id.eq(&rid)))
-            .set((r::name.eq(&after.name), r::parent_id.eq(&after.parent_id), r::updated_at.eq(after.updated_at)))
+            .set((
+                r::name.eq(&after.name),
+                r::parent_id.eq(&after.parent_id),
+                r::version.eq(after.version),
+                r::updated_at.eq(after.updated_at),
+            ))
             .execute(conn)?;
         audit::record(
             conn,
@@ -150,12 +159,29 @@ pub fn update(
     })
 }
 
-pub fn delete(conn: &mut AnyConnection, ctx: &TenantContext, id: RegionId) -> Result<(), ApiError> {
+/// `If-Match` against the region's version: 412 when stale.
+fn check_version(row: &RegionRow, if_match: Option<i32>) -> Result<(), ApiError> {
+    match if_match {
+        Some(v) if v != row.version => Err(ApiError::PreconditionFailed(format!(
+            "the region changed since you read it (If-Match version {v}, now {}); read it again",
+            row.version
+        ))),
+        _ => Ok(()),
+    }
+}
+
+pub fn delete(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    id: RegionId,
+    if_match: Option<i32>,
+) -> Result<(), ApiError> {
     require(ctx, TenantAction::ManageTenant)?;
     let tenant = ctx.tenant_text();
     let rid = id.as_text();
     super::tenant_write(conn, ctx, |conn| {
         let before = find(conn, &tenant, &rid)?.ok_or_else(|| ApiError::not_found("region not found"))?;
+        check_version(&before, if_match)?;
         let children = r::regions
             .filter(r::tenant_id.eq(&tenant))
             .filter(r::parent_id.eq(&rid))

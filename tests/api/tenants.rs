@@ -137,6 +137,33 @@ async fn regions_tree_crud() {
     assert_problem(res, 422).await;
     let res = app.send_json(Method::PATCH, &format!("{base}/{north}"), &owner.token, json!({"parent_id": north})).await;
     assert_problem(res, 422).await;
+    // ETags: a stale If-Match is refused for PATCH and DELETE.
+    let res = app.get(&format!("{base}/{city}"), &owner.token).await;
+    let etag = res.headers().get("etag").unwrap().to_str().unwrap().to_string();
+    let res = app
+        .request(Method::PATCH, &format!("{base}/{city}"), Some(&owner.token))
+        .header("If-Match", &etag)
+        .json(&json!({"name": "Town0"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_ne!(res.headers().get("etag").unwrap().to_str().unwrap(), etag);
+    let res = app
+        .request(Method::PATCH, &format!("{base}/{city}"), Some(&owner.token))
+        .header("If-Match", &etag)
+        .json(&json!({"name": "Town1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 412).await;
+    let res = app
+        .request(Method::DELETE, &format!("{base}/{city}"), Some(&owner.token))
+        .header("If-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 412).await;
     // Rename and move to top level.
     let res = app
         .send_json(Method::PATCH, &format!("{base}/{city}"), &owner.token, json!({"name": "Town", "parent_id": null}))

@@ -37,6 +37,7 @@ CREATE TABLE regions (
     tenant_id TEXT NOT NULL REFERENCES tenants(id),
     name TEXT NOT NULL,
     parent_id TEXT REFERENCES regions(id),
+    version INTEGER NOT NULL DEFAULT 1,
     created_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL,
     UNIQUE (tenant_id, name)

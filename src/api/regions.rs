@@ -87,7 +87,11 @@ pub async fn list_regions(state: web::Data<AppState>, access: TenantAccess) -> R
 }
 
 /// Create a region (owners).
-#[utoipa::path(tag = "regions", security(("bearer_auth" = [])), params(("tenant_id" = String, Path, description = "The tenant's id")),
+///
+/// With an `Idempotency-Key` header, a retry of the same request within 24 hours answers the
+/// first result again (`Idempotent-Replayed: true`); the same key with another request is 409.
+#[utoipa::path(tag = "regions", security(("bearer_auth" = [])), params(("tenant_id" = String, Path, description = "The tenant's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the first answer is replayed for 24 h")),
     request_body = CreateRegionRequest,
     responses((status = 201, body = RegionView, headers(("ETag" = String))), (status = 403, description = "Only owners manage regions"),
         (status = 404, description = "No such tenant for you"), (status = 409, description = "The name is taken"),
@@ -96,14 +100,25 @@ pub async fn list_regions(state: web::Data<AppState>, access: TenantAccess) -> R
 pub async fn create_region(
     state: web::Data<AppState>,
     access: TenantAccess,
+    req: HttpRequest,
     body: crate::api::json::Json<CreateRegionRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let idem = crate::api::idempotency_key(&req)?;
     let body = body.into_inner();
     validate(&body)?;
     blank_name(Some(&body.name))?;
     let name = body.name.trim().to_string();
-    let row = access.run_write(&state.pool, move |conn, ctx| regions::create(conn, ctx, name, body.parent_id)).await?;
-    Ok(region_response(actix_web::http::StatusCode::CREATED, row))
+    let created = access
+        .run_write(&state.pool, move |conn, ctx| {
+            let render = |row: &RegionRow| serde_json::to_string(&RegionView::from(row.clone())).unwrap_or_default();
+            let render: &dyn Fn(&RegionRow) -> String = &render;
+            regions::create(conn, ctx, name, body.parent_id, idem.as_ref().map(|k| (k, render)))
+        })
+        .await?;
+    match created {
+        Ok(row) => Ok(region_response(actix_web::http::StatusCode::CREATED, row)),
+        Err(replay) => Ok(crate::api::replayed(replay)),
+    }
 }
 
 fn region_response(status: actix_web::http::StatusCode, row: RegionRow) -> HttpResponse {

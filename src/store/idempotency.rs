@@ -20,6 +20,9 @@ pub struct IdempotencyKey {
     pub request_digest: String,
 }
 
+/// Renders the answer kept for a retry (never with secrets).
+pub type Render<'a, T> = &'a dyn Fn(&T) -> String;
+
 /// A stored first answer.
 #[derive(Debug, Clone)]
 pub struct Replay {

@@ -498,7 +498,7 @@ pub enum Created {
 }
 
 /// Renders the answer kept for an idempotent retry (never with secrets).
-pub type RenderReplay<'a> = &'a dyn Fn(&MemberRecord) -> String;
+pub type RenderReplay<'a> = idempotency::Render<'a, MemberRecord>;
 
 /// Creates a member with a new identity. `password_hash` is the stored form of the temporary
 /// password (the member must change it at first sign-in). With an idempotency key, the first

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use super::audit::{self, AuditEntry};
+use super::idempotency::{self, IdempotencyKey, Render, Replay};
 use super::members::require;
 use crate::auth::TenantContext;
 use crate::auth::policy::TenantAction;
@@ -74,10 +75,16 @@ pub fn create(
     ctx: &TenantContext,
     name: String,
     parent: Option<RegionId>,
-) -> Result<RegionRow, ApiError> {
+    idem: Option<(&IdempotencyKey, Render<'_, RegionRow>)>,
+) -> Result<Result<RegionRow, Replay>, ApiError> {
     require(ctx, TenantAction::ManageTenant)?;
     let tenant = ctx.tenant_text();
+    let actor = ctx.actor().user_id.as_text();
     super::tenant_write(conn, ctx, |conn| {
+        if let Some(replay) = idem.map(|(key, _)| idempotency::find(conn, &tenant, &actor, key)).transpose()?.flatten()
+        {
+            return Ok(Err(replay));
+        }
         name_free(conn, &tenant, &name, None)?;
         let id = RegionId::new().as_text();
         if let Some(p) = parent {
@@ -105,7 +112,10 @@ pub fn create(
                 after: Some(state(&row)),
             },
         )?;
-        Ok(row)
+        if let Some((key, render)) = idem {
+            idempotency::save(conn, &tenant, &actor, key, 201, &render(&row))?;
+        }
+        Ok(Ok(row))
     })
 }
 

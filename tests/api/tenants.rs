@@ -137,6 +137,22 @@ async fn regions_tree_crud() {
     assert_problem(res, 422).await;
     let res = app.send_json(Method::PATCH, &format!("{base}/{north}"), &owner.token, json!({"parent_id": north})).await;
     assert_problem(res, 422).await;
+    // Idempotent creation.
+    let send = || {
+        app.request(Method::POST, &base, Some(&owner.token))
+            .header("Idempotency-Key", "r-1")
+            .json(&json!({"name": "Once"}))
+    };
+    let first: Value = send().send().await.unwrap().json().await.unwrap();
+    let again = send().send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers().get("idempotent-replayed").unwrap(), "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], first["id"]);
+    app.request(Method::DELETE, &format!("{base}/{}", first["id"].as_str().unwrap()), Some(&owner.token))
+        .send()
+        .await
+        .unwrap();
     // ETags: a stale If-Match is refused for PATCH and DELETE.
     let res = app.get(&format!("{base}/{city}"), &owner.token).await;
     let etag = res.headers().get("etag").unwrap().to_str().unwrap().to_string();

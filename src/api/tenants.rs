@@ -98,9 +98,7 @@ fn check_platform_token(state: &AppState, req: &HttpRequest) -> Result<(), ApiEr
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .unwrap_or("");
-    let a = given.trim().as_bytes();
-    let b = expected.expose_secret().as_bytes();
-    let same = a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
+    let same = crate::auth::passwords::constant_time_eq(given.trim().as_bytes(), expected.expose_secret().as_bytes());
     if same {
         Ok(())
     } else {

@@ -667,16 +667,6 @@ fn is_managed(conn: &mut AnyConnection, tenant: &str, user: &str) -> Result<bool
     Ok(elsewhere == 0)
 }
 
-fn check_version(rec: &MemberRecord, if_match: Option<i32>) -> Result<(), ApiError> {
-    match if_match {
-        Some(v) if v != rec.membership.version => Err(ApiError::PreconditionFailed(format!(
-            "the member changed since you read it (If-Match version {v}, now {}); read it again",
-            rec.membership.version
-        ))),
-        _ => Ok(()),
-    }
-}
-
 /// Refuses a change that would leave the tenant without an active owner.
 fn ensure_other_owner(conn: &mut AnyConnection, tenant: &str, user: &str) -> Result<(), ApiError> {
     let others = m::memberships
@@ -720,7 +710,7 @@ pub fn update(
                 return Err(ApiError::forbidden("grant-exceeds-own", format!("{field}: {why}")));
             }
         }
-        check_version(&before, if_match)?;
+        super::check_version("member", before.membership.version, if_match)?;
         let now = now();
         if patch.touches_identity() {
             if !is_managed(conn, &tenant, &uid)? {
@@ -830,7 +820,7 @@ pub fn set_status(
     let uid = user.as_text();
     super::tenant_write(conn, ctx, |conn| {
         let before = load_checked(conn, ctx, user, MemberAction::ChangeStatus)?;
-        check_version(&before, if_match)?;
+        super::check_version("member", before.membership.version, if_match)?;
         let current = MemberStatus::parse(&before.membership.status).unwrap_or(MemberStatus::Disabled);
         if current == status {
             return Ok(before);
@@ -877,7 +867,7 @@ pub fn delete(
     let uid = user.as_text();
     super::tenant_write(conn, ctx, |conn| {
         let before = load_checked(conn, ctx, user, MemberAction::Delete)?;
-        check_version(&before, if_match)?;
+        super::check_version("member", before.membership.version, if_match)?;
         if before.membership.status != MemberStatus::Disabled.as_str() {
             return Err(ApiError::conflict(
                 "member-not-disabled",

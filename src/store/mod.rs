@@ -29,3 +29,13 @@ pub(crate) fn tenant_write<T>(
         f(conn)
     })
 }
+
+/// `If-Match` against an object's current version: 412 when stale, nothing when absent.
+pub(crate) fn check_version(what: &str, current: i32, if_match: Option<i32>) -> Result<(), ApiError> {
+    match if_match {
+        Some(v) if v != current => Err(ApiError::PreconditionFailed(format!(
+            "the {what} changed since you read it (If-Match version {v}, now {current}); read it again"
+        ))),
+        _ => Ok(()),
+    }
+}

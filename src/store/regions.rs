@@ -132,7 +132,7 @@ pub fn update(
     let rid = id.as_text();
     super::tenant_write(conn, ctx, |conn| {
         let before = find(conn, &tenant, &rid)?.ok_or_else(|| ApiError::not_found("region not found"))?;
-        check_version(&before, if_match)?;
+        super::check_version("region", before.version, if_match)?;
         let mut after = before.clone();
         if let Some(n) = name {
             name_free(conn, &tenant, &n, Some(&rid))?;
@@ -169,17 +169,6 @@ pub fn update(
     })
 }
 
-/// `If-Match` against the region's version: 412 when stale.
-fn check_version(row: &RegionRow, if_match: Option<i32>) -> Result<(), ApiError> {
-    match if_match {
-        Some(v) if v != row.version => Err(ApiError::PreconditionFailed(format!(
-            "the region changed since you read it (If-Match version {v}, now {}); read it again",
-            row.version
-        ))),
-        _ => Ok(()),
-    }
-}
-
 pub fn delete(
     conn: &mut AnyConnection,
     ctx: &TenantContext,
@@ -191,7 +180,7 @@ pub fn delete(
     let rid = id.as_text();
     super::tenant_write(conn, ctx, |conn| {
         let before = find(conn, &tenant, &rid)?.ok_or_else(|| ApiError::not_found("region not found"))?;
-        check_version(&before, if_match)?;
+        super::check_version("region", before.version, if_match)?;
         let children = r::regions
             .filter(r::tenant_id.eq(&tenant))
             .filter(r::parent_id.eq(&rid))

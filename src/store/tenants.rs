@@ -175,12 +175,7 @@ pub fn update(
     let tenant = ctx.tenant_text();
     super::tenant_write(conn, ctx, |conn| {
         let before = load(conn, &tenant)?;
-        if let Some(v) = if_match.filter(|v| *v != before.row.version) {
-            return Err(ApiError::PreconditionFailed(format!(
-                "the tenant changed since you read it (If-Match version {v}, now {}); read it again",
-                before.row.version
-            )));
-        }
+        super::check_version("tenant", before.row.version, if_match)?;
         if let Some(owner) = patch.billing_owner_id {
             let is_owner = m::memberships
                 .filter(m::tenant_id.eq(&tenant))

@@ -99,8 +99,13 @@ impl ManageConnection for ConnectionManager {
             BackendKind::Postgres => Ok(AnyConnection::Postgresql(diesel::PgConnection::establish(&self.url)?)),
             BackendKind::Sqlite => {
                 let mut conn = diesel::SqliteConnection::establish(sqlite_path(&self.url))?;
+                // Reads map the file (one copy of each page, shared through the OS page cache by
+                // every pooled connection) instead of copying pages into each connection's cache.
+                // Savepoint journals (one per job in a group commit) stay in memory, not in a
+                // temporary file.
                 conn.batch_execute(
-                    "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                    "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                     PRAGMA mmap_size = 1073741824; PRAGMA temp_store = MEMORY;",
                 )?;
                 Ok(AnyConnection::Sqlite(conn))
             }

@@ -331,8 +331,34 @@ pub fn list(conn: &mut AnyConnection, ctx: &TenantContext, f: &ListFilter) -> Re
         }
     };
     let backend = conn.kind();
-    let total = filtered(ctx, f, region_set.clone(), backend).count().get_result::<i64>(conn)?;
     let after = f.cursor.as_deref().map(cursor::decode).transpose()?;
+    let (rows, next_cursor, total) = if uses_fts(f, backend) {
+        fts_page(conn, ctx, f, region_set, after)?
+    } else {
+        sql_page(conn, ctx, f, region_set, after)?
+    };
+    let items = hydrate(conn, &tenant, rows)?;
+    Ok(Page { items, next_cursor, total })
+}
+
+type RawPage = (Vec<MembershipRow>, Option<String>, i64);
+
+/// The time in a `created_at` cursor.
+fn cursor_time(key: &str) -> Result<NaiveDateTime, ApiError> {
+    NaiveDateTime::parse_from_str(key, "%Y-%m-%dT%H:%M:%S%.f")
+        .map_err(|_| ApiError::bad_request("invalid-cursor", "`cursor` is not one this service issued"))
+}
+
+/// A page ordered and counted by the database: one count and one ordered, limited query.
+fn sql_page(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    f: &ListFilter,
+    region_set: Option<Vec<String>>,
+    after: Option<(String, String)>,
+) -> Result<RawPage, ApiError> {
+    let backend = conn.kind();
+    let total = filtered(ctx, f, region_set.clone(), backend).count().get_result::<i64>(conn)?;
     let q = filtered(ctx, f, region_set, backend);
     let q = match f.sort {
         SortKey::Name => keyset!(q, m::sort_name, after, f.desc),
@@ -341,15 +367,7 @@ pub fn list(conn: &mut AnyConnection, ctx: &TenantContext, f: &ListFilter) -> Re
         SortKey::JobTitle => keyset!(q, coalesce(m::job_title, ""), after, f.desc),
         SortKey::Department => keyset!(q, coalesce(m::department, ""), after, f.desc),
         SortKey::CreatedAt => {
-            let after = match after {
-                Some((k, id)) => Some((
-                    NaiveDateTime::parse_from_str(&k, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| {
-                        ApiError::bad_request("invalid-cursor", "`cursor` is not one this service issued")
-                    })?,
-                    id,
-                )),
-                None => None,
-            };
+            let after = after.map(|(k, id)| cursor_time(&k).map(|t| (t, id))).transpose()?;
             keyset!(q, m::created_at, after, f.desc)
         }
     };
@@ -360,6 +378,87 @@ pub fn list(conn: &mut AnyConnection, ctx: &TenantContext, f: &ListFilter) -> Re
     } else {
         None
     };
+    Ok((rows, next_cursor, total))
+}
+
+/// A sort key as read for ordering outside the database. One list only ever holds one variant.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum SortVal {
+    Text(String),
+    Time(NaiveDateTime),
+}
+
+impl SortVal {
+    fn cursor_text(&self) -> String {
+        match self {
+            SortVal::Text(s) => s.clone(),
+            SortVal::Time(t) => t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+        }
+    }
+}
+
+/// A page of full-text matches (SQLite). Counting and ordering in SQL would walk the trigram
+/// index and every match twice; instead one pass reads each match's sort key and id, which
+/// gives the total, and the page is chosen and ordered here (byte order, as SQLite's `BINARY`
+/// collation), then read by id.
+fn fts_page(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    f: &ListFilter,
+    region_set: Option<Vec<String>>,
+    after: Option<(String, String)>,
+) -> Result<RawPage, ApiError> {
+    let q = filtered(ctx, f, region_set, BackendKind::Sqlite);
+    fn text(rows: Vec<(String, String)>) -> Vec<(SortVal, String)> {
+        rows.into_iter().map(|(k, id)| (SortVal::Text(k), id)).collect()
+    }
+    let mut keys: Vec<(SortVal, String)> = match f.sort {
+        SortKey::Name => text(q.select((m::sort_name, m::user_id)).load(conn)?),
+        SortKey::Email => text(q.select((m::sort_email, m::user_id)).load(conn)?),
+        SortKey::Role => text(q.select((m::role, m::user_id)).load(conn)?),
+        SortKey::JobTitle => text(q.select((coalesce(m::job_title, ""), m::user_id)).load(conn)?),
+        SortKey::Department => text(q.select((coalesce(m::department, ""), m::user_id)).load(conn)?),
+        SortKey::CreatedAt => q
+            .select((m::created_at, m::user_id))
+            .load::<(NaiveDateTime, String)>(conn)?
+            .into_iter()
+            .map(|(t, id)| (SortVal::Time(t), id))
+            .collect(),
+    };
+    let total = keys.len() as i64;
+    if let Some((key, id)) = after {
+        let key = if f.sort == SortKey::CreatedAt { SortVal::Time(cursor_time(&key)?) } else { SortVal::Text(key) };
+        let at = (key, id);
+        keys.retain(|k| if f.desc { *k < at } else { *k > at });
+    }
+    let order = |a: &(SortVal, String), b: &(SortVal, String)| if f.desc { b.cmp(a) } else { a.cmp(b) };
+    let want = f.limit as usize + 1;
+    if keys.len() > want {
+        keys.select_nth_unstable_by(want - 1, order);
+        keys.truncate(want);
+    }
+    keys.sort_unstable_by(order);
+    let next_cursor = if keys.len() > f.limit as usize {
+        keys.truncate(f.limit as usize);
+        keys.last().map(|(k, id)| cursor::encode(&k.cursor_text(), id))
+    } else {
+        None
+    };
+    let ids: Vec<String> = keys.into_iter().map(|(_, id)| id).collect();
+    let mut by_id: HashMap<String, MembershipRow> = m::memberships
+        .filter(m::tenant_id.eq(ctx.tenant_text()))
+        .filter(m::user_id.eq_any(&ids))
+        .select(MembershipRow::as_select())
+        .load::<MembershipRow>(conn)?
+        .into_iter()
+        .map(|row| (row.user_id.clone(), row))
+        .collect();
+    let rows = ids.iter().filter_map(|id| by_id.remove(id)).collect();
+    Ok((rows, next_cursor, total))
+}
+
+/// Adds identity fields and regions to a page of memberships, keeping its order.
+fn hydrate(conn: &mut AnyConnection, tenant: &str, rows: Vec<MembershipRow>) -> Result<Vec<MemberRecord>, ApiError> {
     let ids: Vec<String> = rows.iter().map(|r| r.user_id.clone()).collect();
     let mut identities: HashMap<String, (String, Option<String>, String)> = u::users
         .filter(u::id.eq_any(&ids))
@@ -368,16 +467,15 @@ pub fn list(conn: &mut AnyConnection, ctx: &TenantContext, f: &ListFilter) -> Re
         .into_iter()
         .map(|(id, e, un, n)| (id, (e, un, n)))
         .collect();
-    let mut regions = load_regions(conn, &tenant, &ids)?;
-    let items = rows
+    let mut regions = load_regions(conn, tenant, &ids)?;
+    Ok(rows
         .into_iter()
         .map(|membership| {
             let (email, username, full_name) = identities.remove(&membership.user_id).unwrap_or_default();
             let regions = regions.remove(&membership.user_id).unwrap_or_default();
             MemberRecord { membership, email, username, full_name, regions }
         })
-        .collect();
-    Ok(Page { items, next_cursor, total })
+        .collect())
 }
 
 // ---------------------------------------------------------------- writes

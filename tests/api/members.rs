@@ -190,26 +190,40 @@ async fn list_filters_sorts_and_pages() {
         "created_at",
         "-created_at",
     ] {
-        let mut seen = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut query = format!("limit=2&sort={sort}");
-            if let Some(c) = &cursor {
-                query.push_str(&format!("&cursor={c}"));
+        let walk = |filter: &'static str| {
+            let q = &q;
+            let ids = &ids;
+            async move {
+                let mut seen = Vec::new();
+                let mut cursor: Option<String> = None;
+                loop {
+                    let mut query = format!("limit=2&sort={sort}{filter}");
+                    if let Some(c) = &cursor {
+                        query.push_str(&format!("&cursor={c}"));
+                    }
+                    let page = q(&query).await;
+                    seen.push((page["total"].as_i64().unwrap(), ids(&page)));
+                    match page["next_cursor"].as_str() {
+                        Some(c) => cursor = Some(c.to_string()),
+                        None => break,
+                    }
+                }
+                let totals: Vec<i64> = seen.iter().map(|(t, _)| *t).collect();
+                (totals, seen.into_iter().flat_map(|(_, ids)| ids).collect::<Vec<_>>())
             }
-            let page = q(&query).await;
-            assert_eq!(page["total"], 5);
-            seen.extend(ids(&page));
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_string()),
-                None => break,
-            }
-        }
+        };
+        let (totals, seen) = walk("").await;
+        assert!(totals.iter().all(|t| *t == 5), "sort {sort}: {totals:?}");
         let mut unique = seen.clone();
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), 5, "sort {sort}: {seen:?}");
         assert_eq!(seen.len(), 5, "sort {sort}: {seen:?}");
+        // A search (through the trigram index on SQLite) pages in exactly the same order.
+        let (totals, found) = walk("&q=example.test").await;
+        let expected: Vec<String> = seen.iter().filter(|e| e.contains("example.test")).cloned().collect();
+        assert_eq!(found, expected, "sort {sort} with q");
+        assert!(totals.iter().all(|t| *t == expected.len() as i64), "sort {sort} with q: {totals:?}");
     }
     // Bad filters are named.
     for (query, field) in [

@@ -26,6 +26,9 @@ pub struct Config {
     pub workers: usize,
     /// `ROSTER_HASH_CONCURRENCY`: argon2 hashes at once. Default: the number of cores.
     pub hash_concurrency: usize,
+    /// `ROSTER_MASTER_KEY`: 32 bytes, base64; seals the signing key in the database. Default:
+    /// the key file `<data dir>/master.key`, created on first start.
+    pub master_key: Option<SecretString>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -75,6 +78,7 @@ impl Config {
             pool_size: parse_var("ROSTER_DB_POOL_SIZE", 16)?.max(1),
             workers: parse_var("ROSTER_WORKERS", cores())?.max(1),
             hash_concurrency: parse_var("ROSTER_HASH_CONCURRENCY", cores())?.max(1),
+            master_key: var("ROSTER_MASTER_KEY").map(SecretString::from),
         })
     }
 }

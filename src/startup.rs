@@ -18,6 +18,7 @@ use crate::api::{self, ApiDoc};
 use crate::auth::RequestMeta;
 use crate::auth::guard::RequestId;
 use crate::auth::jwt::TokenKeys;
+use crate::auth::master_key::MasterKey;
 use crate::auth::passwords::PasswordHashers;
 use crate::config::Config;
 use crate::db::{self, Db};
@@ -43,7 +44,9 @@ impl AppState {
         for m in &applied {
             log::info!("applied migration {m}");
         }
-        let keys = TokenKeys::load_or_create(&mut conn, &config.public_url).map_err(|e| format!("signing key: {e}"))?;
+        let master = MasterKey::resolve(config.master_key.as_ref(), &config.data_dir)?;
+        let keys = TokenKeys::load_or_create(&mut conn, &config.public_url, &master)
+            .map_err(|e| format!("signing key: {e}"))?;
         log::info!("database: {} ({})", db::backend_name(conn.kind()), db::redact_url(&config.database_url));
         drop(conn);
         pool.start_writer()?;

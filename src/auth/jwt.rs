@@ -11,6 +11,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::master_key::MasterKey;
 use crate::db::{AnyConnection, schema::signing_keys::dsl as sk, write_tx};
 use crate::domain::now;
 use crate::error::ApiError;
@@ -107,16 +108,29 @@ impl TokenKeys {
         }
     }
 
-    /// Loads the signing key from the database, creating it on first start.
-    pub fn load_or_create(conn: &mut AnyConnection, issuer: &str) -> Result<Self, ApiError> {
-        let (kid, private) = write_tx(conn, |conn| {
+    /// Loads the signing key from the database, creating it on first start. The key is stored
+    /// sealed with the master key (bound to its key id); a key an older version stored in clear
+    /// is sealed in place.
+    pub fn load_or_create(conn: &mut AnyConnection, issuer: &str, master: &MasterKey) -> Result<Self, String> {
+        let (kid, seed) = write_tx(conn, |conn| {
             let existing = sk::signing_keys
                 .select((sk::kid, sk::private_key))
                 .order(sk::created_at.desc())
                 .first::<(String, String)>(conn)
                 .optional()?;
-            if let Some(found) = existing {
-                return Ok(found);
+            if let Some((kid, stored)) = existing {
+                if MasterKey::is_sealed(&stored) {
+                    let seed = master.open(&stored, &kid).map_err(ApiError::internal)?;
+                    return Ok((kid, seed));
+                }
+                let seed =
+                    STANDARD.decode(stored).map_err(|_| ApiError::internal("the stored signing key is malformed"))?;
+                let sealed = master.seal(&seed, &kid).map_err(ApiError::internal)?;
+                diesel::update(sk::signing_keys.filter(sk::kid.eq(&kid)))
+                    .set(sk::private_key.eq(sealed))
+                    .execute(conn)?;
+                log::info!("sealed the signing key {kid} with the master key");
+                return Ok((kid, seed));
             }
             let mut seed = [0u8; 32];
             rand::rngs::OsRng.fill_bytes(&mut seed);
@@ -125,19 +139,16 @@ impl TokenKeys {
             diesel::insert_into(sk::signing_keys)
                 .values((
                     sk::kid.eq(&kid),
-                    sk::private_key.eq(STANDARD.encode(seed)),
+                    sk::private_key.eq(master.seal(&seed, &kid).map_err(ApiError::internal)?),
                     sk::public_key.eq(URL_SAFE_NO_PAD.encode(public)),
                     sk::created_at.eq(now()),
                 ))
                 .execute(conn)?;
             log::info!("generated a new Ed25519 signing key {kid}");
-            Ok((kid, STANDARD.encode(seed)))
-        })?;
-        let seed: [u8; 32] = STANDARD
-            .decode(private)
-            .ok()
-            .and_then(|v| v.try_into().ok())
-            .ok_or_else(|| ApiError::internal("stored signing key is malformed"))?;
+            Ok((kid, seed.to_vec()))
+        })
+        .map_err(|e| e.to_string())?;
+        let seed: [u8; 32] = seed.try_into().map_err(|_| "the stored signing key is malformed".to_string())?;
         Ok(Self::from_seed(kid, seed, issuer))
     }
 

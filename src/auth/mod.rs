@@ -3,6 +3,7 @@
 
 pub mod guard;
 pub mod jwt;
+pub mod master_key;
 pub mod passwords;
 pub mod policy;
 

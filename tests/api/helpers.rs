@@ -56,7 +56,10 @@ pub struct TestApp {
     pub db: std::sync::Arc<TestDb>,
 }
 
-fn config(db_url: &str) -> Config {
+/// The master key every test instance shares (32 bytes, base64).
+pub const TEST_MASTER_KEY: &str = "dGVzdC1tYXN0ZXIta2V5LTAxMjM0NTY3ODlhYmNkZWY=";
+
+pub fn config(db_url: &str) -> Config {
     Config {
         database_url: db_url.to_string(),
         bind: "127.0.0.1:0".into(),
@@ -68,6 +71,7 @@ fn config(db_url: &str) -> Config {
         pool_size: 8,
         workers: 2,
         hash_concurrency: 2,
+        master_key: Some(secrecy::SecretString::from(TEST_MASTER_KEY)),
     }
 }
 
@@ -249,7 +253,8 @@ pub async fn assert_problem(res: Response, status: u16) -> Value {
     body
 }
 
-/// Signs claims with the service's own key, read from the database (to test expiry).
+/// Signs claims with the service's own key, read from the database and opened with the
+/// test master key (to test expiry).
 pub fn sign_with_service_key(app: &TestApp, claims: Value) -> String {
     use base64::Engine;
     use diesel::prelude::*;
@@ -259,7 +264,9 @@ pub fn sign_with_service_key(app: &TestApp, claims: Value) -> String {
         .select((roster::db::schema::signing_keys::kid, roster::db::schema::signing_keys::private_key))
         .first(&mut *conn)
         .expect("signing key");
-    let seed = base64::engine::general_purpose::STANDARD.decode(seed).expect("seed");
+    let master: [u8; 32] =
+        base64::engine::general_purpose::STANDARD.decode(TEST_MASTER_KEY).expect("key").try_into().expect("32 bytes");
+    let seed = roster::auth::master_key::MasterKey::from_bytes(master, "test").open(&seed, &kid).expect("seed");
     let mut der = vec![0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
     der.extend_from_slice(&seed);
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);

@@ -57,3 +57,39 @@ async fn only_digests_and_argon2_hashes_are_stored() {
         assert!(!text.contains(secret), "a secret is stored in clear");
     }
 }
+
+#[tokio::test]
+async fn the_signing_key_is_sealed_with_the_master_key() {
+    use roster::db::schema::signing_keys::dsl as sk;
+    let app = spawn_app().await;
+    let owner = app.new_owner("free").await;
+    let pool = roster::db::build_pool(&app.db.url, 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    let (kid, stored): (String, String) =
+        sk::signing_keys.select((sk::kid, sk::private_key)).first(&mut *conn).unwrap();
+    assert!(stored.starts_with("sealed:v1:"), "{stored}");
+    drop(conn);
+    // Another instance with the same master key signs and verifies alike.
+    let second = app.second_instance().await;
+    assert_eq!(second.get("/api/v1/me", &owner.token).await.status(), 200);
+    // With another master key the stored key cannot be opened, and start-up says why.
+    let mut other = crate::helpers::config(&app.db.url);
+    other.master_key = Some(secrecy::SecretString::from(base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        [9u8; 32],
+    )));
+    let err = roster::Application::build(other).await.err().expect("a wrong master key is refused");
+    assert!(err.contains("same master key"), "{err}");
+    // A key stored in clear by an older version is sealed at the next start.
+    let mut conn = pool.get().unwrap();
+    let seed = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [5u8; 32]);
+    diesel::update(sk::signing_keys.filter(sk::kid.eq(&kid)))
+        .set(sk::private_key.eq(&seed))
+        .execute(&mut *conn)
+        .unwrap();
+    drop(conn);
+    let _third = app.second_instance().await;
+    let mut conn = pool.get().unwrap();
+    let resealed: String = sk::signing_keys.filter(sk::kid.eq(&kid)).select(sk::private_key).first(&mut *conn).unwrap();
+    assert!(resealed.starts_with("sealed:v1:"), "{resealed}");
+}

@@ -58,7 +58,7 @@ run_backend() {
     url="$WORK/roster.db"
   fi
   echo; echo "== $backend"
-  DATABASE_URL="$url" ROSTER_BIND="127.0.0.1:$PORT" ROSTER_DEMO=false ROSTER_PLATFORM_TOKEN="$PLATFORM" \
+  DATABASE_URL="$url" ROSTER_DATA_DIR="$WORK" ROSTER_BIND="127.0.0.1:$PORT" ROSTER_DEMO=false ROSTER_PLATFORM_TOKEN="$PLATFORM" \
     ROSTER_DB_POOL_SIZE=32 RUST_LOG=warn "$BIN" serve >"$WORK/$backend.log" 2>&1 &
   local pid=$!; PIDS+=("$pid")
   wait_http "http://127.0.0.1:$PORT/healthz"

@@ -44,12 +44,30 @@ pub struct CreateTenantResponse {
     pub password: Option<String>,
 }
 
-/// Creates a tenant and its owner (shared by the route, `roster bootstrap` and the demo seed).
+/// Creates a tenant and its owner (shared by `roster bootstrap` and the demo seed).
 pub async fn create_tenant_with_owner(
     state: &AppState,
     body: CreateTenantRequest,
     meta: RequestMeta,
 ) -> Result<CreateTenantResponse, ApiError> {
+    match create_tenant_keyed(state, body, meta, None).await? {
+        Answer::New(created) => Ok(created),
+        Answer::Replayed(_) => Err(ApiError::internal("a creation without a key was replayed")),
+    }
+}
+
+/// A new tenant, or the first answer to a retried `Idempotency-Key`.
+pub enum Answer {
+    New(CreateTenantResponse),
+    Replayed(crate::store::idempotency::Replay),
+}
+
+async fn create_tenant_keyed(
+    state: &AppState,
+    body: CreateTenantRequest,
+    meta: RequestMeta,
+    idem: Option<crate::store::idempotency::IdempotencyKey>,
+) -> Result<Answer, ApiError> {
     let mut problems = Problems::validated(&body);
     let email = problems.check("owner_email", EmailAddress::parse(&body.owner_email));
     if body.name.trim().is_empty() && !problems.0.iter().any(|e| e.field == "name") {
@@ -78,14 +96,32 @@ pub async fn create_tenant_with_owner(
         owner_full_name: full_name,
         owner_password_hash: hash,
     };
-    let created = db::run_write(&state.pool, move |conn| tenants::create(conn, new, &meta)).await?;
-    Ok(CreateTenantResponse {
+    let shown = email.as_str().to_string();
+    let creation = db::run_write(&state.pool, move |conn| {
+        // The kept answer never holds the generated password.
+        let render = |c: &tenants::CreatedTenant| {
+            let kept = CreateTenantResponse {
+                tenant_id: c.tenant_id,
+                user_id: c.user_id,
+                email: shown.clone(),
+                password: None,
+            };
+            serde_json::to_string(&kept).unwrap_or_default()
+        };
+        tenants::create(conn, new, &meta, idem.as_ref().map(|k| (k, &render as tenants::RenderReplay<'_>)))
+    })
+    .await?;
+    let created = match creation {
+        tenants::Creation::New(created) => created,
+        tenants::Creation::Replayed(replay) => return Ok(Answer::Replayed(replay)),
+    };
+    Ok(Answer::New(CreateTenantResponse {
         tenant_id: created.tenant_id,
         user_id: created.user_id,
         email: email.into_string(),
         // An existing identity keeps its own password: nothing was generated for it.
         password: generated.filter(|_| created.new_identity).map(|s| s.expose_secret().to_string()),
-    })
+    }))
 }
 
 fn check_platform_token(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
@@ -111,14 +147,20 @@ fn check_platform_token(state: &AppState, req: &HttpRequest) -> Result<(), ApiEr
 /// Authorized by the platform token (`ROSTER_PLATFORM_TOKEN`); the route answers 404 when
 /// that is not set. When `owner_email` already has an identity, that person becomes the owner
 /// with their existing credentials and no password is returned.
+///
+/// With an `Idempotency-Key` header, a retry of the same request within 24 hours answers the
+/// first response again (marked `Idempotent-Replayed: true`, without the generated password)
+/// and creates nothing; the same key with a different request answers 409.
 #[utoipa::path(
     tag = "tenants",
     security(("platform_token" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the first answer is replayed for 24 h")),
     request_body = CreateTenantRequest,
     responses(
         (status = 201, description = "Created", body = CreateTenantResponse),
         (status = 401, description = "Missing or wrong platform token"),
         (status = 404, description = "Tenant creation over HTTP is disabled"),
+        (status = 409, description = "Idempotency-Key already used for a different request"),
         (status = 422, description = "Invalid fields"),
     )
 )]
@@ -129,8 +171,11 @@ pub async fn create_tenant(
     body: crate::api::json::Json<CreateTenantRequest>,
 ) -> Result<HttpResponse, ApiError> {
     check_platform_token(&state, &req)?;
-    let created = create_tenant_with_owner(&state, body.into_inner(), RequestMeta::from_request(&req)).await?;
-    Ok(HttpResponse::Created().insert_header(("Cache-Control", "no-store")).json(created))
+    let idem = crate::api::idempotency_key(&req)?;
+    match create_tenant_keyed(&state, body.into_inner(), RequestMeta::from_request(&req), idem).await? {
+        Answer::New(created) => Ok(HttpResponse::Created().insert_header(("Cache-Control", "no-store")).json(created)),
+        Answer::Replayed(replay) => Ok(crate::api::replayed(replay)),
+    }
 }
 
 /// Tenant settings.

@@ -4,6 +4,7 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use super::audit::{self, AuditActor, AuditEntry};
+use super::idempotency::{self, IdempotencyKey, Replay};
 use super::members::{require, seats_used};
 use crate::auth::policy::TenantAction;
 use crate::auth::{RequestMeta, TenantContext};
@@ -43,8 +44,52 @@ fn slugify(name: &str) -> String {
     if slug.is_empty() { "tenant".into() } else { slug }
 }
 
-pub fn create(conn: &mut AnyConnection, new: NewTenant, meta: &RequestMeta) -> Result<CreatedTenant, ApiError> {
+/// Idempotency keys of platform calls are kept under this scope instead of a tenant id.
+pub const PLATFORM_SCOPE: &str = "platform";
+
+/// A creation, or the first answer to a retried `Idempotency-Key`.
+pub enum Creation {
+    New(CreatedTenant),
+    Replayed(Replay),
+}
+
+/// Renders the answer kept for a retry (never with the generated password).
+pub type RenderReplay<'a> = idempotency::Render<'a, CreatedTenant>;
+
+pub fn create(
+    conn: &mut AnyConnection,
+    new: NewTenant,
+    meta: &RequestMeta,
+    idem: Option<(&IdempotencyKey, RenderReplay<'_>)>,
+) -> Result<Creation, ApiError> {
     write_tx(conn, |conn| {
+        if let Some((key, _)) = idem {
+            // One platform creation at a time per key: a parallel retry waits, then replays.
+            lock_idempotency_scope(conn)?;
+            if let Some(replay) = idempotency::find(conn, PLATFORM_SCOPE, PLATFORM_SCOPE, key)? {
+                return Ok(Creation::Replayed(replay));
+            }
+        }
+        let created = insert(conn, &new, meta)?;
+        if let Some((key, render)) = idem {
+            idempotency::save(conn, PLATFORM_SCOPE, PLATFORM_SCOPE, key, 201, &render(&created))?;
+        }
+        Ok(Creation::New(created))
+    })
+}
+
+/// Serialises keyed platform creations: a transaction-scoped advisory lock on PostgreSQL; on
+/// SQLite the immediate write transaction already does.
+fn lock_idempotency_scope(conn: &mut AnyConnection) -> Result<(), ApiError> {
+    if let AnyConnection::Postgresql(c) = conn {
+        use diesel::connection::SimpleConnection;
+        c.batch_execute("SELECT pg_advisory_xact_lock(72010502)")?;
+    }
+    Ok(())
+}
+
+fn insert(conn: &mut AnyConnection, new: &NewTenant, meta: &RequestMeta) -> Result<CreatedTenant, ApiError> {
+    {
         let now = now();
         let tenant_id = TenantId::new();
         let base = slugify(&new.name);
@@ -129,7 +174,7 @@ pub fn create(conn: &mut AnyConnection, new: NewTenant, meta: &RequestMeta) -> R
             },
         )?;
         Ok(CreatedTenant { tenant_id, user_id: user_id.parse().unwrap_or_default(), new_identity })
-    })
+    }
 }
 
 /// A tenant with its seat usage.

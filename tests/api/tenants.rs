@@ -199,3 +199,61 @@ async fn regions_tree_crud() {
     let list: Value = app.get(&base, &owner.token).await.json().await.unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn platform_creation_is_idempotent_with_a_key() {
+    let app = spawn_app().await;
+    let body = json!({"name": "Keyed", "owner_email": "keyed@example.test", "plan": "plus"});
+    let send = |key: &'static str, body: Value| {
+        let app = &app;
+        async move {
+            app.request(Method::POST, "/api/v1/tenants", Some(PLATFORM_TOKEN))
+                .header("Idempotency-Key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Parallel first attempts with one key create one tenant; every answer names it.
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let (client, url, body) = (app.client.clone(), format!("{}/api/v1/tenants", app.address), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let res = client
+                .post(url)
+                .bearer_auth(PLATFORM_TOKEN)
+                .header("Idempotency-Key", "tenant-key-1")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let replayed = res.headers().get("Idempotent-Replayed").is_some();
+            (res.status(), replayed, res.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut tenant_ids = Vec::new();
+    let mut passwords = 0;
+    for task in tasks {
+        let (status, replayed, v) = task.await.unwrap();
+        assert_eq!(status, StatusCode::CREATED);
+        if replayed {
+            assert!(v.get("password").is_none(), "a replay never carries the password");
+        } else {
+            passwords += usize::from(v["password"].is_string());
+        }
+        tenant_ids.push(v["tenant_id"].as_str().unwrap().to_string());
+    }
+    tenant_ids.dedup();
+    assert_eq!(tenant_ids.len(), 1, "one tenant for one key");
+    assert_eq!(passwords, 1, "the generated password is shown once");
+    // The same key with a different request is refused and creates nothing.
+    let res = send("tenant-key-1", json!({"name": "Other", "owner_email": "other@example.test"})).await;
+    let problem = assert_problem(res, 409).await;
+    assert!(problem["type"].as_str().unwrap().ends_with("idempotency-key-reused"));
+    let res = app.login(json!({"email": "other@example.test", "password": "whatever it is"})).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // A bad key is a clear 400.
+    let res = send("  ", body.clone()).await;
+    assert_problem(res, 400).await;
+}

@@ -6,14 +6,14 @@
 #
 #   bench/run.sh [sqlite|postgres|both]        (default: both)
 #
-# env: DURATION seconds per load (10), CONNECTIONS (64), BIG (100000), SMALL_TENANTS (100),
+# env: DURATION seconds per load (10), CONNECTIONS (64), SETTLE seconds between loads (3), BIG (100000), SMALL_TENANTS (100),
 #      SMALL_MEMBERS (100), PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/postgres),
 #      SHARED_BENCH (../shared/bench beside the repository)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SHARED="${SHARED_BENCH:-$ROOT/../shared/bench}"
 WHICH="${1:-both}"
-DURATION="${DURATION:-10}"; CONN="${CONNECTIONS:-64}"
+DURATION="${DURATION:-10}"; CONN="${CONNECTIONS:-64}"; SETTLE="${SETTLE:-3}"
 BIG="${BIG:-100000}"; SMALL_TENANTS="${SMALL_TENANTS:-100}"; SMALL_MEMBERS="${SMALL_MEMBERS:-100}"
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 PLATFORM=bench-platform-token
@@ -72,15 +72,17 @@ run_backend() {
   echo "seeded $BIG members in ${SEED_BIG_SECS}s; argon2id hash ${HASH_MS} ms"
 
   local login get list create mixed_get mixed_login
+  # SETTLE seconds between loads: requests a load left queued in the server (64 logins are
+  # 1.5 s of hashing) finish before the next figure starts.
   login="$("$LOAD" "$B/api/v1/auth/login" "$DURATION" "$CONN" "Content-Type: application/json" "@$WORK/login.json")"
-  echo "login:            $login"
+  echo "login:            $login"; sleep "$SETTLE"
   get="$("$LOAD" "$B/api/v1/tenants/$TENANT/users/$MEMBER" "$DURATION" "$CONN" "$AUTH")"
-  echo "get member:       $get"
+  echo "get member:       $get"; sleep "$SETTLE"
   list="$("$LOAD" "$B/api/v1/tenants/$TENANT/users?q=larsen&limit=50" "$DURATION" "$CONN" "$AUTH")"
-  echo "list q=larsen (100k tenant, 1/60 of members match): $list"
+  echo "list q=larsen (100k tenant, 1/60 of members match): $list"; sleep "$SETTLE"
   create="$(PREFIX="$backend$$" wrk -t2 -c"$CONN" -d"${DURATION}s" --timeout 30s -s "$ROOT/bench/create.lua" -H "$AUTH" \
     "$B/api/v1/tenants/$TENANT/users" | sed -n 's/^RESULT //p')"
-  echo "create member:    $create"
+  echo "create member:    $create"; sleep "$SETTLE"
   # Reads while logins saturate the CPU: both loads at once, half the connections each.
   "$LOAD" "$B/api/v1/auth/login" "$DURATION" "$((CONN / 2))" "Content-Type: application/json" "@$WORK/login.json" >"$WORK/mixed_login" &
   local lpid=$!

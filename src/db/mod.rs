@@ -257,7 +257,13 @@ pub fn write_tx<T>(
         AnyConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
         AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
     }
-    let result = f(conn);
+    let mut result = f(conn);
+    if let (Ok(_), AnyConnection::Sqlite(c)) = (&result, &mut *conn)
+        && !nested
+        && let Err(e) = flush_search_index(c)
+    {
+        result = Err(e.into());
+    }
     let end = match (&result, conn) {
         (Ok(_), AnyConnection::Sqlite(c)) => AnsiTransactionManager::commit_transaction(c),
         (Ok(_), AnyConnection::Postgresql(c)) => AnsiTransactionManager::commit_transaction(c),
@@ -269,6 +275,17 @@ pub fn write_tx<T>(
         (Ok(_), Err(e)) => Err(e.into()),
         (Err(e), _) => Err(e),
     }
+}
+
+/// SQLite: applies the queued member-search changes (see the `fts_deferred` migration) inside
+/// the open write transaction, right before its commit, so the index is current at every commit
+/// and gains one segment per transaction rather than one per write.
+pub fn flush_search_index(c: &mut diesel::SqliteConnection) -> QueryResult<()> {
+    c.batch_execute(
+        "INSERT INTO memberships_fts (memberships_fts, rowid, search_text) \
+           SELECT op, seq, search_text FROM memberships_fts_pending ORDER BY id; \
+         DELETE FROM memberships_fts_pending;",
+    )
 }
 
 /// Serialises writers of one tenant: `SELECT ... FOR UPDATE` on the tenant row on

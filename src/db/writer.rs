@@ -1,5 +1,6 @@
 //! SQLite group commit. SQLite has one writer at a time and pays a fixed price per commit (WAL
-//! frames, the full-text index's new segment), so one writer thread runs the queued write jobs
+//! frames, the full-text index's new segment: its queued changes are applied once per batch, just
+//! before the commit, see `flush_search_index`), so one writer thread runs the queued write jobs
 //! back to back inside a single `BEGIN IMMEDIATE ... COMMIT`, each job in its own savepoint
 //! (`write_tx` nests as a savepoint while a batch is open). A job that fails rolls back only
 //! its savepoint; callers hear their answer only after the commit succeeded. With a quiet queue
@@ -117,7 +118,7 @@ fn writer_loop(pool: Pool, queue: mpsc::Receiver<Job>) {
             let _ = AnsiTransactionManager::rollback_transaction(c);
             Err("the batch was rolled back after a failure".to_string())
         } else {
-            AnsiTransactionManager::commit_transaction(c).map_err(|e| {
+            super::flush_search_index(c).and_then(|()| AnsiTransactionManager::commit_transaction(c)).map_err(|e| {
                 let _ = AnsiTransactionManager::rollback_transaction(c);
                 e.to_string()
             })

@@ -519,3 +519,42 @@ async fn a_failed_write_leaves_no_trace_even_among_parallel_writes() {
     assert_eq!(read["version"], 1);
     assert_eq!(app.member_count(&owner).await, 14);
 }
+
+#[tokio::test]
+async fn search_follows_renames_and_deletes_at_once() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("plus").await;
+    let path = format!("/api/v1/tenants/{}/users", owner.tenant_id);
+    let found = |q: &'static str| {
+        let (app, path, token) = (&app, path.clone(), owner.token.clone());
+        async move {
+            let res = app.get(&format!("{path}?q={q}"), &token).await;
+            assert_eq!(res.status(), StatusCode::OK);
+            res.json::<Value>().await.unwrap()["total"].as_i64().unwrap()
+        }
+    };
+    let res = app
+        .send_json(
+            Method::POST,
+            &path,
+            &owner.token,
+            json!({"email": "quentin@example.test", "full_name": "Quentin Quarry", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    assert_eq!(found("quarry").await, 1);
+    let res = app
+        .send_json(Method::PATCH, &format!("{path}/{id}"), &owner.token, json!({"full_name": "Quentin Stone"}))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!((found("quarry").await, found("stone").await), (0, 1), "a rename is searchable at once");
+    // A write that fails leaves the index as it was.
+    let res = app.send_json(Method::PATCH, &format!("{path}/{id}"), &owner.token, json!({"full_name": ""})).await;
+    assert_problem(res, 422).await;
+    assert_eq!(found("stone").await, 1);
+    assert_eq!(app.set_status(&owner, &id, "disabled").await.status(), StatusCode::OK);
+    let res = app.request(Method::DELETE, &format!("{path}/{id}"), Some(&owner.token)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(found("stone").await, 0, "a deleted member is gone from search");
+}

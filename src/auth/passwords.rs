@@ -14,7 +14,7 @@ use crate::error::ApiError;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// Argon2 runs on its own `concurrency` threads, at a lower scheduling priority (nice 10): when
+/// Argon2 runs on its own `concurrency` threads, at the lowest scheduling priority (nice 19): when
 /// logins saturate the CPU, reads still get it first, and when nothing else runs, logins get
 /// all of it.
 #[derive(Clone)]
@@ -121,10 +121,14 @@ impl PasswordHashers {
     }
 }
 
-/// Nice 10 for the calling thread (SCHED_OTHER): a hint, so failure is only logged.
+/// Nice 19 for the calling thread (SCHED_OTHER, the lowest weight): a request thread that
+/// wakes up takes the core first, yet logins keep a small guaranteed share however busy the
+/// machine is (SCHED_IDLE measured no better here and could starve them). A hint, so failure
+/// is only logged.
 fn lower_priority() {
     use thread_priority::{ThreadPriority, ThreadPriorityValue};
-    match ThreadPriorityValue::try_from(22u8) {
+    // The cross-platform scale maps 0 to the lowest priority: nice 19 on Linux.
+    match ThreadPriorityValue::try_from(0u8) {
         Ok(value) => {
             if let Err(e) = thread_priority::set_current_thread_priority(ThreadPriority::Crossplatform(value)) {
                 log::warn!("cannot lower the priority of a password hashing thread: {e:?}");

@@ -76,8 +76,78 @@ fn sqlite(conn: &mut AnyConnection) -> Option<&mut diesel::SqliteConnection> {
     }
 }
 
+/// How long the writer waits with nothing to do before tidying the search index.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// More index segments than this are merged while the writer is idle.
+pub const MAX_SEARCH_SEGMENTS: i64 = 4;
+
+/// Pages of merge work per step; each step is its own short write transaction.
+const MERGE_STEP_PAGES: i32 = 256;
+
+/// Idle upkeep of the member search index. Every batch that changes it adds a segment, and a
+/// search walks every segment, so while no write waits the writer merges them into one, a
+/// bounded step at a time. A write that arrives meanwhile is handed back and runs first.
+fn tidy_search_index(pool: &Pool, queue: &mpsc::Receiver<Job>) -> (bool, Option<Job>) {
+    use diesel::RunQueryDsl;
+    let Ok(mut conn) = pool.get() else { return (true, None) };
+    let Some(c) = sqlite(&mut conn) else { return (false, None) };
+    let count = "(SELECT count(DISTINCT segid) FROM memberships_fts_idx)";
+    match diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(count)).get_result::<i64>(c) {
+        Ok(n) if n <= MAX_SEARCH_SEGMENTS => return (false, None),
+        Ok(_) => {}
+        Err(e) => {
+            log::warn!("cannot count the search index's segments: {e}");
+            return (false, None);
+        }
+    }
+    let step = format!("INSERT INTO memberships_fts (memberships_fts, rank) VALUES ('merge', -{MERGE_STEP_PAGES})");
+    let total_changes = |c: &mut diesel::SqliteConnection| {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>("total_changes()")).get_result::<i64>(c)
+    };
+    loop {
+        let worked = {
+            let _process = super::SQLITE_WRITER.lock().unwrap_or_else(|p| p.into_inner());
+            total_changes(c).and_then(|before| {
+                diesel::sql_query(&step).execute(c)?;
+                Ok(total_changes(c)? - before)
+            })
+        };
+        match worked {
+            // Fewer than two changes: nothing was left to merge (FTS5's documented signal).
+            Ok(changes) if changes < 2 => return (false, None),
+            Ok(_) => {}
+            Err(e) => {
+                log::warn!("merging the search index failed: {e}");
+                return (false, None);
+            }
+        }
+        if let Ok(job) = queue.try_recv() {
+            return (true, Some(job));
+        }
+    }
+}
+
 fn writer_loop(pool: Pool, queue: mpsc::Receiver<Job>) {
-    while let Ok(first) = queue.recv() {
+    let mut untidy = true;
+    let mut handed_back: Option<Job> = None;
+    loop {
+        let first = match handed_back.take() {
+            Some(job) => job,
+            None if untidy => match queue.recv_timeout(IDLE) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    (untidy, handed_back) = tidy_search_index(&pool, &queue);
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            },
+            None => match queue.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
+        untidy = true;
         // Without a connection or a transaction the job cannot run: dropping it answers its
         // caller "unavailable".
         let mut conn = match pool.get() {

@@ -558,3 +558,38 @@ async fn search_follows_renames_and_deletes_at_once() {
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(found("stone").await, 0, "a deleted member is gone from search");
 }
+
+/// SQLite: the search index's segments (one per write batch) are merged while the writer idles.
+#[tokio::test]
+async fn the_idle_writer_merges_the_search_index() {
+    use diesel::prelude::*;
+    let app = spawn_app().await;
+    if app.db.url.starts_with("postgres") {
+        return; // pg_trgm's GIN index needs no such upkeep
+    }
+    let segments = || {
+        let pool = roster::db::build_pool(&app.db.url, 1).unwrap();
+        let mut conn = pool.get().unwrap();
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT count(DISTINCT segid) FROM memberships_fts_idx)",
+        ))
+        .get_result::<i64>(&mut *conn)
+        .unwrap()
+    };
+    let owner = app.new_owner("enterprise").await;
+    for _ in 0..40 {
+        app.create_member(&owner, "viewer", &[]).await;
+    }
+    assert!(segments() > 1, "one segment per write batch before the upkeep");
+    let mut merged = false;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        if segments() == 1 {
+            merged = true;
+            break;
+        }
+    }
+    assert!(merged, "still {} segments after 10 s idle", segments());
+    let res = app.get(&format!("/api/v1/tenants/{}/users?q=example.test", owner.tenant_id), &owner.token).await;
+    assert_eq!(res.json::<Value>().await.unwrap()["total"], 41, "every member is still found");
+}

@@ -311,7 +311,7 @@ fn sort_value(row: &MembershipRow, key: SortKey) -> String {
         SortKey::Role => row.role.clone(),
         SortKey::JobTitle => row.job_title.clone().unwrap_or_default(),
         SortKey::Department => row.department.clone().unwrap_or_default(),
-        SortKey::CreatedAt => row.created_at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+        SortKey::CreatedAt => cursor_time_text(&row.created_at),
     }
 }
 
@@ -343,7 +343,12 @@ pub fn list(conn: &mut AnyConnection, ctx: &TenantContext, f: &ListFilter) -> Re
 
 type RawPage = (Vec<MembershipRow>, Option<String>, i64);
 
-/// The time in a `created_at` cursor.
+/// A `created_at` sort value as a cursor holds it (microseconds, so it orders as it compares).
+fn cursor_time_text(t: &NaiveDateTime) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+}
+
+/// The time in a `created_at` cursor (read back by [`cursor_time_text`]'s format).
 fn cursor_time(key: &str) -> Result<NaiveDateTime, ApiError> {
     NaiveDateTime::parse_from_str(key, "%Y-%m-%dT%H:%M:%S%.f")
         .map_err(|_| ApiError::bad_request("invalid-cursor", "`cursor` is not one this service issued"))
@@ -392,7 +397,7 @@ impl SortVal {
     fn cursor_text(&self) -> String {
         match self {
             SortVal::Text(s) => s.clone(),
-            SortVal::Time(t) => t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+            SortVal::Time(t) => cursor_time_text(t),
         }
     }
 }

@@ -26,6 +26,8 @@ pub struct Config {
     pub workers: usize,
     /// `ROSTER_HASH_CONCURRENCY`: argon2 hashes at once. Default: the number of cores.
     pub hash_concurrency: usize,
+    /// Member-list match entries kept in memory (`store::list_cache`); 0 turns the cache off.
+    pub list_cache_items: u64,
     /// `ROSTER_MASTER_KEY`: 32 bytes, base64; seals the signing key in the database. Default:
     /// the key file `<data dir>/master.key`, created on first start.
     pub master_key: Option<SecretString>,
@@ -79,6 +81,7 @@ impl Config {
             workers: parse_var("ROSTER_WORKERS", cores())?.max(1),
             hash_concurrency: parse_var("ROSTER_HASH_CONCURRENCY", cores())?.max(1),
             master_key: var("ROSTER_MASTER_KEY").map(SecretString::from),
+            list_cache_items: parse_var("ROSTER_LIST_CACHE_ITEMS", 200_000)?,
         })
     }
 }

@@ -23,6 +23,7 @@ use crate::auth::passwords::PasswordHashers;
 use crate::config::Config;
 use crate::db::{self, Db};
 use crate::error::{ApiError, FieldError};
+use crate::store::list_cache::ListCache;
 
 /// Shared by every request.
 pub struct AppState {
@@ -30,6 +31,7 @@ pub struct AppState {
     pub pool: Db,
     pub keys: TokenKeys,
     pub hashers: PasswordHashers,
+    pub lists: ListCache,
 }
 
 /// Largest JSON body accepted.
@@ -51,7 +53,8 @@ impl AppState {
         drop(conn);
         pool.start_writer()?;
         let hashers = PasswordHashers::new(config.hash_concurrency);
-        Ok(Self { config: Arc::new(config), pool, keys, hashers })
+        let lists = ListCache::new(config.list_cache_items);
+        Ok(Self { config: Arc::new(config), pool, keys, hashers, lists })
     }
 }
 

@@ -3,6 +3,7 @@
 //! Owns how we talk to SQLite and PostgreSQL; knows nothing about tenants or policy.
 //! Every call through here is synchronous: callers run it on the blocking pool (`run`).
 
+pub mod among;
 pub mod models;
 pub mod schema;
 pub mod writer;

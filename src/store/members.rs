@@ -12,8 +12,10 @@ use serde_json::json;
 use super::audit::{self, AuditEntry};
 use super::cursor;
 use super::idempotency::{self, IdempotencyKey, Replay};
+use super::list_cache::{ListCache, SortVal};
 use crate::auth::TenantContext;
 use crate::auth::policy::{Decision, MemberAction, MemberVisibility, TargetFacts, TenantAction};
+use crate::db::among::among;
 use crate::db::models::{MembershipRow, UserRow, search_text};
 use crate::db::schema::{
     membership_regions::dsl as mr, memberships::dsl as m, regions::dsl as r, tenants::dsl as t, users::dsl as u,
@@ -91,7 +93,7 @@ fn load_regions(
 ) -> Result<HashMap<String, Vec<String>>, ApiError> {
     let rows = mr::membership_regions
         .filter(mr::tenant_id.eq(tenant))
-        .filter(mr::user_id.eq_any(users))
+        .filter(among(mr::user_id, users))
         .select((mr::user_id, mr::region_id))
         .order((mr::user_id, mr::region_id))
         .load::<(String, String)>(conn)?;
@@ -321,7 +323,12 @@ pub struct Page {
     pub total: i64,
 }
 
-pub fn list(conn: &mut AnyConnection, ctx: &TenantContext, f: &ListFilter) -> Result<Page, ApiError> {
+pub fn list(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    f: &ListFilter,
+    cache: &ListCache,
+) -> Result<Page, ApiError> {
     let tenant = ctx.tenant_text();
     let region_set = match f.region {
         None => None,
@@ -330,12 +337,16 @@ pub fn list(conn: &mut AnyConnection, ctx: &TenantContext, f: &ListFilter) -> Re
             Some(crate::auth::guard::expand_regions(&[root], &all).iter().map(|r| r.as_text()).collect::<Vec<_>>())
         }
     };
-    let backend = conn.kind();
     let after = f.cursor.as_deref().map(cursor::decode).transpose()?;
-    let (rows, next_cursor, total) = if uses_fts(f, backend) {
-        fts_page(conn, ctx, f, region_set, after)?
+    let key = cache.key(conn, &tenant, list_shape(ctx, f))?;
+    let (rows, next_cursor, total) = if needle(f).is_some() {
+        let matches = cache.matches(key, || match_keys(conn, ctx, f, region_set))?;
+        search_page(conn, ctx, f, &matches, after)?
     } else {
-        sql_page(conn, ctx, f, region_set, after)?
+        let backend = conn.kind();
+        let total =
+            cache.total(key, || Ok(filtered(ctx, f, region_set.clone(), backend).count().get_result(conn)?))?;
+        sql_page(conn, ctx, f, region_set, after, total)?
     };
     let items = hydrate(conn, &tenant, rows)?;
     Ok(Page { items, next_cursor, total })
@@ -354,16 +365,41 @@ fn cursor_time(key: &str) -> Result<NaiveDateTime, ApiError> {
         .map_err(|_| ApiError::bad_request("invalid-cursor", "`cursor` is not one this service issued"))
 }
 
-/// A page ordered and counted by the database: one count and one ordered, limited query.
+/// Everything besides the tenant and its version that decides a list's matches and their
+/// order: the caller's visibility and every filter and the sort (the cache key's text).
+fn list_shape(ctx: &TenantContext, f: &ListFilter) -> String {
+    let visibility = match ctx.actor().member_visibility() {
+        MemberVisibility::All => "all".to_string(),
+        MemberVisibility::SelfOnly => format!("self {}", ctx.actor().user_id.as_text()),
+        MemberVisibility::SelfAndRegions(set) => {
+            let mut regions: Vec<String> = set.iter().map(|r| r.as_text()).collect();
+            regions.sort_unstable();
+            format!("self {} regions {regions:?}", ctx.actor().user_id.as_text())
+        }
+    };
+    format!(
+        "{visibility} q={:?} role={:?} status={:?} department={:?} section={:?} region={:?} manager={:?} sort={:?}",
+        needle(f),
+        f.role,
+        f.status,
+        f.department,
+        f.section,
+        f.region.map(|r| r.as_text()),
+        f.manager.map(|m| m.as_text()),
+        f.sort
+    )
+}
+
+/// A page ordered by the database's index (lists without `q`), with the total known.
 fn sql_page(
     conn: &mut AnyConnection,
     ctx: &TenantContext,
     f: &ListFilter,
     region_set: Option<Vec<String>>,
     after: Option<(String, String)>,
+    total: i64,
 ) -> Result<RawPage, ApiError> {
     let backend = conn.kind();
-    let total = filtered(ctx, f, region_set.clone(), backend).count().get_result::<i64>(conn)?;
     let q = filtered(ctx, f, region_set, backend);
     let q = match f.sort {
         SortKey::Name => keyset!(q, m::sort_name, after, f.desc),
@@ -386,34 +422,23 @@ fn sql_page(
     Ok((rows, next_cursor, total))
 }
 
-/// A sort key as read for ordering outside the database. One list only ever holds one variant.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum SortVal {
-    Text(String),
-    Time(NaiveDateTime),
-}
-
-impl SortVal {
-    fn cursor_text(&self) -> String {
-        match self {
-            SortVal::Text(s) => s.clone(),
-            SortVal::Time(t) => cursor_time_text(t),
-        }
+fn cursor_text(key: &SortVal) -> String {
+    match key {
+        SortVal::Text(s) => s.clone(),
+        SortVal::Time(t) => cursor_time_text(t),
     }
 }
 
-/// A page of full-text matches (SQLite). Counting and ordering in SQL would walk the trigram
-/// index and every match twice; instead one pass reads each match's sort key and id, which
-/// gives the total, and the page is chosen and ordered here (byte order, as SQLite's `BINARY`
-/// collation), then read by id.
-fn fts_page(
+/// Every match of a search with its sort key, in ascending (key, id) order: byte order, as
+/// SQLite's `BINARY` and the `C` collation of PostgreSQL's sort columns. One pass over the
+/// matches gives the total, the order and any page of it.
+fn match_keys(
     conn: &mut AnyConnection,
     ctx: &TenantContext,
     f: &ListFilter,
     region_set: Option<Vec<String>>,
-    after: Option<(String, String)>,
-) -> Result<RawPage, ApiError> {
-    let q = filtered(ctx, f, region_set, BackendKind::Sqlite);
+) -> Result<Vec<(SortVal, String)>, ApiError> {
+    let q = filtered(ctx, f, region_set, conn.kind());
     fn text(rows: Vec<(String, String)>) -> Vec<(SortVal, String)> {
         rows.into_iter().map(|(k, id)| (SortVal::Text(k), id)).collect()
     }
@@ -430,43 +455,57 @@ fn fts_page(
             .map(|(t, id)| (SortVal::Time(t), id))
             .collect(),
     };
-    let total = keys.len() as i64;
-    if let Some((key, id)) = after {
-        let key = if f.sort == SortKey::CreatedAt { SortVal::Time(cursor_time(&key)?) } else { SortVal::Text(key) };
-        let at = (key, id);
-        keys.retain(|k| if f.desc { *k < at } else { *k > at });
-    }
-    let order = |a: &(SortVal, String), b: &(SortVal, String)| if f.desc { b.cmp(a) } else { a.cmp(b) };
+    keys.sort_unstable();
+    Ok(keys)
+}
+
+/// A page of a search's ordered matches: the keyset position found by binary search, the page
+/// read by id.
+fn search_page(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    f: &ListFilter,
+    matches: &[(SortVal, String)],
+    after: Option<(String, String)>,
+) -> Result<RawPage, ApiError> {
+    let at = match after {
+        None => None,
+        Some((key, id)) if f.sort == SortKey::CreatedAt => Some((SortVal::Time(cursor_time(&key)?), id)),
+        Some((key, id)) => Some((SortVal::Text(key), id)),
+    };
     let want = f.limit as usize + 1;
-    if keys.len() > want {
-        keys.select_nth_unstable_by(want - 1, order);
-        keys.truncate(want);
-    }
-    keys.sort_unstable_by(order);
-    let next_cursor = if keys.len() > f.limit as usize {
-        keys.truncate(f.limit as usize);
-        keys.last().map(|(k, id)| cursor::encode(&k.cursor_text(), id))
+    let mut page: Vec<&(SortVal, String)> = if f.desc {
+        let end = at.map_or(matches.len(), |at| matches.partition_point(|k| *k < at));
+        matches[..end].iter().rev().take(want).collect()
+    } else {
+        let start = at.map_or(0, |at| matches.partition_point(|k| *k <= at));
+        matches[start..].iter().take(want).collect()
+    };
+    let next_cursor = if page.len() == want {
+        page.truncate(f.limit as usize);
+        page.last().map(|(k, id)| cursor::encode(&cursor_text(k), id))
     } else {
         None
     };
-    let ids: Vec<String> = keys.into_iter().map(|(_, id)| id).collect();
+    let ids: Vec<&str> = page.iter().map(|(_, id)| id.as_str()).collect();
     let mut by_id: HashMap<String, MembershipRow> = m::memberships
         .filter(m::tenant_id.eq(ctx.tenant_text()))
-        .filter(m::user_id.eq_any(&ids))
+        .filter(among(m::user_id, &ids))
         .select(MembershipRow::as_select())
         .load::<MembershipRow>(conn)?
         .into_iter()
         .map(|row| (row.user_id.clone(), row))
         .collect();
-    let rows = ids.iter().filter_map(|id| by_id.remove(id)).collect();
-    Ok((rows, next_cursor, total))
+    // A member deleted since the matches were read is left out.
+    let rows = ids.iter().filter_map(|id| by_id.remove(*id)).collect();
+    Ok((rows, next_cursor, matches.len() as i64))
 }
 
 /// Adds identity fields and regions to a page of memberships, keeping its order.
 fn hydrate(conn: &mut AnyConnection, tenant: &str, rows: Vec<MembershipRow>) -> Result<Vec<MemberRecord>, ApiError> {
     let ids: Vec<String> = rows.iter().map(|r| r.user_id.clone()).collect();
     let mut identities: HashMap<String, (String, Option<String>, String)> = u::users
-        .filter(u::id.eq_any(&ids))
+        .filter(among(u::id, &ids))
         .select((u::id, u::email, u::username, u::full_name))
         .load::<(String, String, Option<String>, String)>(conn)?
         .into_iter()

@@ -71,12 +71,19 @@ pub fn config(db_url: &str) -> Config {
         pool_size: 8,
         workers: 2,
         hash_concurrency: 2,
+        list_cache_items: 200_000,
         master_key: Some(secrecy::SecretString::from(TEST_MASTER_KEY)),
     }
 }
 
 async fn start(db: std::sync::Arc<TestDb>) -> TestApp {
-    let app = roster::Application::build(config(&db.url)).await.expect("application builds");
+    start_with(db, |_| {}).await
+}
+
+async fn start_with(db: std::sync::Arc<TestDb>, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = config(&db.url);
+    adjust(&mut config);
+    let app = roster::Application::build(config).await.expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run());
     TestApp { address, client: reqwest::Client::new(), db }
@@ -101,6 +108,11 @@ impl TestApp {
     /// A second server instance on the same database.
     pub async fn second_instance(&self) -> TestApp {
         start(self.db.clone()).await
+    }
+
+    /// A second server instance on the same database, configured differently.
+    pub async fn second_instance_with(&self, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        start_with(self.db.clone(), adjust).await
     }
 
     pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
@@ -159,6 +171,35 @@ impl TestApp {
             password,
             token: login["access_token"].as_str().expect("token").to_string(),
         }
+    }
+
+    /// Every page of a list, following `next_cursor` from `url` (which has a query string).
+    pub async fn all_pages(&self, url: &str, token: &str) -> Vec<Value> {
+        let mut pages = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page_url = match &cursor {
+                Some(c) => format!("{url}&cursor={c}"),
+                None => url.to_string(),
+            };
+            let res = self.get(&page_url, token).await;
+            assert_eq!(res.status(), StatusCode::OK, "{page_url}");
+            let page: Value = res.json().await.expect("json");
+            cursor = page["next_cursor"].as_str().map(str::to_string);
+            pages.push(page);
+            if cursor.is_none() {
+                return pages;
+            }
+        }
+    }
+
+    /// Creates a member as `by` from `body` and returns its id (asserting 201).
+    pub async fn add_member(&self, by: &Persona, body: Value) -> String {
+        let res =
+            self.send_json(Method::POST, &format!("/api/v1/tenants/{}/users", by.tenant_id), &by.token, body).await;
+        assert_eq!(res.status(), StatusCode::CREATED, "create member");
+        let created: Value = res.json().await.expect("json");
+        created["id"].as_str().expect("id").to_string()
     }
 
     /// Creates a member as `by` and returns the created JSON (asserting 201).

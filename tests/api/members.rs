@@ -5,6 +5,22 @@ use serde_json::{Value, json};
 
 use crate::helpers::{assert_problem, spawn_app};
 
+/// Every `sort` the member list takes.
+const SORTS: [&str; 12] = [
+    "name",
+    "-name",
+    "email",
+    "-email",
+    "role",
+    "-role",
+    "job_title",
+    "-job_title",
+    "department",
+    "-department",
+    "created_at",
+    "-created_at",
+];
+
 #[tokio::test]
 async fn create_read_and_temporary_password() {
     let app = spawn_app().await;
@@ -177,39 +193,13 @@ async fn list_filters_sorts_and_pages() {
     assert_eq!(q("status=active").await["total"], 4);
     assert_eq!(q("status=all").await["total"], 5);
     // Keyset pages cover everything once, for every sort.
-    for sort in [
-        "name",
-        "-name",
-        "email",
-        "-email",
-        "role",
-        "-role",
-        "job_title",
-        "department",
-        "-department",
-        "created_at",
-        "-created_at",
-    ] {
+    for sort in SORTS {
         let walk = |filter: &'static str| {
-            let q = &q;
-            let ids = &ids;
+            let (app, path, token, ids) = (&app, &path, &owner.token, &ids);
             async move {
-                let mut seen = Vec::new();
-                let mut cursor: Option<String> = None;
-                loop {
-                    let mut query = format!("limit=2&sort={sort}{filter}");
-                    if let Some(c) = &cursor {
-                        query.push_str(&format!("&cursor={c}"));
-                    }
-                    let page = q(&query).await;
-                    seen.push((page["total"].as_i64().unwrap(), ids(&page)));
-                    match page["next_cursor"].as_str() {
-                        Some(c) => cursor = Some(c.to_string()),
-                        None => break,
-                    }
-                }
-                let totals: Vec<i64> = seen.iter().map(|(t, _)| *t).collect();
-                (totals, seen.into_iter().flat_map(|(_, ids)| ids).collect::<Vec<_>>())
+                let pages = app.all_pages(&format!("{path}?limit=2&sort={sort}{filter}"), token).await;
+                let totals: Vec<i64> = pages.iter().map(|p| p["total"].as_i64().unwrap()).collect();
+                (totals, pages.iter().flat_map(ids).collect::<Vec<_>>())
             }
         };
         let (totals, seen) = walk("").await;
@@ -533,16 +523,9 @@ async fn search_follows_renames_and_deletes_at_once() {
             res.json::<Value>().await.unwrap()["total"].as_i64().unwrap()
         }
     };
-    let res = app
-        .send_json(
-            Method::POST,
-            &path,
-            &owner.token,
-            json!({"email": "quentin@example.test", "full_name": "Quentin Quarry", "role": "viewer"}),
-        )
+    let id = app
+        .add_member(&owner, json!({"email": "quentin@example.test", "full_name": "Quentin Quarry", "role": "viewer"}))
         .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
     assert_eq!(found("quarry").await, 1);
     let res = app
         .send_json(Method::PATCH, &format!("{path}/{id}"), &owner.token, json!({"full_name": "Quentin Stone"}))
@@ -592,4 +575,140 @@ async fn the_idle_writer_merges_the_search_index() {
     assert!(merged, "still {} segments after 10 s idle", segments());
     let res = app.get(&format!("/api/v1/tenants/{}/users?q=example.test", owner.tenant_id), &owner.token).await;
     assert_eq!(res.json::<Value>().await.unwrap()["total"], 41, "every member is still found");
+}
+
+/// Lists keep results in memory under the tenant's member-list version; a write committed
+/// through another instance moves it, so no instance answers from an older result.
+#[tokio::test]
+async fn lists_follow_writes_made_on_another_instance() {
+    let app = spawn_app().await;
+    let other = app.second_instance().await;
+    let owner = app.new_owner("enterprise").await;
+    let path = format!("/api/v1/tenants/{}/users", owner.tenant_id);
+    let listed = |instance: &'static str, query: String| {
+        let (app, other, path, token) = (&app, &other, path.clone(), owner.token.clone());
+        async move {
+            let on = if instance == "other" { other } else { app };
+            let res = on.get(&format!("{path}?{query}"), &token).await;
+            assert_eq!(res.status(), StatusCode::OK, "{query}");
+            let body: Value = res.json().await.unwrap();
+            let names: Vec<String> = body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["full_name"].as_str().unwrap().to_string())
+                .collect();
+            (body["total"].as_i64().unwrap(), names)
+        }
+    };
+    let north = app.create_region(&owner, "North", None).await;
+    let city = app.create_region(&owner, "North City", Some(&north)).await;
+    let zed = app
+        .add_member(
+            &owner,
+            json!({"email": "quasar@example.test", "full_name": "Zed Quasar", "role": "viewer", "regions": [city]}),
+        )
+        .await;
+    let everyone = listed("other", "status=all".into()).await.0;
+    assert_eq!(listed("other", "q=quasar".into()).await, (1, vec!["Zed Quasar".to_string()]));
+    assert_eq!(listed("other", format!("q=zed&region={north}")).await.0, 1);
+
+    // A rename on this instance: the other one's search sees it at once.
+    let res =
+        app.send_json(Method::PATCH, &format!("{path}/{zed}"), &owner.token, json!({"full_name": "Zed Nebula"})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(listed("other", "q=quasar".into()).await, (1, vec!["Zed Nebula".to_string()]), "email still matches");
+    assert_eq!(listed("other", "q=nebula".into()).await, (1, vec!["Zed Nebula".to_string()]));
+    assert_eq!(listed("other", "q=zed&sort=name".into()).await.1, vec!["Zed Nebula".to_string()]);
+
+    // A new member, a status change and a deletion move searches and plain totals alike.
+    let two = app
+        .add_member(&owner, json!({"email": "second@example.test", "full_name": "Quasar Two", "role": "viewer"}))
+        .await;
+    assert_eq!(listed("other", "status=all".into()).await.0, everyone + 1);
+    assert_eq!(listed("other", "q=quasar&sort=name".into()).await.1, vec!["Quasar Two", "Zed Nebula"]);
+    assert_eq!(app.set_status(&owner, &two, "disabled").await.status(), StatusCode::OK);
+    assert_eq!(listed("other", "q=quasar&status=active".into()).await.1, vec!["Zed Nebula"]);
+    assert_eq!(listed("other", "q=quasar&status=disabled".into()).await.1, vec!["Quasar Two"]);
+    let res = app.request(Method::DELETE, &format!("{path}/{two}"), Some(&owner.token)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(listed("other", "q=quasar&status=all".into()).await.1, vec!["Zed Nebula"]);
+    assert_eq!(listed("other", "status=all".into()).await.0, everyone);
+
+    // Regions: the member's own, then the region tree.
+    let res = app.send_json(Method::PATCH, &format!("{path}/{zed}"), &owner.token, json!({"regions": [north]})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(listed("other", format!("q=zed&region={city}")).await.0, 0);
+    assert_eq!(listed("other", format!("q=zed&region={north}")).await.0, 1);
+    let res = app.send_json(Method::PATCH, &format!("{path}/{zed}"), &owner.token, json!({"regions": [city]})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(listed("other", format!("q=zed&region={north}")).await.0, 1);
+    let res = app
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/tenants/{}/regions/{city}", owner.tenant_id),
+            &owner.token,
+            json!({"parent_id": null}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(listed("other", format!("q=zed&region={north}")).await.0, 0, "North City is no longer under North");
+    assert_eq!(listed("other", format!("region={north}&status=all")).await.0, 0);
+    // And back on the first instance, which has held none of these results.
+    assert_eq!(listed("app", "q=nebula".into()).await.0, 1);
+}
+
+/// The in-memory results change speed, never answers: an instance without them pages every
+/// sort, with and without a search, exactly alike, and so does a repeat of the same walk.
+#[tokio::test]
+async fn lists_page_alike_with_and_without_the_result_cache() {
+    let app = spawn_app().await;
+    let uncached = app.second_instance_with(|c| c.list_cache_items = 0).await;
+    let owner = app.new_owner("enterprise").await;
+    let path = format!("/api/v1/tenants/{}/users", owner.tenant_id);
+    for (i, (name, dept, title)) in [
+        ("Émile Zola", Some("Ops"), Some("Writer")),
+        ("anne Smith", Some("ops"), None),
+        ("Bob Smith", None, Some("writer")),
+        ("bob smith", Some("Sales"), Some("Writer")),
+        ("Zoë Smith", Some("Ops"), None),
+        ("Al", None, None),
+        ("Smithers", Some("Ops"), Some("Aide")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let res = app
+            .send_json(
+                Method::POST,
+                &path,
+                &owner.token,
+                json!({"email": format!("p{i}@example.test"), "full_name": name, "department": dept, "job_title": title, "role": "viewer"}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    let walk = |on: &'static str, query: String| {
+        let (on, path, token) = (if on == "uncached" { &uncached } else { &app }, &path, &owner.token);
+        async move {
+            let pages = on.all_pages(&format!("{path}?limit=2&{query}"), token).await;
+            pages
+                .iter()
+                .map(|p| {
+                    let ids: Vec<String> =
+                        p["items"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_string()).collect();
+                    (p["total"].as_i64().unwrap(), ids)
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    for sort in SORTS {
+        for filter in ["", "&q=smith", "&q=SMITH&department=Ops", "&q=mi"] {
+            let query = format!("sort={sort}{filter}");
+            let plain = walk("uncached", query.clone()).await;
+            assert!(!plain.is_empty() && plain[0].0 > 0, "{query}: {plain:?}");
+            assert_eq!(walk("app", query.clone()).await, plain, "{query}, first walk");
+            assert_eq!(walk("app", query.clone()).await, plain, "{query}, repeated");
+        }
+    }
 }

@@ -72,7 +72,8 @@ pub async fn list_members(
     query: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let filter = query.into_inner().parse()?;
-    let page = access.run(&state.pool, move |conn, ctx| members::list(conn, ctx, &filter)).await?;
+    let lists = state.lists.clone();
+    let page = access.run(&state.pool, move |conn, ctx| members::list(conn, ctx, &filter, &lists)).await?;
     Ok(HttpResponse::Ok().json(MemberPage {
         items: page.items.into_iter().map(MemberView::from).collect(),
         next_cursor: page.next_cursor,

@@ -17,7 +17,7 @@ DURATION="${DURATION:-10}"; CONN="${CONNECTIONS:-64}"; SETTLE="${SETTLE:-3}"
 BIG="${BIG:-100000}"; SMALL_TENANTS="${SMALL_TENANTS:-100}"; SMALL_MEMBERS="${SMALL_MEMBERS:-100}"
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 PLATFORM=bench-platform-token
-PORT=18181; CEILING_PORT=18191
+PORT=18181; COLD_PORT=18182; CEILING_PORT=18191
 WORK="$(mktemp -d /tmp/roster-bench.XXXXXX)"
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
@@ -71,7 +71,7 @@ run_backend() {
   printf '{"email":"%s","password":"%s","tenant_id":"%s"}' "$OWNER_EMAIL" "$OWNER_PASSWORD" "$TENANT" >"$WORK/login.json"
   echo "seeded $BIG members in ${SEED_BIG_SECS}s; argon2id hash ${HASH_MS} ms alone, ${HASH_PARALLEL_MS} ms each with every core hashing"
 
-  local login get list create mixed_get mixed_login
+  local login get list cold create mixed_get mixed_login
   # SETTLE seconds between loads: requests a load left queued in the server (64 logins are
   # 1.5 s of hashing) finish before the next figure starts.
   login="$("$LOAD" "$B/api/v1/auth/login" "$DURATION" "$CONN" "Content-Type: application/json" "@$WORK/login.json")"
@@ -80,6 +80,15 @@ run_backend() {
   echo "get member:       $get"; sleep "$SETTLE"
   list="$("$LOAD" "$B/api/v1/tenants/$TENANT/users?q=larsen&limit=50" "$DURATION" "$CONN" "$AUTH")"
   echo "list q=larsen (100k tenant, 1/60 of members match): $list"; sleep "$SETTLE"
+  # The same search on a second instance without the in-memory list results: every request
+  # reads all 1,667 matches' sort keys (what a first search, or one after a write, costs).
+  DATABASE_URL="$url" ROSTER_DATA_DIR="$WORK" ROSTER_BIND="127.0.0.1:$COLD_PORT" ROSTER_PUBLIC_URL="http://127.0.0.1:$PORT" ROSTER_DEMO=false ROSTER_LIST_CACHE_ITEMS=0 \
+    ROSTER_DB_POOL_SIZE=32 RUST_LOG=warn "$BIN" serve >"$WORK/$backend-cold.log" 2>&1 &
+  local cold_pid=$!; PIDS+=("$cold_pid")
+  wait_http "http://127.0.0.1:$COLD_PORT/healthz"
+  cold="$("$LOAD" "http://127.0.0.1:$COLD_PORT/api/v1/tenants/$TENANT/users?q=larsen&limit=50" "$DURATION" "$CONN" "$AUTH")"
+  kill "$cold_pid" 2>/dev/null || true; wait "$cold_pid" 2>/dev/null || true
+  echo "  same, list cache off: $cold"; sleep "$SETTLE"
   create="$(PREFIX="$backend$$" wrk -t2 -c"$CONN" -d"${DURATION}s" --timeout 30s -s "$ROOT/bench/create.lua" -H "$AUTH" \
     "$B/api/v1/tenants/$TENANT/users" | sed -n 's/^RESULT //p')"
   echo "create member:    $create"; sleep "$SETTLE"
@@ -98,7 +107,7 @@ run_backend() {
   awk -v l="$(echo "$login" | field rps)" -v b="$bound" -v c="$cores" -v p="$HASH_PARALLEL_MS" \
     'BEGIN{printf "login: %.1f/s = %.0f%% of the argon2 bound (%s/s = cores / hash time); %.0f%% of what all cores hash at once (%.1f/s)\n", l, 100*l/b, b, 100*l/(c*1000/p), c*1000/p}'
   awk -v g="$(echo "$get" | field rps)" -v c="$CEILING_RPS" 'BEGIN{printf "get member: %.0f/s = %.0f%% of the ceiling GET /db (%.0f/s)\n", g, 100*g/c, c}'
-  echo "list q p99: $(echo "$list" | field p99) ms; get p99 under logins: $(echo "$mixed_get" | field p99) ms; create: $(echo "$create" | field rps)/s"
+  echo "list q p99: $(echo "$list" | field p99) ms ($(echo "$cold" | field p99) ms with the list cache off); get p99 under logins: $(echo "$mixed_get" | field p99) ms; create: $(echo "$create" | field rps)/s"
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   if [ "$backend" = postgres ]; then psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS roster_bench_$$ WITH (FORCE)" >/dev/null; fi
 }

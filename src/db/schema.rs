@@ -117,6 +117,7 @@ diesel::table! {
     member_list_versions (tenant_id) {
         tenant_id -> Text,
         version -> BigInt,
+        content -> BigInt,
     }
 }
 

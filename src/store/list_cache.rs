@@ -2,15 +2,23 @@
 //!
 //! A search (`q`) has to read every match to count them and to order them, which on a large
 //! tenant costs milliseconds per request; paging through the results, re-running the same
-//! search or counting an unfiltered list of 100,000 members would pay it again each time. So a
-//! list keeps what it worked out (for a search: every match's sort key and id, in order; for
-//! other lists: the total) under the tenant's member-list version, a counter that database
-//! triggers move in the same transaction as any change a list could show (see the
-//! `member_list_versions` migration). Each request reads the version first: after a change
-//! committed by any instance, no request can be served an older result.
+//! search or counting an unfiltered list of 100,000 members would pay it again each time, and
+//! the busiest page of an admin console (the first page of members, or of a search) would be
+//! read and assembled afresh for every visitor. So a list keeps what it worked out under the
+//! tenant's two member-list counters, which database triggers move in the same transaction as
+//! the change (see the `member_list_versions` migration):
 //!
-//! Bounded by `ROSTER_LIST_CACHE_ITEMS` (match entries held at most; 0 turns it off). Old
-//! versions are never read again and age out.
+//! - `version` moves with any change to which members a list holds or their order (a member
+//!   added or removed, a listed field, regions, the region tree). Under it: a search's matches
+//!   (sort key and id, in order) and other lists' totals.
+//! - `content` moves with that and with any other change to a membership (a sign-in time, the
+//!   version behind the ETag). Under both: whole pages as answered.
+//!
+//! Each request reads the counters first and computes from reads made after that, so once a
+//! change has committed on any instance, no request is served an older result.
+//!
+//! Bounded by `ROSTER_LIST_CACHE_ITEMS` (entries held at most: a match or a page's member
+//! counts one; 0 turns it off). Old counters are never read again and age out.
 
 use std::sync::Arc;
 
@@ -18,6 +26,7 @@ use diesel::prelude::*;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
+use super::members::Page;
 use crate::db::AnyConnection;
 use crate::db::schema::member_list_versions::dsl as v;
 use crate::error::ApiError;
@@ -32,12 +41,21 @@ pub enum SortVal {
 /// A list's matches in ascending order of (sort key, user id).
 pub type OrderedMatches = Arc<Vec<(SortVal, String)>>;
 
-/// Which list: the tenant, its version when read, and everything else that shapes the result
-/// (the caller's visibility and every filter and the sort, as text).
+/// The tenant's member-list counters as read at the start of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Versions {
+    version: i64,
+    content: i64,
+}
+
+/// Which result: the tenant, the counters it depends on (`content` only for pages), and the
+/// rest of the question as text (the caller's visibility, every filter and the sort; for pages
+/// also the position, direction and size).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ListKey {
     tenant: String,
     version: i64,
+    content: Option<i64>,
     shape: String,
 }
 
@@ -45,6 +63,7 @@ pub struct ListKey {
 enum Entry {
     Matches(OrderedMatches),
     Total(i64),
+    Page(Arc<Page>),
 }
 
 #[derive(Clone)]
@@ -55,6 +74,7 @@ impl Weighter<ListKey, Entry> for ByMatches {
         match entry {
             Entry::Matches(m) => m.len() as u64 + 1,
             Entry::Total(_) => 1,
+            Entry::Page(p) => p.items.len() as u64 + 1,
         }
     }
 }
@@ -74,18 +94,50 @@ impl ListCache {
         Self { inner, largest: (items / 8).max(1) }
     }
 
-    /// The key for `shape` in `tenant` as it is now, or `None` when the cache is off (no read).
-    pub fn key(&self, conn: &mut AnyConnection, tenant: &str, shape: String) -> Result<Option<ListKey>, ApiError> {
+    /// The tenant's counters now, or `None` when the cache is off (then nothing is read).
+    pub fn versions(&self, conn: &mut AnyConnection, tenant: &str) -> Result<Option<Versions>, ApiError> {
         if self.inner.is_none() {
             return Ok(None);
         }
-        let version = v::member_list_versions
+        let (version, content) = v::member_list_versions
             .filter(v::tenant_id.eq(tenant))
-            .select(v::version)
-            .first::<i64>(conn)
+            .select((v::version, v::content))
+            .first::<(i64, i64)>(conn)
             .optional()?
-            .unwrap_or(0);
-        Ok(Some(ListKey { tenant: tenant.to_string(), version, shape }))
+            .unwrap_or((0, 0));
+        Ok(Some(Versions { version, content }))
+    }
+
+    /// The key of a result that depends on which members a list holds and their order.
+    pub fn key(versions: Option<Versions>, tenant: &str, shape: &str) -> Option<ListKey> {
+        versions.map(|at| ListKey {
+            tenant: tenant.to_string(),
+            version: at.version,
+            content: None,
+            shape: shape.into(),
+        })
+    }
+
+    /// The key of a whole page, which shows every field as well.
+    pub fn page_key(versions: Option<Versions>, tenant: &str, shape: String) -> Option<ListKey> {
+        versions.map(|at| ListKey { tenant: tenant.to_string(), version: at.version, content: Some(at.content), shape })
+    }
+
+    /// The page under `key`, assembled by `load` when not held.
+    pub fn page(
+        &self,
+        key: Option<ListKey>,
+        load: impl FnOnce() -> Result<Page, ApiError>,
+    ) -> Result<Arc<Page>, ApiError> {
+        let (Some(cache), Some(key)) = (&self.inner, key) else {
+            return Ok(Arc::new(load()?));
+        };
+        if let Some(Entry::Page(p)) = cache.get(&key) {
+            return Ok(p);
+        }
+        let p = Arc::new(load()?);
+        cache.insert(key, Entry::Page(p.clone()));
+        Ok(p)
     }
 
     /// The ordered matches under `key`, computed by `load` when not held.

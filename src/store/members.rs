@@ -4,6 +4,7 @@
 //! cycles) and write the audit event alongside.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -12,7 +13,7 @@ use serde_json::json;
 use super::audit::{self, AuditEntry};
 use super::cursor;
 use super::idempotency::{self, IdempotencyKey, Replay};
-use super::list_cache::{ListCache, SortVal};
+use super::list_cache::{ListCache, ListKey, SortVal};
 use crate::auth::TenantContext;
 use crate::auth::policy::{Decision, MemberAction, MemberVisibility, TargetFacts, TenantAction};
 use crate::db::among::among;
@@ -323,11 +324,29 @@ pub struct Page {
     pub total: i64,
 }
 
+/// A page of the member list (see `list_cache` for what is kept between requests).
 pub fn list(
     conn: &mut AnyConnection,
     ctx: &TenantContext,
     f: &ListFilter,
     cache: &ListCache,
+) -> Result<Arc<Page>, ApiError> {
+    let tenant = ctx.tenant_text();
+    let versions = cache.versions(conn, &tenant)?;
+    let shape = list_shape(ctx, f);
+    let page_shape = format!("{shape} cursor={:?} desc={} limit={}", f.cursor, f.desc, f.limit);
+    cache.page(ListCache::page_key(versions, &tenant, page_shape), || {
+        assemble(conn, ctx, f, cache, ListCache::key(versions, &tenant, &shape))
+    })
+}
+
+/// Works a page out from the database (and the matches or total kept under `key`).
+fn assemble(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    f: &ListFilter,
+    cache: &ListCache,
+    key: Option<ListKey>,
 ) -> Result<Page, ApiError> {
     let tenant = ctx.tenant_text();
     let region_set = match f.region {
@@ -338,7 +357,6 @@ pub fn list(
         }
     };
     let after = f.cursor.as_deref().map(cursor::decode).transpose()?;
-    let key = cache.key(conn, &tenant, list_shape(ctx, f))?;
     let (rows, next_cursor, total) = if needle(f).is_some() {
         let matches = cache.matches(key, || match_keys(conn, ctx, f, region_set))?;
         search_page(conn, ctx, f, &matches, after)?

@@ -654,6 +654,14 @@ async fn lists_follow_writes_made_on_another_instance() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(listed("other", format!("q=zed&region={north}")).await.0, 0, "North City is no longer under North");
     assert_eq!(listed("other", format!("region={north}&status=all")).await.0, 0);
+    // A change no list is ordered by still shows on the page: a sign-in time.
+    let created = app.create_member(&owner, "viewer", &[]).await;
+    let (email, temp) = (created["email"].as_str().unwrap(), created["temporary_password"].as_str().unwrap());
+    let page_url = format!("{path}?q={}", email.split('@').next().unwrap());
+    let last_login = |page: Value| page["items"][0]["last_login_at"].clone();
+    assert!(last_login(other.get(&page_url, &owner.token).await.json().await.unwrap()).is_null());
+    app.login_ok(email, temp, Some(&owner.tenant_id)).await;
+    assert!(last_login(other.get(&page_url, &owner.token).await.json().await.unwrap()).is_string(), "signed in");
     // And back on the first instance, which has held none of these results.
     assert_eq!(listed("app", "q=nebula".into()).await.0, 1);
 }

@@ -1,5 +1,6 @@
 DROP TRIGGER member_list_region_tree ON regions;
 DROP TRIGGER member_list_region_links ON membership_regions;
+DROP TRIGGER member_list_membership_content ON memberships;
 DROP TRIGGER member_list_memberships ON memberships;
 DROP FUNCTION roster_member_list_changed();
 DROP TABLE member_list_versions;

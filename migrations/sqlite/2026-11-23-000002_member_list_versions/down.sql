@@ -3,6 +3,7 @@ DROP TRIGGER member_list_region_link_update;
 DROP TRIGGER member_list_region_link_delete;
 DROP TRIGGER member_list_region_link_insert;
 DROP TRIGGER member_list_membership_update;
+DROP TRIGGER member_list_membership_order;
 DROP TRIGGER member_list_membership_delete;
 DROP TRIGGER member_list_membership_insert;
 DROP TABLE member_list_versions;

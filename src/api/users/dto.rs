@@ -41,21 +41,21 @@ pub struct MemberView {
     pub version: i32,
 }
 
-impl From<MemberRecord> for MemberView {
-    fn from(rec: MemberRecord) -> Self {
-        let m = rec.membership;
+impl From<&MemberRecord> for MemberView {
+    fn from(rec: &MemberRecord) -> Self {
+        let m = &rec.membership;
         MemberView {
             id: parse_stored(&m.user_id),
-            email: rec.email,
-            username: rec.username,
-            full_name: rec.full_name,
+            email: rec.email.clone(),
+            username: rec.username.clone(),
+            full_name: rec.full_name.clone(),
             role: Role::parse(&m.role).unwrap_or(Role::Viewer),
             status: MemberStatus::parse(&m.status).unwrap_or(MemberStatus::Disabled),
             regions: rec.regions.iter().map(|r| parse_stored(r)).collect(),
-            job_title: m.job_title,
-            department: m.department,
-            section: m.section,
-            manager_id: m.manager_id.map(|id| parse_stored(&id)),
+            job_title: m.job_title.clone(),
+            department: m.department.clone(),
+            section: m.section.clone(),
+            manager_id: m.manager_id.as_deref().map(parse_stored),
             created_at: m.created_at,
             updated_at: m.updated_at,
             last_login_at: m.last_login_at,

@@ -19,7 +19,7 @@ use crate::store::{members, tenants};
 
 fn member_response(status: actix_web::http::StatusCode, rec: members::MemberRecord) -> HttpResponse {
     let version = rec.membership.version;
-    HttpResponse::build(status).insert_header(etag(version)).json(MemberView::from(rec))
+    HttpResponse::build(status).insert_header(etag(version)).json(MemberView::from(&rec))
 }
 
 /// The stored form of a temporary password: an admin-typed one is checked against the
@@ -75,8 +75,8 @@ pub async fn list_members(
     let lists = state.lists.clone();
     let page = access.run(&state.pool, move |conn, ctx| members::list(conn, ctx, &filter, &lists)).await?;
     Ok(HttpResponse::Ok().json(MemberPage {
-        items: page.items.into_iter().map(MemberView::from).collect(),
-        next_cursor: page.next_cursor,
+        items: page.items.iter().map(MemberView::from).collect(),
+        next_cursor: page.next_cursor.clone(),
         total: page.total,
     }))
 }
@@ -117,8 +117,7 @@ pub async fn create_member(
     let (new, typed) = body.into_inner().parse()?;
     let email = new.email.as_str().to_string();
     let create = move |conn: &mut crate::db::AnyConnection, ctx: &TenantContext, hash: String| {
-        let render =
-            |rec: &members::MemberRecord| serde_json::to_string(&MemberView::from(rec.clone())).unwrap_or_default();
+        let render = |rec: &members::MemberRecord| serde_json::to_string(&MemberView::from(rec)).unwrap_or_default();
         members::create(conn, ctx, new, hash, idem.as_ref().map(|k| (k, &render as members::RenderReplay<'_>)))
     };
     let (secret, created) = match typed {
@@ -141,7 +140,7 @@ pub async fn create_member(
             let version = rec.membership.version;
             Ok(HttpResponse::Created().insert_header(etag(version)).insert_header(("Cache-Control", "no-store")).json(
                 MemberCreated {
-                    member: MemberView::from(*rec),
+                    member: MemberView::from(&*rec),
                     temporary_password: secret.expose_secret().to_string(),
                 },
             ))

@@ -71,6 +71,19 @@ async fn temporary_password_only_allows_changing_it() {
         .await;
     let body = assert_problem(weak, 422).await;
     assert_eq!(body["errors"][0]["field"], "new_password");
+    // Long enough, but among the 10,000 most common passwords (the 8,259th), in another case.
+    let common = app
+        .send_json(
+            Method::POST,
+            "/api/v1/auth/password",
+            token,
+            json!({"current_password": temp, "new_password": "DomainLock2005"}),
+        )
+        .await;
+    let body = assert_problem(common, 422).await;
+    assert_eq!(body["errors"][0]["field"], "new_password");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("most common passwords"), "{body}");
+    assert_eq!(body["errors"].as_array().unwrap().len(), 1, "only that reason: {body}");
     let short = app
         .send_json(
             Method::POST,

@@ -28,6 +28,12 @@ pub struct Config {
     pub hash_concurrency: usize,
     /// Member-list match entries kept in memory (`store::list_cache`); 0 turns the cache off.
     pub list_cache_items: u64,
+    /// `SMTP_URL`: deliver email over SMTP; unset, email is written to `<data dir>/outbox/`.
+    pub smtp_url: Option<SecretString>,
+    /// `ROSTER_MAIL_FROM`: the sender of every email.
+    pub mail_from: String,
+    /// `ROSTER_APP_URL`: where links in emails point (the product's front end).
+    pub app_url: String,
     /// `ROSTER_MASTER_KEY`: 32 bytes, base64; seals the signing key in the database. Default:
     /// the key file `<data dir>/master.key`, created on first start.
     pub master_key: Option<SecretString>,
@@ -69,6 +75,7 @@ impl Config {
         if !(30..=86_400).contains(&ttl) {
             return Err("ROSTER_ACCESS_TOKEN_TTL must be between 30 and 86400 seconds".into());
         }
+        let app_url = var("ROSTER_APP_URL").unwrap_or_else(|| public_url.clone()).trim_end_matches('/').to_string();
         Ok(Self {
             database_url,
             bind,
@@ -82,6 +89,9 @@ impl Config {
             hash_concurrency: parse_var("ROSTER_HASH_CONCURRENCY", cores())?.max(1),
             master_key: var("ROSTER_MASTER_KEY").map(SecretString::from),
             list_cache_items: parse_var("ROSTER_LIST_CACHE_ITEMS", 200_000)?,
+            smtp_url: var("SMTP_URL").map(SecretString::from),
+            mail_from: var("ROSTER_MAIL_FROM").unwrap_or_else(|| "Roster <roster@localhost>".into()),
+            app_url,
         })
     }
 }

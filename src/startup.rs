@@ -32,6 +32,10 @@ pub struct AppState {
     pub keys: TokenKeys,
     pub hashers: PasswordHashers,
     pub lists: ListCache,
+    /// Seals secrets at rest (the signing key, queued email).
+    pub master: Arc<MasterKey>,
+    /// Woken when a request queues an email, so the worker sends it at once.
+    pub mail_queued: tokio::sync::Notify,
 }
 
 /// Largest JSON body accepted.
@@ -54,13 +58,23 @@ impl AppState {
         pool.start_writer()?;
         let hashers = PasswordHashers::new(config.hash_concurrency);
         let lists = ListCache::new(config.list_cache_items);
-        Ok(Self { config: Arc::new(config), pool, keys, hashers, lists })
+        Ok(Self {
+            config: Arc::new(config),
+            pool,
+            keys,
+            hashers,
+            lists,
+            master: Arc::new(master),
+            mail_queued: tokio::sync::Notify::new(),
+        })
     }
 }
 
 pub struct Application {
     port: u16,
     server: Server,
+    /// The outbox worker; runs as long as the server does.
+    mail: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 }
 
 /// The demo tenant's owner, printed once on first start.
@@ -105,6 +119,8 @@ impl Application {
         let public_url = config.public_url.clone();
         let state = web::block(move || AppState::init(config)).await.map_err(|e| e.to_string())??;
         let state = web::Data::new(state);
+        let transport = crate::mail::Transport::from_config(&state.config)?;
+        let mail = Box::pin(crate::mail::run_worker(state.clone(), transport));
         if demo {
             match seed_demo(&state).await {
                 Ok(Some(owner)) => {
@@ -145,7 +161,7 @@ impl Application {
         .listen(listener)
         .map_err(|e| e.to_string())?
         .run();
-        Ok(Self { port, server })
+        Ok(Self { port, server, mail })
     }
 
     pub fn port(&self) -> u16 {
@@ -153,7 +169,10 @@ impl Application {
     }
 
     pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+        tokio::select! {
+            served = self.server => served,
+            () = self.mail => Ok(()),
+        }
     }
 }
 

@@ -12,9 +12,11 @@ use crate::auth::guard::{PasswordChangeIdentity, token_version};
 use crate::auth::jwt::{Claims, SCOPE_PASSWORD_CHANGE};
 use crate::auth::{Identity, RequestMeta};
 use crate::db;
+use crate::domain::ids::parse_stored;
 use crate::domain::password::check_policy;
 use crate::domain::{EmailAddress, TenantId, UserId};
 use crate::error::{ApiError, FieldError};
+use crate::store::resets;
 use crate::store::sessions::{self, TenantMembership};
 
 /// Credentials. With `tenant_id`, sign straight into that tenant.
@@ -279,6 +281,104 @@ pub async fn change_password(
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(response))
 }
 
+/// Ask for a password reset link.
+#[derive(Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ann@example.com"}))]
+pub struct PasswordResetRequest {
+    #[validate(length(min = 1, max = 254))]
+    pub email: String,
+}
+
+/// Set a new password with the token from the reset email.
+#[derive(Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"token": "the token from the link in the email", "new_password": "a long passphrase of your own"}))]
+pub struct PasswordResetConfirm {
+    #[validate(length(min = 1, max = 200))]
+    pub token: String,
+    #[validate(length(min = 1, max = 1024))]
+    pub new_password: String,
+}
+
+/// What happened, in words.
+#[derive(Serialize, ToSchema)]
+pub struct Notice {
+    #[schema(example = "If an account uses this email, a link to reset its password is on its way.")]
+    pub message: String,
+}
+
+/// Forgot my password: email a reset link.
+///
+/// Answers 202 whether or not an account uses the email, so the answer tells nobody who has
+/// an account. The link works once, for an hour; asking again replaces it.
+#[utoipa::path(
+    tag = "auth",
+    security(()),
+    request_body = PasswordResetRequest,
+    responses(
+        (status = 202, description = "Accepted; an email follows if the account exists", body = Notice),
+        (status = 422, description = "The body is not valid"),
+    )
+)]
+#[post("/api/v1/auth/password-reset")]
+pub async fn request_password_reset(
+    state: web::Data<AppState>,
+    body: crate::api::json::Json<PasswordResetRequest>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let email = body.into_inner().email.trim().to_lowercase();
+    let meta = RequestMeta::from_request(&req);
+    let (master, app_url) = (state.master.clone(), state.config.app_url.clone());
+    let queued =
+        db::run_write(&state.pool, move |conn| resets::request(conn, &master, &email, &app_url, &meta)).await?;
+    if queued {
+        state.mail_queued.notify_one();
+    }
+    Ok(HttpResponse::Accepted()
+        .json(Notice { message: "If an account uses this email, a link to reset its password is on its way.".into() }))
+}
+
+/// Set a new password with the token from a reset email.
+///
+/// Every session and access token of the account ends; sign in with the new password.
+#[utoipa::path(
+    tag = "auth",
+    security(()),
+    request_body = PasswordResetConfirm,
+    responses(
+        (status = 200, description = "The password is changed", body = Notice),
+        (status = 422, description = "The token is not current, or the password breaks the policy"),
+    )
+)]
+#[post("/api/v1/auth/password-reset/confirm")]
+pub async fn confirm_password_reset(
+    state: web::Data<AppState>,
+    body: crate::api::json::Json<PasswordResetConfirm>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let token = SecretString::from(body.token);
+    let probe = token.clone();
+    let (user, min_length) = db::run(&state.pool, move |conn| {
+        let user = resets::holder(conn, &probe)?;
+        let min = crate::store::tenants::strictest_min_length(conn, parse_stored(&user.id))?;
+        Ok((user, min))
+    })
+    .await?;
+    if let Err(problems) = check_policy(&body.new_password, min_length, Some(&user.email), user.username.as_deref()) {
+        return Err(ApiError::Validation(problems.into_iter().map(|m| FieldError::new("new_password", m)).collect()));
+    }
+    let hash = state.hashers.hash(&SecretString::from(body.new_password)).await?;
+    let meta = RequestMeta::from_request(&req);
+    db::run_write(&state.pool, move |conn| resets::complete(conn, &token, hash, &meta)).await?;
+    Ok(HttpResponse::Ok().json(Notice { message: "Your password is changed; sign in with it.".into() }))
+}
+
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(login).service(switch).service(change_password);
+    cfg.service(login)
+        .service(switch)
+        .service(change_password)
+        .service(request_password_reset)
+        .service(confirm_password_reset);
 }

@@ -8,7 +8,9 @@ pub mod cursor;
 pub mod idempotency;
 pub mod list_cache;
 pub mod members;
+pub mod outbox;
 pub mod regions;
+pub mod resets;
 pub mod sessions;
 pub mod tenants;
 

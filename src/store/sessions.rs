@@ -85,6 +85,17 @@ pub fn change_password(
     new_hash: String,
     meta: &RequestMeta,
 ) -> Result<UserRow, ApiError> {
+    set_password(conn, user, new_hash, meta, "user.password_changed")
+}
+
+/// [`change_password`], audited as `action` (a change, or a reset completed).
+pub fn set_password(
+    conn: &mut AnyConnection,
+    user: UserId,
+    new_hash: String,
+    meta: &RequestMeta,
+    action: &'static str,
+) -> Result<UserRow, ApiError> {
     let uid = user.as_text();
     write_tx(conn, |conn| {
         diesel::update(u::users.filter(u::id.eq(&uid)))
@@ -103,7 +114,7 @@ pub fn change_password(
                 AuditActor::User(user),
                 meta,
                 AuditEntry {
-                    action: "user.password_changed",
+                    action,
                     target_type: "member",
                     target_id: Some(uid.clone()),
                     before: None,

@@ -54,6 +54,8 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub db: std::sync::Arc<TestDb>,
+    /// This instance's data directory (the file email transport writes under `outbox/`).
+    pub data: std::sync::Arc<tempfile::TempDir>,
 }
 
 /// The master key every test instance shares (32 bytes, base64).
@@ -72,6 +74,9 @@ pub fn config(db_url: &str) -> Config {
         workers: 2,
         hash_concurrency: 2,
         list_cache_items: 200_000,
+        smtp_url: None,
+        mail_from: "Roster <roster@roster.test>".into(),
+        app_url: "http://app.roster.test".into(),
         master_key: Some(secrecy::SecretString::from(TEST_MASTER_KEY)),
     }
 }
@@ -81,17 +86,24 @@ async fn start(db: std::sync::Arc<TestDb>) -> TestApp {
 }
 
 async fn start_with(db: std::sync::Arc<TestDb>, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let data = tempfile::tempdir().expect("data dir");
     let mut config = config(&db.url);
+    config.data_dir = data.path().to_path_buf();
     adjust(&mut config);
     let app = roster::Application::build(config).await.expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run());
-    TestApp { address, client: reqwest::Client::new(), db }
+    TestApp { address, client: reqwest::Client::new(), db, data: std::sync::Arc::new(data) }
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// [`spawn_app`] with the configuration adjusted.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let _ = env_logger::builder().is_test(true).try_init();
-    start(std::sync::Arc::new(TestDb::new())).await
+    start_with(std::sync::Arc::new(TestDb::new()), adjust).await
 }
 
 /// A signed-in member of one tenant.

@@ -4,6 +4,7 @@
 mod auth;
 mod cli;
 mod concurrency;
+mod email;
 mod errors;
 mod helpers;
 mod isolation;

@@ -1,0 +1,176 @@
+//! Email delivery: the transport (SMTP through lettre when `SMTP_URL` is set, otherwise `.eml`
+//! files under `<data dir>/outbox/`), the templates, and the worker that drains the outbox.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
+
+use crate::AppState;
+use crate::config::Config;
+use crate::db;
+use crate::store::outbox::{self, Claimed, Email};
+
+/// Where messages go, and from whom.
+pub struct Transport {
+    from: Mailbox,
+    to: Destination,
+}
+
+enum Destination {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Files(PathBuf),
+}
+
+impl Transport {
+    /// SMTP when `SMTP_URL` is set (`smtp://`, `smtps://`, `?tls=required`, user and password
+    /// in the URL), else files.
+    pub fn from_config(config: &Config) -> Result<Self, String> {
+        let from = config.mail_from.parse().map_err(|e| format!("ROSTER_MAIL_FROM is not an email address: {e}"))?;
+        let to = match &config.smtp_url {
+            Some(url) => AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+                .map(|b| Destination::Smtp(b.timeout(Some(Duration::from_secs(20))).build()))
+                .map_err(|e| format!("SMTP_URL is not usable: {e}"))?,
+            None => Destination::Files(config.data_dir.join("outbox")),
+        };
+        Ok(Self { from, to })
+    }
+
+    async fn send(&self, message: &Claimed) -> Result<(), String> {
+        let from = &self.from;
+        let to: Mailbox = message.recipient.parse().map_err(|e| format!("bad recipient: {e}"))?;
+        let built = Message::builder()
+            .from(from.clone())
+            .to(to)
+            .subject(&message.email.subject)
+            // The outbox id: a receiver can tell a retried message from a new one.
+            .message_id(Some(format!("<{}@roster>", message.id)))
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(readable(ContentType::TEXT_PLAIN, &message.email.text))
+                    .singlepart(readable(ContentType::TEXT_HTML, &message.email.html)),
+            )
+            .map_err(|e| format!("cannot build the message: {e}"))?;
+        match &self.to {
+            Destination::Smtp(smtp) => smtp.send(built).await.map(|_| ()).map_err(|e| e.to_string()),
+            Destination::Files(dir) => {
+                tokio::fs::create_dir_all(dir).await.map_err(|e| format!("{}: {e}", dir.display()))?;
+                let path = dir.join(format!("{}.eml", message.id));
+                tokio::fs::write(&path, built.formatted()).await.map_err(|e| format!("{}: {e}", path.display()))?;
+                let links: Vec<&str> =
+                    message.email.text.lines().filter(|l| l.trim_start().starts_with("http")).collect();
+                log::info!(
+                    "email to {} written to {} ({}){}",
+                    message.recipient,
+                    path.display(),
+                    message.email.subject,
+                    links.iter().map(|l| format!("\n  {}", l.trim())).collect::<String>()
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A part sent as it reads (7bit, else 8bit) when its lines allow, so links in a stored `.eml`
+/// can be copied as they are; quoted-printable or base64 otherwise.
+fn readable(kind: ContentType, content: &str) -> SinglePart {
+    let body = Body::new_with_encoding(content.to_string(), ContentTransferEncoding::SevenBit)
+        .or_else(|b| Body::new_with_encoding(b, ContentTransferEncoding::EightBit))
+        .unwrap_or_else(Body::new);
+    SinglePart::builder().header(kind).body(body)
+}
+
+/// Drains the outbox while the server runs: due messages now, then whenever a request queues
+/// one (`AppState::mail_queued`) or a second has passed.
+pub async fn run_worker(state: actix_web::web::Data<AppState>, transport: Transport) {
+    loop {
+        let master = state.master.clone();
+        let claimed = match db::run(&state.pool, outbox::any_due).await {
+            Ok(true) => db::run_write(&state.pool, move |conn| outbox::claim(conn, &master)).await,
+            Ok(false) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        };
+        match claimed {
+            Ok(batch) => {
+                for message in batch {
+                    let result = transport.send(&message).await;
+                    let (id, attempts) = (message.id.clone(), message.attempts);
+                    let recorded = db::run_write(&state.pool, move |conn| match &result {
+                        Ok(()) => outbox::sent(conn, &id),
+                        Err(e) => {
+                            log::warn!("email {id} not delivered (attempt {}): {e}", attempts + 1);
+                            outbox::failed(conn, &id, attempts, e)
+                        }
+                    })
+                    .await;
+                    if let Err(e) = recorded {
+                        log::warn!("cannot record the delivery of email {}: {e}", message.id);
+                    }
+                }
+            }
+            Err(e) => log::warn!("cannot read the email outbox: {e}"),
+        }
+        tokio::select! {
+            _ = state.mail_queued.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Lines of at most 72 characters (words longer than that stay whole), so plain text goes out
+/// as it reads (see [`readable`]).
+fn wrap(paragraph: &str) -> String {
+    let mut out = String::new();
+    let mut line = 0;
+    for word in paragraph.split_whitespace() {
+        let n = word.chars().count();
+        if line > 0 && line + 1 + n > 72 {
+            out.push('\n');
+            line = 0;
+        } else if line > 0 {
+            out.push(' ');
+            line += 1;
+        }
+        out.push_str(word);
+        line += n;
+    }
+    out
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Text and HTML from paragraphs and one call to action.
+fn compose(subject: String, greeting: &str, paragraphs: &[String], action: &str, link: &str, footer: &str) -> Email {
+    let wrapped: Vec<String> = paragraphs.iter().map(|p| wrap(p)).collect();
+    let text = format!("{greeting}\n\n{}\n\n{action}:\n{link}\n\n{}\n", wrapped.join("\n\n"), wrap(footer));
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family: sans-serif\"><p>{}</p>{}<p><a href=\"{}\">{}</a></p><p style=\"color: #666\">{}</p></body></html>",
+        escape(greeting),
+        paragraphs.iter().map(|p| format!("<p>{}</p>", escape(p))).collect::<String>(),
+        escape(link),
+        escape(action),
+        escape(footer)
+    );
+    Email { subject, text, html }
+}
+
+/// "Reset your password", with a link that works once within `valid_minutes`.
+pub fn password_reset(full_name: &str, link: &str, valid_minutes: i64) -> Email {
+    compose(
+        "Reset your Roster password".into(),
+        &format!("Hello {full_name},"),
+        &[
+            "Someone (we hope you) asked to reset the password of your Roster account.".into(),
+            format!("The link below works once, for {valid_minutes} minutes."),
+        ],
+        "Choose a new password",
+        link,
+        "If you did not ask for this, ignore this email: your password stays as it is.",
+    )
+}

@@ -1,0 +1,116 @@
+//! Self-service password resets: a token sent by email (only its SHA-256 digest is stored),
+//! good once within [`VALID_MINUTES`]; asking again voids the older token.
+
+use chrono::Duration;
+use diesel::prelude::*;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+use super::audit::{self, AuditActor, AuditEntry};
+use super::outbox;
+use super::sessions;
+use crate::auth::RequestMeta;
+use crate::auth::master_key::MasterKey;
+use crate::db::models::UserRow;
+use crate::db::schema::{memberships::dsl as m, password_resets::dsl as r, users::dsl as u};
+use crate::db::{AnyConnection, write_tx};
+use crate::domain::ids::parse_stored;
+use crate::domain::password::{digest_generated, generate_secret};
+use crate::domain::{UserId, now};
+use crate::error::ApiError;
+
+/// How long a reset link works.
+pub const VALID_MINUTES: i64 = 60;
+
+/// Writes `entry` to the audit log of every tenant the person belongs to.
+fn audit_everywhere(
+    conn: &mut AnyConnection,
+    user: UserId,
+    meta: &RequestMeta,
+    action: &'static str,
+) -> Result<(), ApiError> {
+    let tenants = m::memberships.filter(m::user_id.eq(user.as_text())).select(m::tenant_id).load::<String>(conn)?;
+    for tenant in tenants {
+        let entry = AuditEntry {
+            action,
+            target_type: "member",
+            target_id: Some(user.as_text()),
+            before: None,
+            after: Some(json!({"delivery": "email"})),
+        };
+        audit::record_raw(conn, parse_stored(&tenant), AuditActor::User(user), meta, entry)?;
+    }
+    Ok(())
+}
+
+/// Starts a reset for whoever has `email`, if anyone: voids their unused tokens, stores the
+/// new one's digest and queues the email with the link (`<app_url>/reset-password?token=`).
+/// Says whether an email was queued; the caller answers the same either way.
+pub fn request(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    email: &str,
+    app_url: &str,
+    meta: &RequestMeta,
+) -> Result<bool, ApiError> {
+    write_tx(conn, |conn| {
+        let Some(user) = sessions::find_by_email(conn, email)? else { return Ok(false) };
+        let uid = user.id.clone();
+        diesel::delete(r::password_resets.filter(r::user_id.eq(&uid)).filter(r::used_at.is_null())).execute(conn)?;
+        let token = generate_secret();
+        let at = now();
+        diesel::insert_into(r::password_resets)
+            .values((
+                r::id.eq(uuid::Uuid::now_v7().to_string()),
+                r::user_id.eq(&uid),
+                r::token_digest.eq(digest_generated(&token)),
+                r::expires_at.eq(at + Duration::minutes(VALID_MINUTES)),
+                r::created_at.eq(at),
+            ))
+            .execute(conn)?;
+        let link = format!("{app_url}/reset-password?token={}", token.expose_secret());
+        let message = crate::mail::password_reset(&user.full_name, &link, VALID_MINUTES);
+        outbox::enqueue(conn, master, None, "password_reset", &user.email, &message)?;
+        audit_everywhere(conn, parse_stored(&uid), meta, "user.password_reset_requested")?;
+        Ok(true)
+    })
+}
+
+fn invalid_token() -> ApiError {
+    ApiError::invalid("token", "is unknown, already used, replaced by a newer one or expired; ask for a new link")
+}
+
+/// The person a current, unused token belongs to.
+pub fn holder(conn: &mut AnyConnection, token: &SecretString) -> Result<UserRow, ApiError> {
+    let user_id: String = r::password_resets
+        .filter(r::token_digest.eq(digest_generated(token)))
+        .filter(r::used_at.is_null())
+        .filter(r::expires_at.gt(now()))
+        .select(r::user_id)
+        .first(conn)
+        .optional()?
+        .ok_or_else(invalid_token)?;
+    Ok(u::users.filter(u::id.eq(user_id)).select(UserRow::as_select()).first(conn)?)
+}
+
+/// Uses the token (once) to set `new_hash`; every token and session of the person ends.
+pub fn complete(
+    conn: &mut AnyConnection,
+    token: &SecretString,
+    new_hash: String,
+    meta: &RequestMeta,
+) -> Result<UserRow, ApiError> {
+    write_tx(conn, |conn| {
+        let user = holder(conn, token)?;
+        // Used once: of two requests with one token, only the first finds it unused.
+        let used = diesel::update(
+            r::password_resets.filter(r::token_digest.eq(digest_generated(token))).filter(r::used_at.is_null()),
+        )
+        .set(r::used_at.eq(Some(now())))
+        .execute(conn)?;
+        if used != 1 {
+            return Err(invalid_token());
+        }
+        sessions::set_password(conn, parse_stored(&user.id), new_hash, meta, "user.password_reset_completed")
+    })
+}

@@ -1,0 +1,205 @@
+//! Email through a real SMTP server process on 127.0.0.1 (aiosmtpd, storing into a maildir),
+//! and through the file transport.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{Persona, TestApp, assert_problem, spawn_app_with};
+
+/// An SMTP server process that keeps every message it receives in a maildir.
+pub struct SmtpServer {
+    pub port: u16,
+    maildir: tempfile::TempDir,
+    child: Child,
+}
+
+impl SmtpServer {
+    /// Starts `python3 -m aiosmtpd` (Debian's `python3-aiosmtpd`, which `.ci/run` installs).
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let maildir = tempfile::tempdir().expect("maildir");
+        let mut child = Command::new("/usr/bin/python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir.path().join("mail"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m aiosmtpd (install python3-aiosmtpd)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self { port, maildir, child };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the SMTP server did not start on port {port}");
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every message received so far, raw.
+    pub fn messages(&self) -> Vec<Vec<u8>> {
+        files_in(&self.maildir.path().join("mail").join("new"))
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn files_in(dir: &Path) -> Vec<Vec<u8>> {
+    let mut paths: Vec<PathBuf> =
+        std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    paths.sort();
+    paths.iter().filter_map(|p| std::fs::read(p).ok()).collect()
+}
+
+/// Waits (up to 15 s) until `read` returns at least `n` messages.
+pub async fn wait_for(n: usize, read: impl Fn() -> Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    for _ in 0..150 {
+        let got = read();
+        if got.len() >= n {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("expected {n} messages, got {}", read().len());
+}
+
+/// A parsed message: headers of interest and both bodies.
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub message_id: String,
+    pub text: String,
+    pub html: String,
+}
+
+pub fn parse(raw: &[u8]) -> Mail {
+    use mailparse::MailHeaderMap;
+    let parsed = mailparse::parse_mail(raw).expect("a mail");
+    let header = |name: &str| parsed.headers.get_first_value(name).unwrap_or_default();
+    let mut text = String::new();
+    let mut html = String::new();
+    for part in parsed.subparts.iter().chain(std::iter::once(&parsed)) {
+        match part.ctype.mimetype.as_str() {
+            "text/plain" => text = part.get_body().unwrap(),
+            "text/html" => html = part.get_body().unwrap(),
+            _ => {}
+        }
+    }
+    Mail { to: header("To"), subject: header("Subject"), message_id: header("Message-ID"), text, html }
+}
+
+/// The token in a reset link.
+fn reset_token(mail: &Mail) -> String {
+    let at = mail.text.find("/reset-password?token=").expect("a reset link") + "/reset-password?token=".len();
+    mail.text[at..].split_whitespace().next().unwrap().to_string()
+}
+
+async fn ask_reset(app: &TestApp, email: &str) {
+    let res = app
+        .request(Method::POST, "/api/v1/auth/password-reset", None)
+        .json(&json!({"email": email}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let body: Value = res.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("If an account uses this email"));
+}
+
+async fn confirm(app: &TestApp, token: &str, password: &str) -> reqwest::Response {
+    app.request(Method::POST, "/api/v1/auth/password-reset/confirm", None)
+        .json(&json!({"token": token, "new_password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn member(app: &TestApp) -> (Persona, Persona) {
+    let owner = app.new_owner("plus").await;
+    let member = app.new_member(&owner, "viewer", &[]).await;
+    (owner, member)
+}
+
+#[tokio::test]
+async fn forgot_password_over_smtp() {
+    let smtp = SmtpServer::start();
+    let app = spawn_app_with(|c| c.smtp_url = Some(secrecy::SecretString::from(smtp.url()))).await;
+    let (owner, member) = member(&app).await;
+    // Unknown emails get the same answer and no mail.
+    ask_reset(&app, "nobody@example.test").await;
+    ask_reset(&app, &member.email.to_uppercase()).await;
+    let mails = wait_for(1, || smtp.messages()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.messages().len(), 1, "one message, to the member only");
+    let mail = parse(&mails[0]);
+    assert!(mail.to.contains(&member.email), "{}", mail.to);
+    assert_eq!(mail.subject, "Reset your Roster password");
+    assert!(mail.message_id.ends_with("@roster>"), "{}", mail.message_id);
+    assert!(mail.text.contains("http://app.roster.test/reset-password?token="), "{}", mail.text);
+    let token = reset_token(&mail);
+    assert!(mail.html.contains(&format!("reset-password?token={token}")), "{}", mail.html);
+
+    // The policy applies, and a refused password leaves the token usable.
+    let weak = confirm(&app, &token, "password1234").await;
+    assert_eq!(assert_problem(weak, 422).await["errors"][0]["field"], "new_password");
+    let res = confirm(&app, &token, "a brand new passphrase").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // Every token the member held ends; the new password signs in; the old one does not.
+    assert_problem(app.get("/api/v1/me", &member.token).await, 401).await;
+    app.login_ok(&member.email, "a brand new passphrase", None).await;
+    let old = app.login(json!({"email": member.email, "password": member.password})).await;
+    assert_problem(old, 401).await;
+    // Used once.
+    let again = confirm(&app, &token, "yet another passphrase").await;
+    assert_eq!(assert_problem(again, 422).await["errors"][0]["field"], "token");
+    // Asking again voids the older link.
+    ask_reset(&app, &member.email).await;
+    ask_reset(&app, &member.email).await;
+    let mails = wait_for(3, || smtp.messages()).await;
+    let (first, second) = (reset_token(&parse(&mails[1])), reset_token(&parse(&mails[2])));
+    assert_ne!(first, second);
+    assert_eq!(
+        assert_problem(confirm(&app, &first, "yet another passphrase").await, 422).await["errors"][0]["field"],
+        "token"
+    );
+    assert_eq!(confirm(&app, &second, "yet another passphrase").await.status(), StatusCode::OK);
+    assert_eq!(
+        assert_problem(confirm(&app, "made-up", "yet another passphrase").await, 422).await["errors"][0]["field"],
+        "token"
+    );
+    // Audited, without the token.
+    let res = app
+        .get(
+            &format!("/api/v1/tenants/{}/audit-events?action=user.password_reset_completed", owner.tenant_id),
+            &owner.token,
+        )
+        .await;
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["total"], 2, "{body}");
+    assert!(!body.to_string().contains(&second));
+}
+
+#[tokio::test]
+async fn without_smtp_email_is_written_to_files() {
+    let app = spawn_app_with(|_| {}).await;
+    let (_, member) = member(&app).await;
+    ask_reset(&app, &member.email).await;
+    let outbox = app.data.path().join("outbox");
+    let files = wait_for(1, || files_in(&outbox)).await;
+    let mail = parse(&files[0]);
+    assert!(mail.to.contains(&member.email));
+    assert_eq!(confirm(&app, &reset_token(&mail), "a brand new passphrase").await.status(), StatusCode::OK);
+}

@@ -20,7 +20,11 @@ pub struct SmtpServer {
 impl SmtpServer {
     /// Starts `python3 -m aiosmtpd` (Debian's `python3-aiosmtpd`, which `.ci/run` installs).
     pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Self::start_on(free_port())
+    }
+
+    /// Starts it on `port`.
+    pub fn start_on(port: u16) -> Self {
         let maildir = tempfile::tempdir().expect("maildir");
         let mut child = Command::new("/usr/bin/python3")
             .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
@@ -55,6 +59,11 @@ impl Drop for SmtpServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A port nothing listens on (until something is started on it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn files_in(dir: &Path) -> Vec<Vec<u8>> {
@@ -202,4 +211,117 @@ async fn without_smtp_email_is_written_to_files() {
     let mail = parse(&files[0]);
     assert!(mail.to.contains(&member.email));
     assert_eq!(confirm(&app, &reset_token(&mail), "a brand new passphrase").await.status(), StatusCode::OK);
+}
+
+/// While the mail server is down the message waits in the outbox; it goes out once, when a
+/// retry finds the server up.
+#[tokio::test]
+async fn mail_waits_for_a_server_that_is_down() {
+    let port = free_port();
+    let app =
+        spawn_app_with(|c| c.smtp_url = Some(secrecy::SecretString::from(format!("smtp://127.0.0.1:{port}")))).await;
+    let (_, member) = member(&app).await;
+    ask_reset(&app, &member.email).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let smtp = SmtpServer::start_on(port);
+    let mails = wait_for(1, || smtp.messages()).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(smtp.messages().len(), 1);
+    assert!(parse(&mails[0]).to.contains(&member.email));
+}
+
+/// Two instances on one database drain one outbox: every message goes out exactly once.
+#[tokio::test]
+async fn two_instances_send_each_message_once() {
+    let smtp = SmtpServer::start();
+    let url = smtp.url();
+    let app = spawn_app_with(|c| c.smtp_url = Some(secrecy::SecretString::from(url.clone()))).await;
+    let other = app.second_instance_with(|c| c.smtp_url = Some(secrecy::SecretString::from(url.clone()))).await;
+    let owner = app.new_owner("enterprise").await;
+    let mut emails = Vec::new();
+    for _ in 0..12 {
+        emails.push(app.create_member(&owner, "viewer", &[]).await["email"].as_str().unwrap().to_string());
+    }
+    let asks = emails.iter().enumerate().map(|(i, e)| {
+        let on = if i % 2 == 0 { &app } else { &other };
+        ask_reset(on, e)
+    });
+    futures_util::future::join_all(asks).await;
+    wait_for(12, || smtp.messages()).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mails: Vec<Mail> = smtp.messages().iter().map(|m| parse(m)).collect();
+    let mut ids: Vec<&str> = mails.iter().map(|m| m.message_id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((mails.len(), ids.len()), (12, 12), "each message once");
+    let mut to: Vec<&str> = mails.iter().map(|m| m.to.as_str()).collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 12, "one to each member");
+}
+
+/// A message recorded before the process is killed (`kill -9`) is sent after a restart, once.
+#[tokio::test]
+async fn mail_recorded_before_a_kill_is_sent_after_the_restart() {
+    let db = crate::helpers::TestDb::shared();
+    let data = tempfile::tempdir().unwrap();
+    let (port, dead) = (free_port(), free_port());
+    let mut server = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .arg("serve")
+        .env("DATABASE_URL", &db.url)
+        .env("ROSTER_DATA_DIR", data.path())
+        .env("ROSTER_BIND", format!("127.0.0.1:{port}"))
+        .env("ROSTER_PUBLIC_URL", "http://roster.test")
+        .env("ROSTER_DEMO", "false")
+        .env("ROSTER_PLATFORM_TOKEN", crate::helpers::PLATFORM_TOKEN)
+        .env("ROSTER_MASTER_KEY", crate::helpers::TEST_MASTER_KEY)
+        .env("SMTP_URL", format!("smtp://127.0.0.1:{dead}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("roster serve");
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..200 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if !up {
+        let _ = server.kill();
+        let _ = server.wait();
+        panic!("roster serve did not start");
+    }
+    let res = client
+        .post(format!("{base}/api/v1/tenants"))
+        .bearer_auth(crate::helpers::PLATFORM_TOKEN)
+        .json(&json!({"name": "Killed", "owner_email": "boss@killed.test", "plan": "plus"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = client
+        .post(format!("{base}/api/v1/auth/password-reset"))
+        .json(&json!({"email": "boss@killed.test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    // Its first attempt fails (nothing listens on `dead`) and is recorded; then the process dies.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    server.kill().expect("kill -9");
+    server.wait().unwrap();
+    let smtp = SmtpServer::start();
+    let restarted = crate::helpers::start_on(db, |c| c.smtp_url = Some(secrecy::SecretString::from(smtp.url()))).await;
+    let mails = wait_for(1, || smtp.messages()).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(smtp.messages().len(), 1, "sent once");
+    let mail = parse(&mails[0]);
+    assert!(mail.to.contains("boss@killed.test"));
+    // And the link in it works.
+    assert_eq!(confirm(&restarted, &reset_token(&mail), "a brand new passphrase").await.status(), StatusCode::OK);
 }

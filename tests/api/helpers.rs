@@ -18,6 +18,11 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// A fresh database to share between instances.
+    pub fn shared() -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self::new())
+    }
+
     fn new() -> Self {
         match std::env::var("TEST_DATABASE_URL").ok().filter(|v| !v.is_empty()) {
             Some(admin_url) => {
@@ -83,6 +88,11 @@ pub fn config(db_url: &str) -> Config {
 
 async fn start(db: std::sync::Arc<TestDb>) -> TestApp {
     start_with(db, |_| {}).await
+}
+
+/// An instance over `db`, configured as the tests' and then by `adjust`.
+pub async fn start_on(db: std::sync::Arc<TestDb>, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    start_with(db, adjust).await
 }
 
 async fn start_with(db: std::sync::Arc<TestDb>, adjust: impl FnOnce(&mut Config)) -> TestApp {

@@ -161,14 +161,11 @@ fn compose(subject: String, greeting: &str, paragraphs: &[String], action: &str,
 }
 
 /// "Reset your password", with a link that works once within `valid_minutes`.
-pub fn password_reset(full_name: &str, link: &str, valid_minutes: i64) -> Email {
+pub fn password_reset(full_name: &str, why: &str, link: &str, valid_minutes: i64) -> Email {
     compose(
         "Reset your Roster password".into(),
         &format!("Hello {full_name},"),
-        &[
-            "Someone (we hope you) asked to reset the password of your Roster account.".into(),
-            format!("The link below works once, for {valid_minutes} minutes."),
-        ],
+        &[why.to_string(), format!("The link below works once, for {valid_minutes} minutes.")],
         "Choose a new password",
         link,
         "If you did not ask for this, ignore this email: your password stays as it is.",

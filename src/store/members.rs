@@ -15,6 +15,7 @@ use super::cursor;
 use super::idempotency::{self, IdempotencyKey, Replay};
 use super::list_cache::{ListCache, ListKey, SortVal};
 use crate::auth::TenantContext;
+use crate::auth::master_key::MasterKey;
 use crate::auth::policy::{Decision, MemberAction, MemberVisibility, TargetFacts, TenantAction};
 use crate::db::among::among;
 use crate::db::models::{MembershipRow, UserRow, search_text};
@@ -1064,22 +1065,64 @@ pub fn delete(
 
 /// Sets a new temporary password (stored form given) for a member whose identity this tenant
 /// manages; revokes the member's tokens everywhere.
+/// Loads a member whose password the caller may reset (policy, and a sign-in this tenant manages).
+fn load_resettable(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId) -> Result<MemberRecord, ApiError> {
+    let rec = load_checked(conn, ctx, user, MemberAction::ResetPassword)?;
+    if !is_managed(conn, &ctx.tenant_text(), &user.as_text())? {
+        return Err(ApiError::conflict(
+            "identity-not-managed",
+            "this person's sign-in is not managed by this tenant, so no admin here can set their password; they can reset it themselves by email",
+        ));
+    }
+    Ok(rec)
+}
+
+fn audit_reset(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    user: UserId,
+    after: serde_json::Value,
+) -> Result<(), ApiError> {
+    let entry = AuditEntry {
+        action: "member.password_reset",
+        target_type: "member",
+        target_id: Some(user.as_text()),
+        before: None,
+        after: Some(after),
+    };
+    audit::record(conn, ctx, entry)
+}
+
+/// Emails the member a link to choose a new password (their current one keeps working until
+/// they do).
+pub fn email_password_reset(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    user: UserId,
+    master: &MasterKey,
+    app_url: &str,
+) -> Result<MemberRecord, ApiError> {
+    let uid = user.as_text();
+    super::tenant_write(conn, ctx, |conn| {
+        let rec = load_resettable(conn, ctx, user)?;
+        let row = u::users.filter(u::id.eq(&uid)).select(UserRow::as_select()).first(conn)?;
+        let tenant: String = t::tenants.filter(t::id.eq(ctx.tenant_text())).select(t::name).first(conn)?;
+        let why = format!("An administrator of {tenant} asked for a new password for your Roster account.");
+        super::resets::issue(conn, master, &row, app_url, &why)?;
+        audit_reset(conn, ctx, user, json!({"delivery": "email"}))?;
+        Ok(rec)
+    })
+}
+
 pub fn reset_password(
     conn: &mut AnyConnection,
     ctx: &TenantContext,
     user: UserId,
     password_hash: String,
 ) -> Result<MemberRecord, ApiError> {
-    let tenant = ctx.tenant_text();
     let uid = user.as_text();
     super::tenant_write(conn, ctx, |conn| {
-        let rec = load_checked(conn, ctx, user, MemberAction::ResetPassword)?;
-        if !is_managed(conn, &tenant, &uid)? {
-            return Err(ApiError::conflict(
-                "identity-not-managed",
-                "this person's sign-in is not managed by this tenant, so no admin here can set their password; they can reset it themselves by email",
-            ));
-        }
+        let rec = load_resettable(conn, ctx, user)?;
         diesel::update(u::users.filter(u::id.eq(&uid)))
             .set((
                 u::password_hash.eq(Some(password_hash)),
@@ -1090,17 +1133,7 @@ pub fn reset_password(
                 u::updated_at.eq(now()),
             ))
             .execute(conn)?;
-        audit::record(
-            conn,
-            ctx,
-            AuditEntry {
-                action: "member.password_reset",
-                target_type: "member",
-                target_id: Some(uid.clone()),
-                before: None,
-                after: Some(json!({"delivery": "temporary_password", "must_change_password": true})),
-            },
-        )?;
+        audit_reset(conn, ctx, user, json!({"delivery": "temporary_password", "must_change_password": true}))?;
         Ok(rec)
     })
 }

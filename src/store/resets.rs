@@ -55,25 +55,39 @@ pub fn request(
 ) -> Result<bool, ApiError> {
     write_tx(conn, |conn| {
         let Some(user) = sessions::find_by_email(conn, email)? else { return Ok(false) };
-        let uid = user.id.clone();
-        diesel::delete(r::password_resets.filter(r::user_id.eq(&uid)).filter(r::used_at.is_null())).execute(conn)?;
-        let token = generate_secret();
-        let at = now();
-        diesel::insert_into(r::password_resets)
-            .values((
-                r::id.eq(uuid::Uuid::now_v7().to_string()),
-                r::user_id.eq(&uid),
-                r::token_digest.eq(digest_generated(&token)),
-                r::expires_at.eq(at + Duration::minutes(VALID_MINUTES)),
-                r::created_at.eq(at),
-            ))
-            .execute(conn)?;
-        let link = format!("{app_url}/reset-password?token={}", token.expose_secret());
-        let message = crate::mail::password_reset(&user.full_name, &link, VALID_MINUTES);
-        outbox::enqueue(conn, master, None, "password_reset", &user.email, &message)?;
-        audit_everywhere(conn, parse_stored(&uid), meta, "user.password_reset_requested")?;
+        let why = "Someone (we hope you) asked to reset the password of your Roster account.";
+        issue(conn, master, &user, app_url, why)?;
+        audit_everywhere(conn, parse_stored(&user.id), meta, "user.password_reset_requested")?;
         Ok(true)
     })
+}
+
+/// Voids `user`'s unused tokens, stores a new one's digest and queues the email with the link;
+/// `why` opens the email. Inside the caller's write transaction.
+pub fn issue(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    user: &UserRow,
+    app_url: &str,
+    why: &str,
+) -> Result<(), ApiError> {
+    let uid = user.id.clone();
+    diesel::delete(r::password_resets.filter(r::user_id.eq(&uid)).filter(r::used_at.is_null())).execute(conn)?;
+    let token = generate_secret();
+    let at = now();
+    diesel::insert_into(r::password_resets)
+        .values((
+            r::id.eq(uuid::Uuid::now_v7().to_string()),
+            r::user_id.eq(&uid),
+            r::token_digest.eq(digest_generated(&token)),
+            r::expires_at.eq(at + Duration::minutes(VALID_MINUTES)),
+            r::created_at.eq(at),
+        ))
+        .execute(conn)?;
+    let link = format!("{app_url}/reset-password?token={}", token.expose_secret());
+    let message = crate::mail::password_reset(&user.full_name, why, &link, VALID_MINUTES);
+    outbox::enqueue(conn, master, None, "password_reset", &user.email, &message)?;
+    Ok(())
 }
 
 fn invalid_token() -> ApiError {

@@ -325,3 +325,39 @@ async fn mail_recorded_before_a_kill_is_sent_after_the_restart() {
     // And the link in it works.
     assert_eq!(confirm(&restarted, &reset_token(&mail), "a brand new passphrase").await.status(), StatusCode::OK);
 }
+
+/// An admin can send the reset link instead of handing out a temporary password.
+#[tokio::test]
+async fn admin_sends_a_reset_link() {
+    let smtp = SmtpServer::start();
+    let app = spawn_app_with(|c| c.smtp_url = Some(secrecy::SecretString::from(smtp.url()))).await;
+    let (owner, member) = member(&app).await;
+    let path = format!("/api/v1/tenants/{}/users/{}/password-reset", owner.tenant_id, member.user_id);
+    let both =
+        app.send_json(Method::POST, &path, &owner.token, json!({"delivery": "email", "temporary_password": "x"})).await;
+    assert_eq!(assert_problem(both, 422).await["errors"][0]["field"], "temporary_password");
+    let res = app.send_json(Method::POST, &path, &owner.token, json!({"delivery": "email"})).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["delivery"], "email");
+    assert!(body.get("temporary_password").is_none());
+    let mail = parse(&wait_for(1, || smtp.messages()).await[0]);
+    assert!(mail.to.contains(&member.email));
+    assert!(mail.text.contains("An administrator of Tenant asked"), "{}", mail.text);
+    // The member keeps working until they use the link; then their old tokens end.
+    assert_eq!(app.get("/api/v1/me", &member.token).await.status(), StatusCode::OK);
+    assert_eq!(confirm(&app, &reset_token(&mail), "a brand new passphrase").await.status(), StatusCode::OK);
+    assert_problem(app.get("/api/v1/me", &member.token).await, 401).await;
+    // Audited with how it was delivered, never with the link.
+    let res = app
+        .get(&format!("/api/v1/tenants/{}/audit-events?action=member.password_reset", owner.tenant_id), &owner.token)
+        .await;
+    let events: Value = res.json().await.unwrap();
+    assert_eq!(events["items"][0]["after"]["delivery"], "email", "{events}");
+    // A viewer cannot.
+    let viewer = app.new_member(&owner, "viewer", &[]).await;
+    let res = app.send_json(Method::POST, &path, &viewer.token, json!({"delivery": "email"})).await;
+    assert!(res.status() == StatusCode::FORBIDDEN || res.status() == StatusCode::NOT_FOUND, "{}", res.status());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.messages().len(), 1);
+}

@@ -346,11 +346,35 @@ pub struct StatusRequest {
     pub status: MemberStatus,
 }
 
-/// Optional: a temporary password you choose instead of a generated one.
+/// How a member gets back in after an admin resets their password.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// A temporary password in the answer, shown once; the member must change it at sign-in.
+    #[default]
+    TemporaryPassword,
+    /// An email with a one-hour, single-use link to choose a new password.
+    Email,
+}
+
+/// Optional: how to deliver, and a temporary password you choose instead of a generated one.
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"delivery": "email"}))]
 pub struct PasswordResetRequest {
+    #[serde(default)]
+    pub delivery: Delivery,
     pub temporary_password: Option<String>,
+}
+
+/// The reset link is on its way to the member.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PasswordResetEmailed {
+    pub user_id: UserId,
+    #[schema(example = "email")]
+    pub delivery: String,
+    #[schema(example = "A link to choose a new password is on its way to the member; it works once, for an hour.")]
+    pub message: String,
 }
 
 /// The new temporary password, shown once.

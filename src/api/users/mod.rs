@@ -277,10 +277,12 @@ pub async fn delete_member(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Give a member a new temporary password.
+/// Reset a member's password: a temporary password, or an email with a link.
 ///
-/// Generated unless you send one; shown once. The member's tokens stop working and they
-/// must choose a new password at next sign-in. Only for people whose sign-in this tenant
+/// `delivery: temporary_password` (the default): a new temporary password, generated unless
+/// you send one, shown once; the member's tokens stop working and they must choose a new
+/// password at next sign-in. `delivery: email`: the member gets a link (one hour, single use)
+/// to choose a new password themselves; answers 202. Only for people whose sign-in this tenant
 /// manages (409 `identity-not-managed` otherwise). The body is optional.
 #[utoipa::path(
     tag = "users",
@@ -288,7 +290,8 @@ pub async fn delete_member(
     params(("tenant_id" = String, Path, description = "The tenant's id"), ("user_id" = String, Path, description = "The member's user id")),
     request_body(content = Option<PasswordResetRequest>, description = "Optional"),
     responses(
-        (status = 200, body = PasswordResetResponse),
+        (status = 200, description = "A temporary password, shown once", body = PasswordResetResponse),
+        (status = 202, description = "The email with the link is queued", body = PasswordResetEmailed),
         (status = 403, description = "Your role cannot reset this member's password, or it is yourself"),
         (status = 404, description = "No such member for you"),
         (status = 409, description = "The person's sign-in is not managed by this tenant"),
@@ -305,6 +308,20 @@ pub async fn reset_member_password(
     let user = user_id(&req)?;
     let body = body.map_err(crate::api::json::payload_error)?;
     let body: PasswordResetRequest = crate::api::json_or_empty(&req, &body)?;
+    if body.delivery == Delivery::Email {
+        if body.temporary_password.is_some() {
+            return Err(ApiError::invalid("temporary_password", "only goes with `delivery: temporary_password`"));
+        }
+        let (master, app_url) = (state.master.clone(), state.config.app_url.clone());
+        db::run_write(&state.pool, move |conn| members::email_password_reset(conn, &ctx, user, &master, &app_url))
+            .await?;
+        state.mail_queued.notify_one();
+        return Ok(HttpResponse::Accepted().json(PasswordResetEmailed {
+            user_id: user,
+            delivery: "email".into(),
+            message: "A link to choose a new password is on its way to the member; it works once, for an hour.".into(),
+        }));
+    }
     let (secret, hash) = temporary_password(&state, &ctx, body.temporary_password, None).await?;
     db::run_write(&state.pool, move |conn| members::reset_password(conn, &ctx, user, hash)).await?;
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(PasswordResetResponse {

@@ -164,6 +164,11 @@ async fn forgot_password_over_smtp() {
     // The policy applies, and a refused password leaves the token usable.
     let weak = confirm(&app, &token, "password1234").await;
     assert_eq!(assert_problem(weak, 422).await["errors"][0]["field"], "new_password");
+    // An hour later the link no longer works.
+    assert_eq!(app.execute_sql("UPDATE password_resets SET expires_at = created_at"), 1);
+    let late = confirm(&app, &token, "a brand new passphrase").await;
+    assert_eq!(assert_problem(late, 422).await["errors"][0]["field"], "token");
+    assert_eq!(app.execute_sql("UPDATE password_resets SET expires_at = '2999-01-01 00:00:00'"), 1);
     let res = confirm(&app, &token, "a brand new passphrase").await;
     assert_eq!(res.status(), StatusCode::OK);
     // Every token the member held ends; the new password signs in; the old one does not.

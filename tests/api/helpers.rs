@@ -127,6 +127,19 @@ pub struct Persona {
 }
 
 impl TestApp {
+    /// Runs SQL on this instance's database directly (to set up what no route may, such as
+    /// an expired token).
+    /// Returns the number of rows changed.
+    pub fn execute_sql(&self, sql: &str) -> usize {
+        use diesel::RunQueryDsl;
+        let changed = if self.db.url.starts_with("postgres") {
+            diesel::sql_query(sql).execute(&mut diesel::PgConnection::establish(&self.db.url).expect("connect"))
+        } else {
+            diesel::sql_query(sql).execute(&mut diesel::SqliteConnection::establish(&self.db.url).expect("connect"))
+        };
+        changed.expect("sql")
+    }
+
     /// A second server instance on the same database.
     pub async fn second_instance(&self) -> TestApp {
         start(self.db.clone()).await

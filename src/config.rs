@@ -34,6 +34,12 @@ pub struct Config {
     pub mail_from: String,
     /// `ROSTER_APP_URL`: where links in emails point (the product's front end).
     pub app_url: String,
+    /// `ROSTER_RATE_LOGIN_PER_MINUTE`: sign-in attempts per client address (0: no limit).
+    pub rate_login_per_minute: u32,
+    /// `ROSTER_RATE_RESET_PER_HOUR`: password-reset requests per client address (0: no limit).
+    pub rate_reset_per_hour: u32,
+    /// `ROSTER_RATE_RESET_EMAILS_PER_HOUR`: reset emails per recipient (0: no limit).
+    pub rate_reset_emails_per_hour: u32,
     /// `ROSTER_MASTER_KEY`: 32 bytes, base64; seals the signing key in the database. Default:
     /// the key file `<data dir>/master.key`, created on first start.
     pub master_key: Option<SecretString>,
@@ -92,6 +98,9 @@ impl Config {
             smtp_url: var("SMTP_URL").map(SecretString::from),
             mail_from: var("ROSTER_MAIL_FROM").unwrap_or_else(|| "Roster <roster@localhost>".into()),
             app_url,
+            rate_login_per_minute: parse_var("ROSTER_RATE_LOGIN_PER_MINUTE", 30)?,
+            rate_reset_per_hour: parse_var("ROSTER_RATE_RESET_PER_HOUR", 20)?,
+            rate_reset_emails_per_hour: parse_var("ROSTER_RATE_RESET_EMAILS_PER_HOUR", 5)?,
         })
     }
 }

@@ -36,6 +36,7 @@ pub struct AppState {
     pub master: Arc<MasterKey>,
     /// Woken when a request queues an email, so the worker sends it at once.
     pub mail_queued: tokio::sync::Notify,
+    pub limits: crate::auth::rate_limit::RateLimits,
 }
 
 /// Largest JSON body accepted.
@@ -58,6 +59,7 @@ impl AppState {
         pool.start_writer()?;
         let hashers = PasswordHashers::new(config.hash_concurrency);
         let lists = ListCache::new(config.list_cache_items);
+        let limits = crate::auth::rate_limit::RateLimits::new(&config);
         Ok(Self {
             config: Arc::new(config),
             pool,
@@ -66,6 +68,7 @@ impl AppState {
             lists,
             master: Arc::new(master),
             mail_queued: tokio::sync::Notify::new(),
+            limits,
         })
     }
 }

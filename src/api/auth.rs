@@ -10,6 +10,7 @@ use validator::Validate;
 use crate::AppState;
 use crate::auth::guard::{PasswordChangeIdentity, token_version};
 use crate::auth::jwt::{Claims, SCOPE_PASSWORD_CHANGE};
+use crate::auth::rate_limit::client_key;
 use crate::auth::{Identity, RequestMeta};
 use crate::db;
 use crate::domain::ids::parse_stored;
@@ -127,13 +128,16 @@ fn bad_credentials() -> ApiError {
         (status = 401, description = "Wrong email or password"),
         (status = 403, description = "No active membership in the requested tenant, or none at all"),
         (status = 422, description = "A field is missing or too long"),
+        (status = 429, description = "Too many sign-in attempts from your address; `Retry-After` says when to try again"),
     )
 )]
 #[post("/api/v1/auth/login")]
 pub async fn login(
     state: web::Data<AppState>,
     body: crate::api::json::Json<LoginRequest>,
+    req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    state.limits.login.check(&client_key(&req))?;
     let body = body.into_inner();
     crate::api::validate(&body)?;
     let password = SecretString::from(body.password);
@@ -319,6 +323,7 @@ pub struct Notice {
     responses(
         (status = 202, description = "Accepted; an email follows if the account exists", body = Notice),
         (status = 422, description = "The body is not valid"),
+        (status = 429, description = "Too many reset requests from your address; `Retry-After` says when to try again"),
     )
 )]
 #[post("/api/v1/auth/password-reset")]
@@ -327,7 +332,13 @@ pub async fn request_password_reset(
     body: crate::api::json::Json<PasswordResetRequest>,
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    state.limits.reset.check(&client_key(&req))?;
     let email = body.into_inner().email.trim().to_lowercase();
+    // Past the allowance for this address, the answer is the same and no email is sent.
+    if state.limits.reset_emails.try_take(&email).is_err() {
+        log::warn!("reset emails to one address are over their hourly allowance; none sent");
+        return Ok(accepted());
+    }
     let meta = RequestMeta::from_request(&req);
     let (master, app_url) = (state.master.clone(), state.config.app_url.clone());
     let queued =
@@ -335,8 +346,12 @@ pub async fn request_password_reset(
     if queued {
         state.mail_queued.notify_one();
     }
-    Ok(HttpResponse::Accepted()
-        .json(Notice { message: "If an account uses this email, a link to reset its password is on its way.".into() }))
+    Ok(accepted())
+}
+
+fn accepted() -> HttpResponse {
+    HttpResponse::Accepted()
+        .json(Notice { message: "If an account uses this email, a link to reset its password is on its way.".into() })
 }
 
 /// Set a new password with the token from a reset email.
@@ -349,6 +364,7 @@ pub async fn request_password_reset(
     responses(
         (status = 200, description = "The password is changed", body = Notice),
         (status = 422, description = "The token is not current, or the password breaks the policy"),
+        (status = 429, description = "Too many reset requests from your address; `Retry-After` says when to try again"),
     )
 )]
 #[post("/api/v1/auth/password-reset/confirm")]
@@ -357,6 +373,7 @@ pub async fn confirm_password_reset(
     body: crate::api::json::Json<PasswordResetConfirm>,
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    state.limits.reset.check(&client_key(&req))?;
     let body = body.into_inner();
     let token = SecretString::from(body.token);
     let probe = token.clone();

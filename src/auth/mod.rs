@@ -6,5 +6,6 @@ pub mod jwt;
 pub mod master_key;
 pub mod passwords;
 pub mod policy;
+pub mod rate_limit;
 
 pub use guard::{Identity, RequestMeta, TenantAccess, TenantContext};

@@ -269,3 +269,53 @@ async fn tampered_tokens_are_refused() {
         .unwrap();
     assert_problem(res, 401).await;
 }
+
+/// Sign-in and reset requests are limited per client address: 429 with `Retry-After`, and
+/// past the per-recipient allowance a reset request is answered alike but sends nothing.
+#[tokio::test]
+async fn sign_in_and_reset_requests_are_rate_limited() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.rate_login_per_minute = 3;
+        c.rate_reset_per_hour = 4;
+        c.rate_reset_emails_per_hour = 2;
+    })
+    .await;
+    let owner = app.new_owner("plus").await; // one sign-in
+    for _ in 0..2 {
+        let res = app.login(json!({"email": owner.email, "password": "wrong password"})).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = app.login(json!({"email": owner.email, "password": owner.password})).await;
+    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let body = assert_problem(res, 429).await;
+    assert_eq!(body["type"], "urn:roster:problem:rate-limited");
+    // Resets: two emails to one address, then the same answer and no email; 429 for the client.
+    let ask = |email: String| {
+        let app = &app;
+        async move {
+            app.request(Method::POST, "/api/v1/auth/password-reset", None)
+                .json(&json!({"email": email}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(ask(owner.email.clone()).await.status(), StatusCode::ACCEPTED);
+    }
+    assert_eq!(ask("nobody@example.test".into()).await.status(), StatusCode::ACCEPTED);
+    let res = ask("nobody@example.test".into()).await;
+    assert!(res.headers().contains_key("retry-after"));
+    assert_problem(res, 429).await;
+    let outbox = app.data.path().join("outbox");
+    let count = || std::fs::read_dir(&outbox).map(|d| d.count()).unwrap_or(0);
+    for _ in 0..50 {
+        if count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(count(), 2, "two emails to the owner, the third request sent none");
+}

@@ -82,6 +82,9 @@ pub fn config(db_url: &str) -> Config {
         smtp_url: None,
         mail_from: "Roster <roster@roster.test>".into(),
         app_url: "http://app.roster.test".into(),
+        rate_login_per_minute: 100_000,
+        rate_reset_per_hour: 100_000,
+        rate_reset_emails_per_hour: 100_000,
         master_key: Some(secrecy::SecretString::from(TEST_MASTER_KEY)),
     }
 }

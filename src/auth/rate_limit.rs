@@ -1,0 +1,66 @@
+//! Per-client and per-recipient request limits (in memory, per instance), answered with 429 and
+//! `Retry-After`. Keyed limits use the generic cell rate algorithm from `governor`: a burst of
+//! the whole allowance, then one more each `period / allowance`.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+
+use crate::error::ApiError;
+
+/// One kind of limit: `allowance` requests per `period` for each key; `None` when switched off.
+pub struct Limit {
+    limiter: Option<DefaultKeyedRateLimiter<String>>,
+    what: &'static str,
+}
+
+impl Limit {
+    /// `allowance` 0 switches the limit off.
+    pub fn new(what: &'static str, allowance: u32, period: Duration) -> Self {
+        let limiter = NonZeroU32::new(allowance)
+            .and_then(|n| Quota::with_period(period / n.get()).map(|q| governor::RateLimiter::keyed(q.allow_burst(n))));
+        Self { limiter, what }
+    }
+
+    /// Takes one request for `key`: 429 with the wait when the allowance is used up.
+    pub fn check(&self, key: &str) -> Result<(), ApiError> {
+        self.try_take(key).map_err(|wait| ApiError::TooManyRequests {
+            detail: format!("too many {} from you; try again in {} seconds", self.what, wait.as_secs().max(1)),
+            retry_after_secs: wait.as_secs().max(1),
+        })
+    }
+
+    /// Takes one request for `key`, or says how long until one is allowed.
+    pub fn try_take(&self, key: &str) -> Result<(), Duration> {
+        let Some(limiter) = &self.limiter else { return Ok(()) };
+        limiter.check_key(&key.to_string()).map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+/// The limits one instance applies.
+pub struct RateLimits {
+    /// Sign-in attempts per client address.
+    pub login: Limit,
+    /// Password-reset requests and confirmations per client address.
+    pub reset: Limit,
+    /// Reset emails per recipient (beyond it the answer stays 202 and no email is sent).
+    pub reset_emails: Limit,
+}
+
+impl RateLimits {
+    pub fn new(config: &crate::config::Config) -> Self {
+        Self {
+            login: Limit::new("sign-in attempts", config.rate_login_per_minute, Duration::from_secs(60)),
+            reset: Limit::new("password reset requests", config.rate_reset_per_hour, Duration::from_secs(3600)),
+            reset_emails: Limit::new("reset emails", config.rate_reset_emails_per_hour, Duration::from_secs(3600)),
+        }
+    }
+}
+
+/// The client a request comes from: the connection's peer address (not a header a client can
+/// set).
+pub fn client_key(req: &actix_web::HttpRequest) -> String {
+    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
+}

@@ -26,6 +26,30 @@ pub struct AuditEntry<'a> {
     pub after: Option<Value>,
 }
 
+/// Records an action a person took on their own account (a password change or reset) in the
+/// audit log of every tenant they belong to.
+pub fn record_for_person(
+    conn: &mut AnyConnection,
+    user: UserId,
+    meta: &RequestMeta,
+    action: &str,
+    after: Value,
+) -> Result<(), ApiError> {
+    use crate::db::schema::memberships::dsl as m;
+    let tenants = m::memberships.filter(m::user_id.eq(user.as_text())).select(m::tenant_id).load::<String>(conn)?;
+    for tenant in tenants {
+        let entry = AuditEntry {
+            action,
+            target_type: "member",
+            target_id: Some(user.as_text()),
+            before: None,
+            after: Some(after.clone()),
+        };
+        record_raw(conn, crate::domain::ids::parse_stored(&tenant), AuditActor::User(user), meta, entry)?;
+    }
+    Ok(())
+}
+
 pub fn record_raw(
     conn: &mut AnyConnection,
     tenant: TenantId,

@@ -6,42 +6,21 @@ use diesel::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use super::audit::{self, AuditActor, AuditEntry};
+use super::audit;
 use super::outbox;
 use super::sessions;
 use crate::auth::RequestMeta;
 use crate::auth::master_key::MasterKey;
 use crate::db::models::UserRow;
-use crate::db::schema::{memberships::dsl as m, password_resets::dsl as r, users::dsl as u};
+use crate::db::schema::{password_resets::dsl as r, users::dsl as u};
 use crate::db::{AnyConnection, write_tx};
 use crate::domain::ids::parse_stored;
+use crate::domain::now;
 use crate::domain::password::{digest_generated, generate_secret};
-use crate::domain::{UserId, now};
 use crate::error::ApiError;
 
 /// How long a reset link works.
 pub const VALID_MINUTES: i64 = 60;
-
-/// Writes `entry` to the audit log of every tenant the person belongs to.
-fn audit_everywhere(
-    conn: &mut AnyConnection,
-    user: UserId,
-    meta: &RequestMeta,
-    action: &'static str,
-) -> Result<(), ApiError> {
-    let tenants = m::memberships.filter(m::user_id.eq(user.as_text())).select(m::tenant_id).load::<String>(conn)?;
-    for tenant in tenants {
-        let entry = AuditEntry {
-            action,
-            target_type: "member",
-            target_id: Some(user.as_text()),
-            before: None,
-            after: Some(json!({"delivery": "email"})),
-        };
-        audit::record_raw(conn, parse_stored(&tenant), AuditActor::User(user), meta, entry)?;
-    }
-    Ok(())
-}
 
 /// Starts a reset for whoever has `email`, if anyone: voids their unused tokens, stores the
 /// new one's digest and queues the email with the link (`<app_url>/reset-password?token=`).
@@ -57,7 +36,13 @@ pub fn request(
         let Some(user) = sessions::find_by_email(conn, email)? else { return Ok(false) };
         let why = "Someone (we hope you) asked to reset the password of your Roster account.";
         issue(conn, master, &user, app_url, why)?;
-        audit_everywhere(conn, parse_stored(&user.id), meta, "user.password_reset_requested")?;
+        audit::record_for_person(
+            conn,
+            parse_stored(&user.id),
+            meta,
+            "user.password_reset_requested",
+            json!({"delivery": "email"}),
+        )?;
         Ok(true)
     })
 }

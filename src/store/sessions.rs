@@ -5,12 +5,11 @@
 use diesel::prelude::*;
 use serde_json::json;
 
-use super::audit::{self, AuditActor, AuditEntry};
+use super::audit;
 use crate::auth::RequestMeta;
 use crate::db::models::UserRow;
 use crate::db::schema::{membership_regions::dsl as mr, memberships::dsl as m, tenants::dsl as t, users::dsl as u};
 use crate::db::{AnyConnection, write_tx};
-use crate::domain::ids::parse_stored;
 use crate::domain::{MemberStatus, UserId, now};
 use crate::error::ApiError;
 
@@ -106,22 +105,7 @@ pub fn set_password(
                 u::updated_at.eq(now()),
             ))
             .execute(conn)?;
-        let tenants = m::memberships.filter(m::user_id.eq(&uid)).select(m::tenant_id).load::<String>(conn)?;
-        for tenant in tenants {
-            audit::record_raw(
-                conn,
-                parse_stored(&tenant),
-                AuditActor::User(user),
-                meta,
-                AuditEntry {
-                    action,
-                    target_type: "member",
-                    target_id: Some(uid.clone()),
-                    before: None,
-                    after: Some(json!({"must_change_password": false})),
-                },
-            )?;
-        }
+        audit::record_for_person(conn, user, meta, action, json!({"must_change_password": false}))?;
         Ok(u::users.filter(u::id.eq(&uid)).select(UserRow::as_select()).first(conn)?)
     })
 }

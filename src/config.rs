@@ -40,6 +40,19 @@ pub struct Config {
     pub rate_reset_per_hour: u32,
     /// `ROSTER_RATE_RESET_EMAILS_PER_HOUR`: reset emails per recipient (0: no limit).
     pub rate_reset_emails_per_hour: u32,
+    /// `ROSTER_SESSION_DAYS`: a sign-in session lasts at most this long. Default 30.
+    pub session_days: i64,
+    /// `ROSTER_SESSION_IDLE_DAYS`: a session not refreshed for this long ends. Default 7.
+    pub session_idle_days: i64,
+    /// `ROSTER_LOCKOUT_THRESHOLD`: failed sign-ins in a row that lock an account (0: never).
+    pub lockout_threshold: i32,
+    /// `ROSTER_LOCKOUT_SECONDS`: the first lock's length; each further failure doubles it, up
+    /// to an hour.
+    pub lockout_secs: i64,
+    /// `ROSTER_RATE_INVITE_PER_HOUR`: invitation look-ups and acceptances per client address.
+    pub rate_invite_per_hour: u32,
+    /// `ROSTER_RATE_TENANT_EMAILS_PER_HOUR`: invitation and reset emails one tenant may send.
+    pub rate_tenant_emails_per_hour: u32,
     /// `ROSTER_MASTER_KEY`: 32 bytes, base64; seals the signing key in the database. Default:
     /// the key file `<data dir>/master.key`, created on first start.
     pub master_key: Option<SecretString>,
@@ -81,6 +94,11 @@ impl Config {
         if !(30..=86_400).contains(&ttl) {
             return Err("ROSTER_ACCESS_TOKEN_TTL must be between 30 and 86400 seconds".into());
         }
+        let session_days: i64 = parse_var("ROSTER_SESSION_DAYS", 30)?;
+        let session_idle_days: i64 = parse_var("ROSTER_SESSION_IDLE_DAYS", 7)?;
+        if !(1..=365).contains(&session_days) || !(1..=session_days).contains(&session_idle_days) {
+            return Err("ROSTER_SESSION_DAYS must be 1 to 365, and ROSTER_SESSION_IDLE_DAYS 1 to that".into());
+        }
         let app_url = var("ROSTER_APP_URL").unwrap_or_else(|| public_url.clone()).trim_end_matches('/').to_string();
         Ok(Self {
             database_url,
@@ -101,6 +119,19 @@ impl Config {
             rate_login_per_minute: parse_var("ROSTER_RATE_LOGIN_PER_MINUTE", 30)?,
             rate_reset_per_hour: parse_var("ROSTER_RATE_RESET_PER_HOUR", 20)?,
             rate_reset_emails_per_hour: parse_var("ROSTER_RATE_RESET_EMAILS_PER_HOUR", 5)?,
+            session_days,
+            session_idle_days,
+            lockout_threshold: parse_var("ROSTER_LOCKOUT_THRESHOLD", 5)?,
+            lockout_secs: parse_var("ROSTER_LOCKOUT_SECONDS", 60)?.clamp(1, 3600),
+            rate_invite_per_hour: parse_var("ROSTER_RATE_INVITE_PER_HOUR", 60)?,
+            rate_tenant_emails_per_hour: parse_var("ROSTER_RATE_TENANT_EMAILS_PER_HOUR", 500)?,
         })
+    }
+
+    pub fn session_limits(&self) -> crate::store::sessions::SessionLimits {
+        crate::store::sessions::SessionLimits {
+            lifetime: chrono::Duration::days(self.session_days),
+            idle: chrono::Duration::days(self.session_idle_days),
+        }
     }
 }

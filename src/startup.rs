@@ -73,6 +73,16 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// How failed sign-ins lock accounts, from the configuration.
+    pub fn lockout(&self) -> crate::store::sessions::Lockout {
+        crate::store::sessions::Lockout {
+            threshold: self.config.lockout_threshold,
+            first_secs: self.config.lockout_secs,
+        }
+    }
+}
+
 pub struct Application {
     port: u16,
     server: Server,

@@ -1,14 +1,14 @@
 //! Sign-in: `POST /auth/login`, `POST /auth/switch`, `POST /auth/password`.
 
 use actix_web::{HttpResponse, post, web};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use validator::Validate;
 
 use crate::AppState;
-use crate::auth::guard::{PasswordChangeIdentity, token_version};
+use crate::auth::guard::{PasswordChangeIdentity, session_of, token_version};
 use crate::auth::jwt::{Claims, SCOPE_PASSWORD_CHANGE};
 use crate::auth::rate_limit::client_key;
 use crate::auth::{Identity, RequestMeta};
@@ -18,7 +18,7 @@ use crate::domain::password::check_policy;
 use crate::domain::{EmailAddress, TenantId, UserId};
 use crate::error::{ApiError, FieldError};
 use crate::store::resets;
-use crate::store::sessions::{self, TenantMembership};
+use crate::store::sessions::{self, EndReason, TenantMembership};
 
 /// Credentials. With `tenant_id`, sign straight into that tenant.
 #[derive(Deserialize, ToSchema, Validate)]
@@ -50,7 +50,9 @@ pub struct TenantChoice {
     "expires_in": 900,
     "tenant_id": "01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e2f",
     "tenants": [{"tenant_id": "01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e2f", "name": "Acme", "role": "owner"}],
-    "must_change_password": false
+    "must_change_password": false,
+    "refresh_token": "kq3V1x1nS2u8rYbqk0mZ7w",
+    "session_id": "01937a2f-0000-7000-8000-000000000001"
 }))]
 pub struct TokenResponse {
     pub access_token: String,
@@ -65,6 +67,13 @@ pub struct TokenResponse {
     pub tenants: Vec<TenantChoice>,
     /// When true the token is good only for `POST /auth/password`.
     pub must_change_password: bool,
+    /// Exchange it at `POST /auth/refresh` for a new access token (and a new refresh token:
+    /// each works once). Given when a session starts (sign-in, password change) and on each
+    /// refresh; absent on a password-change-only sign-in and on a switch (keep the one you have).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// The sign-in session this token belongs to (see `GET /me/sessions`).
+    pub session_id: String,
 }
 
 fn choices(memberships: &[TenantMembership]) -> Vec<TenantChoice> {
@@ -72,6 +81,12 @@ fn choices(memberships: &[TenantMembership]) -> Vec<TenantChoice> {
         .iter()
         .map(|m| TenantChoice { tenant_id: m.tenant_id.clone(), name: m.tenant_name.clone(), role: m.role.clone() })
         .collect()
+}
+
+/// The session an answer's token belongs to, and its refresh token when one is handed out.
+struct SessionGrant<'a> {
+    id: &'a str,
+    refresh_token: Option<&'a SecretString>,
 }
 
 /// Issues the right token for a person whose credentials (or current token) are proven.
@@ -82,6 +97,7 @@ fn issue(
     must_change_password: bool,
     memberships: &[TenantMembership],
     tenant: Option<&TenantMembership>,
+    session: SessionGrant<'_>,
 ) -> Result<TokenResponse, ApiError> {
     let now = chrono::Utc::now().timestamp();
     let ttl = state.config.access_token_ttl_secs;
@@ -97,6 +113,7 @@ fn issue(
         iat: now,
         exp: now + ttl,
         jti: uuid::Uuid::now_v7().to_string(),
+        sid: Some(session.id.to_string()),
         scope: must_change_password.then(|| SCOPE_PASSWORD_CHANGE.to_string()),
     };
     Ok(TokenResponse {
@@ -106,11 +123,17 @@ fn issue(
         tenant_id: tenant.map(|t| t.tenant_id.clone()),
         tenants: choices(memberships),
         must_change_password,
+        refresh_token: session.refresh_token.map(|t| t.expose_secret().to_string()),
+        session_id: session.id.to_string(),
     })
 }
 
+/// One answer for an unknown email, a wrong password and a locked account, so it tells nobody
+/// which it was.
 fn bad_credentials() -> ApiError {
-    ApiError::Unauthorized("the email or password is wrong".into())
+    ApiError::Unauthorized(
+        "the email or password is wrong (after repeated failures an account is locked for a while: wait, or reset the password)".into(),
+    )
 }
 
 /// Sign in with email and password.
@@ -118,7 +141,12 @@ fn bad_credentials() -> ApiError {
 /// With one tenant (or `tenant_id` given) the token acts in that tenant. With several, the
 /// token is identity-only and `tenants` lists them: call `POST /auth/switch`. A person who
 /// must change their password gets a token good only for `POST /auth/password`.
-/// Unknown emails and wrong passwords get the same answer in about the same time.
+/// Unknown emails and wrong passwords get the same answer in about the same time. After
+/// repeated failures (`ROSTER_LOCKOUT_THRESHOLD`, default 5) the account is locked for a while
+/// (a minute, doubling with each further failure, at most an hour) and answers the same 401
+/// even to the right password; an owner or admin can clear the lock.
+///
+/// The answer starts a session: `refresh_token` gets new access tokens at `POST /auth/refresh`.
 #[utoipa::path(
     tag = "auth",
     security(()),
@@ -149,12 +177,16 @@ pub async fn login(
         }
         None => None,
     };
+    // Always one argon2 verify (a dummy one for an unknown email), so timing tells nothing.
     let ok = state.hashers.verify(&password, user.as_ref().and_then(|u| u.password_hash.clone())).await?;
     let Some(user) = user else { return Err(bad_credentials()) };
+    if sessions::is_locked(&user) {
+        return Err(bad_credentials());
+    }
     if !ok {
-        if let Ok(id) = user.id.parse::<UserId>() {
-            db::run_write(&state.pool, move |conn| sessions::record_failed_login(conn, id)).await?;
-        }
+        let (id, meta) = (parse_stored::<UserId>(&user.id), RequestMeta::from_request(&req));
+        let lockout = state.lockout();
+        db::run_write(&state.pool, move |conn| sessions::record_failed_login(conn, id, lockout, &meta)).await?;
         return Err(bad_credentials());
     }
     let user_id: UserId = user.id.parse().map_err(|_| ApiError::internal("stored user id is invalid"))?;
@@ -173,9 +205,20 @@ pub async fn login(
         None => None,
     };
     let tenant_text = tenant.map(|t| t.tenant_id.clone());
-    db::run_write(&state.pool, move |conn| sessions::record_login(conn, user_id, tenant_text.as_deref())).await?;
-    let response = issue(&state, user_id, user.auth_version, user.must_change_password, &memberships, tenant)?;
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(response))
+    let (meta, limits) = (RequestMeta::from_request(&req), state.config.session_limits());
+    let session = db::run_write(&state.pool, move |conn| {
+        sessions::signed_in(conn, user_id, tenant_text.as_deref(), &meta, limits)
+    })
+    .await?;
+    // A password-change-only sign-in gets no refresh token: its session ends with the change.
+    let handed_out = (!user.must_change_password).then_some(&session.refresh_token);
+    let grant = SessionGrant { id: &session.id, refresh_token: handed_out };
+    let response = issue(&state, user_id, user.auth_version, user.must_change_password, &memberships, tenant, grant)?;
+    Ok(no_store(response))
+}
+
+fn no_store(response: TokenResponse) -> HttpResponse {
+    HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(response)
 }
 
 /// The tenant to act in.
@@ -186,6 +229,8 @@ pub struct SwitchRequest {
 }
 
 /// Exchange a current token for one that acts in another of your tenants.
+///
+/// The session moves with you: later refreshes issue tokens for this tenant.
 #[utoipa::path(
     tag = "auth",
     security(("bearer_auth" = [])),
@@ -214,9 +259,20 @@ pub async fn switch(
         .find(|m| m.tenant_id == wanted)
         .ok_or_else(|| ApiError::forbidden("no-membership", "you are not an active member of that tenant"))?;
     let tenant_text = tenant.tenant_id.clone();
-    db::run_write(&state.pool, move |conn| sessions::record_login(conn, user_id, Some(&tenant_text))).await?;
-    let response = issue(&state, user_id, user.auth_version, user.must_change_password, &memberships, Some(tenant))?;
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(response))
+    let sid = session_of(&who.claims)?.to_string();
+    let session = sid.clone();
+    let moved = db::run_write(&state.pool, move |conn| {
+        sessions::record_login(conn, user_id, Some(&tenant_text))?;
+        sessions::switch(conn, &session, user_id, &tenant_text)
+    })
+    .await?;
+    if !moved {
+        return Err(ApiError::Unauthorized("the session of this access token has ended; sign in again".into()));
+    }
+    let grant = SessionGrant { id: &sid, refresh_token: None };
+    let response =
+        issue(&state, user_id, user.auth_version, user.must_change_password, &memberships, Some(tenant), grant)?;
+    Ok(no_store(response))
 }
 
 /// Your current password and the new one.
@@ -231,7 +287,7 @@ pub struct ChangePasswordRequest {
 /// Change your own password.
 ///
 /// Works with a password-change-only token too (after signing in with a temporary
-/// password). Every token you held before stops working; the answer carries a fresh one.
+/// password). Every session and token you held before ends; the answer starts a new session.
 #[utoipa::path(
     tag = "auth",
     security(("bearer_auth" = [])),
@@ -278,11 +334,102 @@ pub async fn change_password(
     }
     let hash = state.hashers.hash(&SecretString::from(body.new_password)).await?;
     let meta = RequestMeta::from_request(&req);
-    let user = db::run_write(&state.pool, move |conn| sessions::change_password(conn, user_id, hash, &meta)).await?;
     let tenant = who.claims.tid.as_ref().and_then(|tid| memberships.iter().find(|m| &m.tenant_id == tid));
     let tenant = tenant.or(if memberships.len() == 1 { memberships.first() } else { None });
-    let response = issue(&state, user_id, user.auth_version, false, &memberships, tenant)?;
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(response))
+    let (tenant_text, limits) = (tenant.map(|t| t.tenant_id.clone()), state.config.session_limits());
+    let (user, session) = db::run_write(&state.pool, move |conn| {
+        let user = sessions::change_password(conn, user_id, hash, &meta)?;
+        let session = sessions::start(conn, user_id, tenant_text.as_deref(), &meta, limits)?;
+        Ok((user, session))
+    })
+    .await?;
+    let grant = SessionGrant { id: &session.id, refresh_token: Some(&session.refresh_token) };
+    Ok(no_store(issue(&state, user_id, user.auth_version, false, &memberships, tenant, grant)?))
+}
+
+/// A refresh token to exchange.
+#[derive(Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"refresh_token": "kq3V1x1nS2u8rYbqk0mZ7w"}))]
+pub struct RefreshRequest {
+    #[validate(length(min = 1, max = 200))]
+    pub refresh_token: String,
+}
+
+fn refresh_refused(detail: &str) -> ApiError {
+    ApiError::Unauthorized(detail.to_string())
+}
+
+/// Exchange a refresh token for a new access token and a new refresh token.
+///
+/// Each refresh token works once. Presenting one that was already exchanged ends its whole
+/// session (someone else may hold a copy): sign in again. A session lasts at most
+/// `ROSTER_SESSION_DAYS` (30) and ends after `ROSTER_SESSION_IDLE_DAYS` (7) without a refresh.
+#[utoipa::path(
+    tag = "auth",
+    security(()),
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new access token and refresh token", body = TokenResponse),
+        (status = 401, description = "The refresh token is unknown, already used (the session is now ended), or its session has ended"),
+        (status = 422, description = "The body is not valid"),
+    )
+)]
+#[post("/api/v1/auth/refresh")]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    body: crate::api::json::Json<RefreshRequest>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    crate::api::validate(&body)?;
+    let token = SecretString::from(body.refresh_token);
+    let (meta, limits) = (RequestMeta::from_request(&req), state.config.session_limits());
+    let outcome = db::run_write(&state.pool, move |conn| sessions::refresh(conn, &token, limits, &meta)).await?;
+    let (session_id, user_id, tenant_id, next) = match outcome {
+        sessions::Refreshed::Rotated { session_id, user_id, tenant_id, refresh_token } => {
+            (session_id, parse_stored::<UserId>(&user_id), tenant_id, refresh_token)
+        }
+        sessions::Refreshed::Invalid => {
+            return Err(refresh_refused("the refresh token is unknown, or its session has ended; sign in again"));
+        }
+        sessions::Refreshed::Reused => {
+            return Err(refresh_refused(
+                "this refresh token was already used, so its session has been ended (a copy may be in other hands); sign in again",
+            ));
+        }
+    };
+    let (user, memberships) = db::run(&state.pool, move |conn| {
+        let user = sessions::find_by_id(conn, user_id)?;
+        Ok((user, sessions::active_memberships(conn, user_id)?))
+    })
+    .await?;
+    let user = user.ok_or_else(|| refresh_refused("the account no longer exists"))?;
+    let tenant = match &tenant_id {
+        Some(tid) => Some(memberships.iter().find(|m| &m.tenant_id == tid).ok_or_else(|| {
+            refresh_refused("you are no longer an active member of this session's tenant; sign in again")
+        })?),
+        None => None,
+    };
+    let grant = SessionGrant { id: &session_id, refresh_token: Some(&next) };
+    Ok(no_store(issue(&state, user_id, user.auth_version, user.must_change_password, &memberships, tenant, grant)?))
+}
+
+/// Sign out: end the session of the access token you send.
+///
+/// Its access tokens stop working at once and its refresh token no longer refreshes.
+#[utoipa::path(
+    tag = "auth",
+    security(("bearer_auth" = [])),
+    responses((status = 204, description = "Signed out"))
+)]
+#[post("/api/v1/auth/logout")]
+pub async fn logout(state: web::Data<AppState>, who: PasswordChangeIdentity) -> Result<HttpResponse, ApiError> {
+    let who = who.0;
+    let sid = session_of(&who.claims)?.to_string();
+    let (user, meta) = (who.user_id, who.meta.clone());
+    db::run_write(&state.pool, move |conn| sessions::end_own(conn, user, &sid, EndReason::Logout, &meta)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Ask for a password reset link.
@@ -396,6 +543,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(login)
         .service(switch)
         .service(change_password)
+        .service(refresh)
+        .service(logout)
         .service(request_password_reset)
         .service(confirm_password_reset);
 }

@@ -1,6 +1,6 @@
-//! The signed-in person: `GET /me`, `GET /me/tenants`.
+//! The signed-in person: `GET /me`, `GET /me/tenants`, `GET /me/sessions`.
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, delete, get, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -76,6 +76,82 @@ pub async fn my_tenants(state: web::Data<AppState>, who: Identity) -> Result<Htt
     Ok(HttpResponse::Ok().json(MyTenants { items }))
 }
 
+/// One of your sign-in sessions.
+#[derive(Serialize, ToSchema)]
+pub struct SessionView {
+    pub id: String,
+    /// The tenant the session acts in; absent when it acts in none yet.
+    pub tenant_id: Option<String>,
+    /// When you signed in.
+    pub created_at: chrono::NaiveDateTime,
+    /// The last sign-in or refresh.
+    pub last_used_at: chrono::NaiveDateTime,
+    /// When it ends at the latest.
+    pub expires_at: chrono::NaiveDateTime,
+    #[schema(example = "203.0.113.7")]
+    pub ip: Option<String>,
+    #[schema(example = "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0")]
+    pub user_agent: Option<String>,
+    /// The session of the token you called with.
+    pub current: bool,
+}
+
+/// Your sessions that are still going.
+#[derive(Serialize, ToSchema)]
+pub struct MySessions {
+    pub items: Vec<SessionView>,
+}
+
+/// Your sign-in sessions that are still going, newest first.
+#[utoipa::path(tag = "me", security(("bearer_auth" = [])), responses((status = 200, body = MySessions)))]
+#[get("/api/v1/me/sessions")]
+pub async fn my_sessions(state: web::Data<AppState>, who: Identity) -> Result<HttpResponse, ApiError> {
+    let user_id = who.user_id;
+    let rows = db::run(&state.pool, move |conn| sessions::active(conn, user_id)).await?;
+    let current = who.claims.sid.as_deref();
+    let items = rows
+        .into_iter()
+        .map(|r| SessionView {
+            current: Some(r.id.as_str()) == current,
+            id: r.id,
+            tenant_id: r.tenant_id,
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+            expires_at: r.expires_at,
+            ip: r.ip,
+            user_agent: r.user_agent,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(MySessions { items }))
+}
+
+/// End one of your sessions (sign out another device).
+///
+/// Its access tokens stop working at once and its refresh token no longer refreshes.
+#[utoipa::path(
+    tag = "me",
+    security(("bearer_auth" = [])),
+    params(("session_id" = String, Path, description = "The session's id, from GET /me/sessions")),
+    responses((status = 204, description = "Ended"), (status = 404, description = "No such session of yours is going"))
+)]
+#[delete("/api/v1/me/sessions/{session_id}")]
+pub async fn end_my_session(
+    state: web::Data<AppState>,
+    who: Identity,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (user, meta, sid) = (who.user_id, who.meta.clone(), path.into_inner());
+    let shown = sid.clone();
+    let ended = db::run_write(&state.pool, move |conn| {
+        sessions::end_own(conn, user, &sid, sessions::EndReason::EndedByUser, &meta)
+    })
+    .await?;
+    if !ended {
+        return Err(ApiError::not_found(format!("no session {shown:?} of yours is going")));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(me).service(my_tenants);
+    cfg.service(me).service(my_tenants).service(my_sessions).service(end_my_session);
 }

@@ -9,13 +9,15 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
+use diesel::dsl::exists;
 use diesel::prelude::*;
 
 use super::jwt::{Claims, SCOPE_PASSWORD_CHANGE};
 use super::policy::{Actor, RegionScope};
 use crate::AppState;
 use crate::db::schema::{
-    membership_regions::dsl as mr, memberships::dsl as m, regions::dsl as r, tenants::dsl as t, users::dsl as u,
+    membership_regions::dsl as mr, memberships::dsl as m, regions::dsl as r, sessions::dsl as s, tenants::dsl as t,
+    users::dsl as u,
 };
 use crate::db::{self, AnyConnection};
 use crate::domain::ids::parse_stored;
@@ -27,6 +29,8 @@ use crate::error::ApiError;
 pub struct RequestMeta {
     pub request_id: Option<String>,
     pub ip: Option<String>,
+    /// The client's `User-Agent` (at most 200 characters), kept with sessions.
+    pub user_agent: Option<String>,
 }
 
 /// The request id set by the request-id middleware.
@@ -38,6 +42,11 @@ impl RequestMeta {
         Self {
             request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
             ip: req.peer_addr().map(|a| a.ip().to_string()),
+            user_agent: req
+                .headers()
+                .get(actix_web::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(200).collect()),
         }
     }
 }
@@ -132,6 +141,8 @@ fn refuse_password_change_only(claims: &Claims) -> Result<(), ApiError> {
 struct MembershipAuth {
     role: String,
     status: String,
+    /// The token's session is still going.
+    session_live: bool,
     membership_version: i32,
     user_version: i32,
     admins_can_manage_users: bool,
@@ -143,16 +154,22 @@ fn load_membership_auth(
     conn: &mut AnyConnection,
     tenant: &str,
     user: &str,
+    session: &str,
 ) -> Result<Option<MembershipAuth>, ApiError> {
+    let live = s::sessions
+        .filter(s::id.eq(session))
+        .filter(s::user_id.eq(user))
+        .filter(s::ended_at.is_null())
+        .filter(s::expires_at.gt(crate::domain::now()));
     let row = m::memberships
         .inner_join(u::users)
         .inner_join(t::tenants)
         .filter(m::tenant_id.eq(tenant))
         .filter(m::user_id.eq(user))
-        .select((m::role, m::status, m::auth_version, u::auth_version, t::admins_can_manage_users))
-        .first::<(String, String, i32, i32, bool)>(conn)
+        .select((m::role, m::status, m::auth_version, u::auth_version, t::admins_can_manage_users, exists(live)))
+        .first::<(String, String, i32, i32, bool, bool)>(conn)
         .optional()?;
-    let Some((role, status, mv, uv, acm)) = row else { return Ok(None) };
+    let Some((role, status, mv, uv, acm, session_live)) = row else { return Ok(None) };
     let (regions, tenant_regions) = if role == Role::Admin.as_str() {
         let mine = mr::membership_regions
             .filter(mr::tenant_id.eq(tenant))
@@ -167,6 +184,7 @@ fn load_membership_auth(
     Ok(Some(MembershipAuth {
         role,
         status,
+        session_live,
         membership_version: mv,
         user_version: uv,
         admins_can_manage_users: acm,
@@ -195,6 +213,15 @@ pub fn expand_regions(roots: &[RegionId], all: &[(String, Option<String>)]) -> H
     out
 }
 
+/// The session a token belongs to; every token Roster issues names one.
+pub fn session_of(claims: &Claims) -> Result<&str, ApiError> {
+    claims.sid.as_deref().ok_or_else(|| ApiError::Unauthorized("the access token is invalid (no session)".into()))
+}
+
+fn session_ended() -> ApiError {
+    ApiError::Unauthorized("the session of this access token has ended; sign in again".into())
+}
+
 /// The token's `ver` for a membership: user's plus membership's auth versions.
 pub fn token_version(user_version: i32, membership_version: i32) -> i64 {
     i64::from(user_version) + i64::from(membership_version)
@@ -219,8 +246,12 @@ pub struct TenantAccess {
 impl TenantAccess {
     /// Loads the membership and checks the token's auth version, status and scope.
     pub fn authorize(&self, conn: &mut AnyConnection) -> Result<TenantContext, ApiError> {
-        let found = load_membership_auth(conn, &self.tenant_id.as_text(), &self.user_id.as_text())?
+        let session = session_of(&self.claims)?;
+        let found = load_membership_auth(conn, &self.tenant_id.as_text(), &self.user_id.as_text(), session)?
             .ok_or_else(|| ApiError::Unauthorized("the access token has been revoked".into()))?;
+        if !found.session_live {
+            return Err(session_ended());
+        }
         if token_version(found.user_version, found.membership_version) != self.claims.ver
             || found.status != MemberStatus::Active.as_str()
         {
@@ -319,7 +350,11 @@ fn identity_from_request(
         let user_id: UserId =
             claims.sub.parse().map_err(|_| ApiError::Unauthorized("the access token is invalid".into()))?;
         let (uid, tid) = (user_id.as_text(), claims.tid.clone());
+        let sid = session_of(&claims)?.to_string();
         let current = db::run(&st.pool, move |conn| {
+            if !crate::store::sessions::is_active(conn, &sid, &uid)? {
+                return Err(session_ended());
+            }
             let uv = u::users.filter(u::id.eq(&uid)).select(u::auth_version).first::<i32>(conn).optional()?;
             let Some(uv) = uv else { return Ok(None) };
             match tid {

@@ -41,6 +41,9 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// The sign-in session the token belongs to: ending the session ends the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     /// `password_change` on a token that may only change the password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,

@@ -149,6 +149,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        user_id -> Text,
+        tenant_id -> Nullable<Text>,
+        refresh_digest -> Text,
+        user_agent -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        created_at -> Timestamp,
+        last_used_at -> Timestamp,
+        expires_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+        end_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    rotated_refresh_tokens (token_digest) {
+        token_digest -> Text,
+        session_id -> Text,
+        rotated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(memberships -> tenants (tenant_id));
 diesel::joinable!(regions -> tenants (tenant_id));
@@ -161,4 +185,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     signing_keys,
     idempotency_keys,
+    sessions,
 );

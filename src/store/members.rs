@@ -14,6 +14,7 @@ use super::audit::{self, AuditEntry};
 use super::cursor;
 use super::idempotency::{self, IdempotencyKey, Replay};
 use super::list_cache::{ListCache, ListKey, SortVal};
+use super::sessions::{self, EndReason, Sessions};
 use crate::auth::TenantContext;
 use crate::auth::master_key::MasterKey;
 use crate::auth::policy::{Decision, MemberAction, MemberVisibility, TargetFacts, TenantAction};
@@ -35,6 +36,8 @@ pub struct MemberRecord {
     pub username: Option<String>,
     pub full_name: String,
     pub regions: Vec<String>,
+    /// Sign-in is locked until then after repeated failures (may be past).
+    pub locked_until: Option<NaiveDateTime>,
 }
 
 impl MemberRecord {
@@ -111,10 +114,10 @@ fn load_record(conn: &mut AnyConnection, tenant: &str, user: &str) -> Result<Opt
         .inner_join(u::users)
         .filter(m::tenant_id.eq(tenant))
         .filter(m::user_id.eq(user))
-        .select((MembershipRow::as_select(), u::email, u::username, u::full_name))
-        .first::<(MembershipRow, String, Option<String>, String)>(conn)
+        .select((MembershipRow::as_select(), u::email, u::username, u::full_name, u::locked_until))
+        .first::<(MembershipRow, String, Option<String>, String, Option<NaiveDateTime>)>(conn)
         .optional()?;
-    let Some((membership, email, username, full_name)) = row else { return Ok(None) };
+    let Some((membership, email, username, full_name, locked_until)) = row else { return Ok(None) };
     // One member: a fixed-shape query, so its prepared statement is cached.
     let regions = mr::membership_regions
         .filter(mr::tenant_id.eq(tenant))
@@ -122,7 +125,7 @@ fn load_record(conn: &mut AnyConnection, tenant: &str, user: &str) -> Result<Opt
         .select(mr::region_id)
         .order(mr::region_id)
         .load::<String>(conn)?;
-    Ok(Some(MemberRecord { membership, email, username, full_name, regions }))
+    Ok(Some(MemberRecord { membership, email, username, full_name, regions, locked_until }))
 }
 
 /// Loads a member and checks `action` on it; 404 when the caller may not see it.
@@ -523,20 +526,21 @@ fn search_page(
 /// Adds identity fields and regions to a page of memberships, keeping its order.
 fn hydrate(conn: &mut AnyConnection, tenant: &str, rows: Vec<MembershipRow>) -> Result<Vec<MemberRecord>, ApiError> {
     let ids: Vec<String> = rows.iter().map(|r| r.user_id.clone()).collect();
-    let mut identities: HashMap<String, (String, Option<String>, String)> = u::users
+    type Identity = (String, Option<String>, String, Option<NaiveDateTime>);
+    let mut identities: HashMap<String, Identity> = u::users
         .filter(among(u::id, &ids))
-        .select((u::id, u::email, u::username, u::full_name))
-        .load::<(String, String, Option<String>, String)>(conn)?
+        .select((u::id, u::email, u::username, u::full_name, u::locked_until))
+        .load::<(String, String, Option<String>, String, Option<NaiveDateTime>)>(conn)?
         .into_iter()
-        .map(|(id, e, un, n)| (id, (e, un, n)))
+        .map(|(id, e, un, n, l)| (id, (e, un, n, l)))
         .collect();
     let mut regions = load_regions(conn, tenant, &ids)?;
     Ok(rows
         .into_iter()
         .map(|membership| {
-            let (email, username, full_name) = identities.remove(&membership.user_id).unwrap_or_default();
+            let (email, username, full_name, locked_until) = identities.remove(&membership.user_id).unwrap_or_default();
             let regions = regions.remove(&membership.user_id).unwrap_or_default();
-            MemberRecord { membership, email, username, full_name, regions }
+            MemberRecord { membership, email, username, full_name, regions, locked_until }
         })
         .collect())
 }
@@ -772,6 +776,7 @@ pub fn create(
             username: user.username,
             full_name: user.full_name,
             regions: new.regions.iter().map(|r| r.as_text()).collect(),
+            locked_until: None,
         };
         audit::record(
             conn,
@@ -1000,6 +1005,13 @@ pub fn set_status(
                 m::updated_at.eq(now()),
             ))
             .execute(conn)?;
+        // Disabled: their sessions in this tenant end now (and those not in any tenant, which
+        // could switch into it).
+        let ended = if status == MemberStatus::Active {
+            0
+        } else {
+            sessions::end_all(conn, user, Sessions::InTenant(&tenant), EndReason::MemberDisabled)?
+        };
         let after = load_record(conn, &tenant, &uid)?.ok_or_else(|| ApiError::internal("member vanished"))?;
         let action = if status == MemberStatus::Active { "member.enabled" } else { "member.disabled" };
         audit::record(
@@ -1010,7 +1022,7 @@ pub fn set_status(
                 target_type: "member",
                 target_id: Some(uid.clone()),
                 before: Some(json!({"status": before.membership.status})),
-                after: Some(json!({"status": after.membership.status})),
+                after: Some(json!({"status": after.membership.status, "sessions_ended": ended})),
             },
         )?;
         Ok(after)
@@ -1133,8 +1145,46 @@ pub fn reset_password(
                 u::updated_at.eq(now()),
             ))
             .execute(conn)?;
-        audit_reset(conn, ctx, user, json!({"delivery": "temporary_password", "must_change_password": true}))?;
+        let ended = sessions::end_all(conn, user, Sessions::All, EndReason::PasswordChanged)?;
+        let after = json!({"delivery": "temporary_password", "must_change_password": true, "sessions_ended": ended});
+        audit_reset(conn, ctx, user, after)?;
         Ok(rec)
+    })
+}
+
+/// Ends the member's sessions in this tenant (and those not in any tenant); returns how many.
+pub fn end_sessions(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId) -> Result<usize, ApiError> {
+    let tenant = ctx.tenant_text();
+    super::tenant_write(conn, ctx, |conn| {
+        load_checked(conn, ctx, user, MemberAction::ChangeStatus)?;
+        let ended = sessions::end_all(conn, user, Sessions::InTenant(&tenant), EndReason::EndedByAdmin)?;
+        let entry = AuditEntry {
+            action: "member.sessions_ended",
+            target_type: "member",
+            target_id: Some(user.as_text()),
+            before: None,
+            after: Some(json!({"sessions_ended": ended})),
+        };
+        audit::record(conn, ctx, entry)?;
+        Ok(ended)
+    })
+}
+
+/// Clears a sign-in lock (and the failure count) on the member's account.
+pub fn unlock(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId) -> Result<MemberRecord, ApiError> {
+    let tenant = ctx.tenant_text();
+    super::tenant_write(conn, ctx, |conn| {
+        let before = load_checked(conn, ctx, user, MemberAction::ChangeStatus)?;
+        let was_locked = sessions::unlock(conn, user)?;
+        let entry = AuditEntry {
+            action: "member.unlocked",
+            target_type: "member",
+            target_id: Some(user.as_text()),
+            before: Some(json!({"locked_until": before.locked_until})),
+            after: Some(json!({"locked_until": null, "was_locked": was_locked})),
+        };
+        audit::record(conn, ctx, entry)?;
+        load_record(conn, &tenant, &user.as_text())?.ok_or_else(|| ApiError::internal("member vanished"))
     })
 }
 

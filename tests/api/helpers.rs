@@ -85,6 +85,12 @@ pub fn config(db_url: &str) -> Config {
         rate_login_per_minute: 100_000,
         rate_reset_per_hour: 100_000,
         rate_reset_emails_per_hour: 100_000,
+        session_days: 30,
+        session_idle_days: 7,
+        lockout_threshold: 5,
+        lockout_secs: 60,
+        rate_invite_per_hour: 100_000,
+        rate_tenant_emails_per_hour: 100_000,
         master_key: Some(secrecy::SecretString::from(TEST_MASTER_KEY)),
     }
 }

@@ -12,4 +12,5 @@ mod members;
 mod openapi;
 mod policy;
 mod secrets;
+mod sessions;
 mod tenants;

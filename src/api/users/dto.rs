@@ -37,6 +37,10 @@ pub struct MemberView {
     pub updated_at: NaiveDateTime,
     /// Last sign-in to this tenant.
     pub last_login_at: Option<NaiveDateTime>,
+    /// Set while sign-in is locked after repeated failed attempts (UTC); an owner or admin
+    /// can clear it with `DELETE .../users/{user_id}/lock`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<NaiveDateTime>,
     /// Changes on every write; the `ETag` carries it for `If-Match`.
     pub version: i32,
 }
@@ -59,6 +63,7 @@ impl From<&MemberRecord> for MemberView {
             created_at: m.created_at,
             updated_at: m.updated_at,
             last_login_at: m.last_login_at,
+            locked_until: rec.locked_until.filter(|until| *until > crate::domain::now()),
             version: m.version,
         }
     }
@@ -385,4 +390,12 @@ pub struct PasswordResetResponse {
     pub temporary_password: String,
     /// Always true: the member must choose a new password at next sign-in.
     pub must_change_password: bool,
+}
+
+/// How many sessions an owner or admin ended.
+#[derive(Serialize, ToSchema)]
+pub struct SessionsEnded {
+    pub user_id: UserId,
+    #[schema(example = 2)]
+    pub sessions_ended: i64,
 }

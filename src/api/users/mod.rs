@@ -331,6 +331,57 @@ pub async fn reset_member_password(
     }))
 }
 
+/// End every session of a member in this tenant.
+///
+/// Their access tokens for this tenant stop working at once and their refresh tokens no
+/// longer refresh; sessions they hold in other tenants go on. Signing in again works (disable
+/// the member to stop that).
+#[utoipa::path(
+    tag = "users",
+    security(("bearer_auth" = [])),
+    params(("tenant_id" = String, Path, description = "The tenant's id"), ("user_id" = String, Path, description = "The member's user id")),
+    responses(
+        (status = 200, description = "The sessions are ended", body = SessionsEnded),
+        (status = 403, description = "Your role cannot manage this member, or it is yourself (use DELETE /me/sessions/{id})"),
+        (status = 404, description = "No such member for you"),
+    )
+)]
+#[delete("/api/v1/tenants/{tenant_id}/users/{user_id}/sessions")]
+pub async fn end_member_sessions(
+    state: web::Data<AppState>,
+    access: TenantAccess,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let user = user_id(&req)?;
+    let ended = access.run_write(&state.pool, move |conn, ctx| members::end_sessions(conn, ctx, user)).await?;
+    Ok(HttpResponse::Ok().json(SessionsEnded { user_id: user, sessions_ended: ended as i64 }))
+}
+
+/// Clear a sign-in lock.
+///
+/// After repeated failed sign-ins an account is locked for a while (`locked_until` on the
+/// member). This lets the member sign in again at once and starts the failure count afresh.
+#[utoipa::path(
+    tag = "users",
+    security(("bearer_auth" = [])),
+    params(("tenant_id" = String, Path, description = "The tenant's id"), ("user_id" = String, Path, description = "The member's user id")),
+    responses(
+        (status = 200, description = "Unlocked (also when it was not locked)", body = MemberView, headers(("ETag" = String))),
+        (status = 403, description = "Your role cannot manage this member, or it is yourself"),
+        (status = 404, description = "No such member for you"),
+    )
+)]
+#[delete("/api/v1/tenants/{tenant_id}/users/{user_id}/lock")]
+pub async fn unlock_member(
+    state: web::Data<AppState>,
+    access: TenantAccess,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let user = user_id(&req)?;
+    let rec = access.run_write(&state.pool, move |conn, ctx| members::unlock(conn, ctx, user)).await?;
+    Ok(member_response(actix_web::http::StatusCode::OK, rec))
+}
+
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list_members)
         .service(create_member)
@@ -338,5 +389,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(update_member)
         .service(set_member_status)
         .service(delete_member)
-        .service(reset_member_password);
+        .service(reset_member_password)
+        .service(end_member_sessions)
+        .service(unlock_member);
 }

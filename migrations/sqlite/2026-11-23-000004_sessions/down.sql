@@ -1,0 +1,2 @@
+DROP TABLE rotated_refresh_tokens;
+DROP TABLE sessions;

@@ -38,8 +38,9 @@ pub struct Config {
     pub rate_login_per_minute: u32,
     /// `ROSTER_RATE_RESET_PER_HOUR`: password-reset requests per client address (0: no limit).
     pub rate_reset_per_hour: u32,
-    /// `ROSTER_RATE_RESET_EMAILS_PER_HOUR`: reset emails per recipient (0: no limit).
-    pub rate_reset_emails_per_hour: u32,
+    /// `ROSTER_RATE_EMAILS_PER_RECIPIENT_PER_HOUR`: reset, invitation and set-password emails
+    /// per recipient (0: no limit).
+    pub rate_emails_per_recipient_per_hour: u32,
     /// `ROSTER_SESSION_DAYS`: a sign-in session lasts at most this long. Default 30.
     pub session_days: i64,
     /// `ROSTER_SESSION_IDLE_DAYS`: a session not refreshed for this long ends. Default 7.
@@ -118,7 +119,7 @@ impl Config {
             app_url,
             rate_login_per_minute: parse_var("ROSTER_RATE_LOGIN_PER_MINUTE", 30)?,
             rate_reset_per_hour: parse_var("ROSTER_RATE_RESET_PER_HOUR", 20)?,
-            rate_reset_emails_per_hour: parse_var("ROSTER_RATE_RESET_EMAILS_PER_HOUR", 5)?,
+            rate_emails_per_recipient_per_hour: parse_var("ROSTER_RATE_EMAILS_PER_RECIPIENT_PER_HOUR", 5)?,
             session_days,
             session_idle_days,
             lockout_threshold: parse_var("ROSTER_LOCKOUT_THRESHOLD", 5)?,

@@ -171,3 +171,35 @@ pub fn password_reset(full_name: &str, why: &str, link: &str, valid_minutes: i64
         "If you did not ask for this, ignore this email: your password stays as it is.",
     )
 }
+
+/// "Join {tenant}": an invitation with a link that works once within `valid_days`.
+pub fn invitation(tenant: &str, inviter: &str, inviter_email: &str, role: &str, link: &str, valid_days: i64) -> Email {
+    compose(
+        format!("{inviter} invited you to {tenant} on Roster"),
+        "Hello,",
+        &[
+            format!("{inviter} ({inviter_email}) invited you to join {tenant} on Roster as {role}."),
+            format!(
+                "The link below works once, for {valid_days} days. If you already have a Roster account, accept with its password; otherwise choose your name and a password."
+            ),
+        ],
+        "Accept the invitation",
+        link,
+        "If you did not expect this invitation, ignore this email.",
+    )
+}
+
+/// "Welcome to {tenant}": an account made for the person, with a link to choose its password.
+pub fn set_password(full_name: &str, tenant: &str, creator: &str, link: &str, valid_days: i64) -> Email {
+    compose(
+        format!("Your {tenant} account on Roster: choose a password"),
+        &format!("Hello {full_name},"),
+        &[
+            format!("{creator} made you a Roster account as a member of {tenant}."),
+            format!("Choose your password with the link below; it works once, for {valid_days} days."),
+        ],
+        "Choose your password",
+        link,
+        "If you did not expect this, ignore this email: nobody can sign in to the account until a password is chosen.",
+    )
+}

@@ -84,13 +84,13 @@ fn choices(memberships: &[TenantMembership]) -> Vec<TenantChoice> {
 }
 
 /// The session an answer's token belongs to, and its refresh token when one is handed out.
-struct SessionGrant<'a> {
-    id: &'a str,
-    refresh_token: Option<&'a SecretString>,
+pub(crate) struct SessionGrant<'a> {
+    pub id: &'a str,
+    pub refresh_token: Option<&'a SecretString>,
 }
 
 /// Issues the right token for a person whose credentials (or current token) are proven.
-fn issue(
+pub(crate) fn issue(
     state: &AppState,
     user: UserId,
     user_version: i32,
@@ -217,7 +217,7 @@ pub async fn login(
     Ok(no_store(response))
 }
 
-fn no_store(response: TokenResponse) -> HttpResponse {
+pub(crate) fn no_store(response: TokenResponse) -> HttpResponse {
     HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(response)
 }
 
@@ -482,7 +482,7 @@ pub async fn request_password_reset(
     state.limits.reset.check(&client_key(&req))?;
     let email = body.into_inner().email.trim().to_lowercase();
     // Past the allowance for this address, the answer is the same and no email is sent.
-    if state.limits.reset_emails.try_take(&email).is_err() {
+    if state.limits.recipient_emails.try_take(&email).is_err() {
         log::warn!("reset emails to one address are over their hourly allowance; none sent");
         return Ok(accepted());
     }

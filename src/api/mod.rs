@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod health;
+pub mod invitations;
 pub mod json;
 pub mod me;
 pub mod metrics;
@@ -33,10 +34,11 @@ Every error is an RFC 9457 `application/problem+json` document.",
     components(schemas(ProblemDetails, FieldError)),
     modifiers(&SecurityAddon, &ProblemResponses),
     tags(
-        (name = "auth", description = "Sign in, switch tenant, change password"),
+        (name = "auth", description = "Sign in, refresh, sign out, switch tenant, change or reset a password"),
         (name = "me", description = "The signed-in person"),
         (name = "tenants", description = "Tenants, their plan and settings"),
         (name = "users", description = "Members of a tenant"),
+        (name = "invitations", description = "Invite people to a tenant; accept an invitation"),
         (name = "regions", description = "Regions of a tenant"),
         (name = "audit", description = "The audit log"),
         (name = "health", description = "Probes and keys"),
@@ -120,6 +122,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(me::configure)
         .configure(tenants::configure)
         .configure(users::configure)
+        .configure(invitations::configure)
         .configure(regions::configure)
         .configure(audit::configure);
 }

@@ -32,6 +32,14 @@ impl Limit {
         })
     }
 
+    /// Like [`Limit::check`], for a limit on something other than the caller.
+    pub fn check_for(&self, key: &str, whose: &str) -> Result<(), ApiError> {
+        self.try_take(key).map_err(|wait| ApiError::TooManyRequests {
+            detail: format!("too many {} {whose}; try again in {} seconds", self.what, wait.as_secs().max(1)),
+            retry_after_secs: wait.as_secs().max(1),
+        })
+    }
+
     /// Takes one request for `key`, or says how long until one is allowed.
     pub fn try_take(&self, key: &str) -> Result<(), Duration> {
         let Some(limiter) = &self.limiter else { return Ok(()) };
@@ -45,8 +53,13 @@ pub struct RateLimits {
     pub login: Limit,
     /// Password-reset requests and confirmations per client address.
     pub reset: Limit,
-    /// Reset emails per recipient (beyond it the answer stays 202 and no email is sent).
-    pub reset_emails: Limit,
+    /// Emails per recipient (beyond it a self-service reset still answers 202 and sends nothing;
+    /// an admin's request answers 429).
+    pub recipient_emails: Limit,
+    /// Invitation look-ups and acceptances per client address.
+    pub invite: Limit,
+    /// Invitation and reset emails per tenant.
+    pub tenant_emails: Limit,
 }
 
 impl RateLimits {
@@ -54,8 +67,27 @@ impl RateLimits {
         Self {
             login: Limit::new("sign-in attempts", config.rate_login_per_minute, Duration::from_secs(60)),
             reset: Limit::new("password reset requests", config.rate_reset_per_hour, Duration::from_secs(3600)),
-            reset_emails: Limit::new("reset emails", config.rate_reset_emails_per_hour, Duration::from_secs(3600)),
+            recipient_emails: Limit::new(
+                "emails to this address",
+                config.rate_emails_per_recipient_per_hour,
+                Duration::from_secs(3600),
+            ),
+            invite: Limit::new("invitation requests", config.rate_invite_per_hour, Duration::from_secs(3600)),
+            tenant_emails: Limit::new(
+                "emails from this tenant",
+                config.rate_tenant_emails_per_hour,
+                Duration::from_secs(3600),
+            ),
         }
+    }
+}
+
+impl RateLimits {
+    /// An email a tenant's owner or admin asks for: within the tenant's and the recipient's
+    /// hourly allowances, else 429.
+    pub fn tenant_email(&self, tenant: &str, recipient: &str) -> Result<(), ApiError> {
+        self.tenant_emails.check_for(tenant, "this hour")?;
+        self.recipient_emails.check_for(&recipient.to_lowercase(), "this hour")
     }
 }
 

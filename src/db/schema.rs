@@ -173,6 +173,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    invitations (id) {
+        id -> Text,
+        tenant_id -> Text,
+        email -> Text,
+        role -> Text,
+        regions -> Text,
+        token_digest -> Text,
+        invited_by -> Nullable<Text>,
+        status -> Text,
+        expires_at -> Timestamp,
+        sent_count -> Integer,
+        last_sent_at -> Timestamp,
+        accepted_by -> Nullable<Text>,
+        accepted_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(memberships -> tenants (tenant_id));
 diesel::joinable!(regions -> tenants (tenant_id));

@@ -570,19 +570,22 @@ fn seat_limit(conn: &mut AnyConnection, tenant: &str) -> Result<Option<i64>, Api
     Ok(over.or_else(|| Plan::parse(&plan).and_then(Plan::default_seats)).map(i64::from))
 }
 
+/// Seats taken: members whose status holds one, and invitations still open.
 pub fn seats_used(conn: &mut AnyConnection, tenant: &str) -> Result<i64, ApiError> {
     let taking: Vec<&str> = MemberStatus::ALL.iter().filter(|s| s.takes_seat()).map(|s| s.as_str()).collect();
-    Ok(m::memberships.filter(m::tenant_id.eq(tenant)).filter(m::status.eq_any(taking)).count().get_result(conn)?)
+    let members: i64 =
+        m::memberships.filter(m::tenant_id.eq(tenant)).filter(m::status.eq_any(taking)).count().get_result(conn)?;
+    Ok(members + super::invitations::open_count(conn, tenant)?)
 }
 
-fn ensure_seat(conn: &mut AnyConnection, tenant: &str) -> Result<(), ApiError> {
+pub(crate) fn ensure_seat(conn: &mut AnyConnection, tenant: &str) -> Result<(), ApiError> {
     if let Some(limit) = seat_limit(conn, tenant)? {
         let used = seats_used(conn, tenant)?;
         if used >= limit {
             return Err(ApiError::conflict(
                 "seat-limit-reached",
                 format!(
-                    "all {limit} seats of this tenant's plan are taken; disable or delete a member, or upgrade the plan"
+                    "all {limit} seats of this tenant's plan are taken (open invitations hold one each); disable or delete a member, revoke an invitation, or upgrade the plan"
                 ),
             ));
         }
@@ -590,7 +593,11 @@ fn ensure_seat(conn: &mut AnyConnection, tenant: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn ensure_regions_exist(conn: &mut AnyConnection, tenant: &str, regions: &[RegionId]) -> Result<(), ApiError> {
+pub(crate) fn ensure_regions_exist(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    regions: &[RegionId],
+) -> Result<(), ApiError> {
     if regions.is_empty() {
         return Ok(());
     }
@@ -636,7 +643,11 @@ fn ensure_manager(conn: &mut AnyConnection, tenant: &str, member: &str, manager:
     Ok(())
 }
 
-fn ensure_username_free(conn: &mut AnyConnection, username: &str, except: Option<&str>) -> Result<(), ApiError> {
+pub(crate) fn ensure_username_free(
+    conn: &mut AnyConnection,
+    username: &str,
+    except: Option<&str>,
+) -> Result<(), ApiError> {
     let holder = u::users.filter(u::username.eq(username)).select(u::id).first::<String>(conn).optional()?;
     match holder {
         Some(id) if Some(id.as_str()) != except => {
@@ -646,7 +657,12 @@ fn ensure_username_free(conn: &mut AnyConnection, username: &str, except: Option
     }
 }
 
-fn insert_regions(conn: &mut AnyConnection, tenant: &str, user: &str, regions: &[RegionId]) -> Result<(), ApiError> {
+pub(crate) fn insert_regions(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    user: &str,
+    regions: &[RegionId],
+) -> Result<(), ApiError> {
     for region in regions {
         diesel::insert_into(mr::membership_regions)
             .values((mr::tenant_id.eq(tenant), mr::user_id.eq(user), mr::region_id.eq(region.as_text())))
@@ -665,14 +681,21 @@ pub enum Created {
 /// Renders the answer kept for an idempotent retry (never with secrets).
 pub type RenderReplay<'a> = idempotency::Render<'a, MemberRecord>;
 
-/// Creates a member with a new identity. `password_hash` is the stored form of the temporary
-/// password (the member must change it at first sign-in). With an idempotency key, the first
-/// answer is stored in the same transaction.
+/// How a new member gets in.
+pub enum Credential<'a> {
+    /// The stored form of a temporary password; the member must change it at first sign-in.
+    Temporary(String),
+    /// No password yet: an email with a link to choose one.
+    EmailLink(&'a super::invitations::Mailer<'a>),
+}
+
+/// Creates a member with a new identity. With an idempotency key, the first answer is stored
+/// in the same transaction.
 pub fn create(
     conn: &mut AnyConnection,
     ctx: &TenantContext,
     new: NewMember,
-    password_hash: String,
+    credential: Credential<'_>,
     idem: Option<(&IdempotencyKey, RenderReplay<'_>)>,
 ) -> Result<Created, ApiError> {
     require(ctx, TenantAction::CreateMember)?;
@@ -740,8 +763,11 @@ pub fn create(
             username: new.username.clone(),
             full_name: new.full_name.clone(),
             avatar_url: None,
-            password_hash: Some(password_hash),
-            must_change_password: true,
+            password_hash: match &credential {
+                Credential::Temporary(hash) => Some(hash.clone()),
+                Credential::EmailLink(_) => None,
+            },
+            must_change_password: matches!(credential, Credential::Temporary(_)),
             auth_version: 1,
             failed_logins: 0,
             locked_until: None,
@@ -750,6 +776,18 @@ pub fn create(
             updated_at: now,
         };
         diesel::insert_into(u::users).values(&user).execute(conn)?;
+        if let Credential::EmailLink(mailer) = credential {
+            let tenant_name: String = t::tenants.filter(t::id.eq(&tenant)).select(t::name).first(conn)?;
+            let creator: String = u::users.filter(u::id.eq(&actor)).select(u::full_name).first(conn)?;
+            super::resets::issue_set_password(
+                conn,
+                mailer.master,
+                &user,
+                (&tenant, &tenant_name),
+                &creator,
+                mailer.app_url,
+            )?;
+        }
         let membership = MembershipRow {
             tenant_id: tenant.clone(),
             user_id: user_id.clone(),

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod cursor;
 pub mod idempotency;
+pub mod invitations;
 pub mod list_cache;
 pub mod members;
 pub mod outbox;

@@ -56,23 +56,50 @@ pub fn issue(
     app_url: &str,
     why: &str,
 ) -> Result<(), ApiError> {
-    let uid = user.id.clone();
-    diesel::delete(r::password_resets.filter(r::user_id.eq(&uid)).filter(r::used_at.is_null())).execute(conn)?;
+    let token = store_token(conn, &user.id, Duration::minutes(VALID_MINUTES))?;
+    let link = format!("{app_url}/reset-password?token={}", token.expose_secret());
+    let message = crate::mail::password_reset(&user.full_name, why, &link, VALID_MINUTES);
+    outbox::enqueue(conn, master, None, "password_reset", &user.email, &message)?;
+    Ok(())
+}
+
+/// How long the link to choose a first password works.
+pub const SET_PASSWORD_DAYS: i64 = 7;
+
+/// For a member made without a password: queues the email with a link (good once, for
+/// [`SET_PASSWORD_DAYS`]) to choose one. It is a reset token, so
+/// `POST /auth/password-reset/confirm` takes it. Inside the caller's write transaction.
+pub fn issue_set_password(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    user: &UserRow,
+    tenant: (&str, &str),
+    creator: &str,
+    app_url: &str,
+) -> Result<(), ApiError> {
+    let (tenant_id, tenant_name) = tenant;
+    let token = store_token(conn, &user.id, Duration::days(SET_PASSWORD_DAYS))?;
+    let link = format!("{app_url}/set-password?token={}", token.expose_secret());
+    let message = crate::mail::set_password(&user.full_name, tenant_name, creator, &link, SET_PASSWORD_DAYS);
+    outbox::enqueue(conn, master, Some(tenant_id), "set_password", &user.email, &message)?;
+    Ok(())
+}
+
+/// Voids the person's unused tokens and stores a new one's digest, valid for `valid`.
+fn store_token(conn: &mut AnyConnection, user_id: &str, valid: Duration) -> Result<SecretString, ApiError> {
+    diesel::delete(r::password_resets.filter(r::user_id.eq(user_id)).filter(r::used_at.is_null())).execute(conn)?;
     let token = generate_secret();
     let at = now();
     diesel::insert_into(r::password_resets)
         .values((
             r::id.eq(uuid::Uuid::now_v7().to_string()),
-            r::user_id.eq(&uid),
+            r::user_id.eq(user_id),
             r::token_digest.eq(digest_generated(&token)),
-            r::expires_at.eq(at + Duration::minutes(VALID_MINUTES)),
+            r::expires_at.eq(at + valid),
             r::created_at.eq(at),
         ))
         .execute(conn)?;
-    let link = format!("{app_url}/reset-password?token={}", token.expose_secret());
-    let message = crate::mail::password_reset(&user.full_name, why, &link, VALID_MINUTES);
-    outbox::enqueue(conn, master, None, "password_reset", &user.email, &message)?;
-    Ok(())
+    Ok(token)
 }
 
 fn invalid_token() -> ApiError {

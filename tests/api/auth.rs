@@ -277,7 +277,7 @@ async fn sign_in_and_reset_requests_are_rate_limited() {
     let app = crate::helpers::spawn_app_with(|c| {
         c.rate_login_per_minute = 3;
         c.rate_reset_per_hour = 4;
-        c.rate_reset_emails_per_hour = 2;
+        c.rate_emails_per_recipient_per_hour = 2;
     })
     .await;
     let owner = app.new_owner("plus").await; // one sign-in

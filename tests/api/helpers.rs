@@ -84,7 +84,7 @@ pub fn config(db_url: &str) -> Config {
         app_url: "http://app.roster.test".into(),
         rate_login_per_minute: 100_000,
         rate_reset_per_hour: 100_000,
-        rate_reset_emails_per_hour: 100_000,
+        rate_emails_per_recipient_per_hour: 100_000,
         session_days: 30,
         session_idle_days: 7,
         lockout_threshold: 5,

@@ -185,7 +185,7 @@ fn parse_username(p: &mut Problems, field: &str, raw: &str) -> Option<String> {
     Some(u)
 }
 
-fn parse_regions(p: &mut Problems, regions: &[String]) -> Vec<RegionId> {
+pub(crate) fn parse_regions(p: &mut Problems, regions: &[String]) -> Vec<RegionId> {
     let mut out = Vec::new();
     for (i, r) in regions.iter().enumerate() {
         match r.parse::<RegionId>() {
@@ -228,6 +228,10 @@ pub struct CreateMemberRequest {
     pub status: Option<MemberStatus>,
     /// A temporary password you choose (the member changes it at first sign-in).
     pub temporary_password: Option<String>,
+    /// `temporary_password` (default): the answer carries one, shown once. `email`: no
+    /// password; the member gets an email with a link (7 days, single use) to choose one.
+    #[serde(default)]
+    pub delivery: Delivery,
 }
 
 impl CreateMemberRequest {
@@ -270,9 +274,14 @@ impl CreateMemberRequest {
 pub struct MemberCreated {
     #[serde(flatten)]
     pub member: MemberView,
-    /// Shown only in this response; give it to the member, who must change it at first sign-in.
+    /// Shown only in this response; give it to the member, who must change it at first
+    /// sign-in. Absent with `delivery: email`.
     #[schema(example = "q3Vt0b1Yx9J2mWcK4hN7sA")]
-    pub temporary_password: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporary_password: Option<String>,
+    /// How the member gets in: `temporary_password` or `email`.
+    #[schema(example = "temporary_password")]
+    pub delivery: String,
 }
 
 /// Fields to change. Absent fields stay; `null` clears an optional field. `email`,
@@ -351,14 +360,15 @@ pub struct StatusRequest {
     pub status: MemberStatus,
 }
 
-/// How a member gets back in after an admin resets their password.
+/// How a member gets (back) in after an admin creates them or resets their password.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Delivery {
     /// A temporary password in the answer, shown once; the member must change it at sign-in.
     #[default]
     TemporaryPassword,
-    /// An email with a one-hour, single-use link to choose a new password.
+    /// An email with a single-use link to choose a password (one hour for a reset, 7 days for
+    /// a new member).
     Email,
 }
 

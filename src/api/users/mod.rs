@@ -81,10 +81,11 @@ pub async fn list_members(
     }))
 }
 
-/// Create a member with a temporary password.
+/// Create a member with a temporary password, or with an email to choose one.
 ///
 /// The answer carries the temporary password once (generated unless you typed one); the
-/// member must change it at first sign-in. An email that already has a Roster account
+/// member must change it at first sign-in. With `delivery: email` there is none: the member
+/// gets an email with a link (7 days, single use) to choose their password. An email that already has a Roster account
 /// answers 409 `identity-exists-invite`: invite that person instead.
 ///
 /// With an `Idempotency-Key` header, a retry of the same request within 24 hours answers the
@@ -104,6 +105,7 @@ pub async fn list_members(
         (status = 404, description = "No such tenant for you"),
         (status = 409, description = "Seat limit reached, already a member, email has an account (invite), username taken"),
         (status = 422, description = "Invalid fields"),
+        (status = 429, description = "`delivery: email`: too many emails from this tenant or to this address this hour"),
     )
 )]
 #[post("/api/v1/tenants/{tenant_id}/users")]
@@ -114,34 +116,58 @@ pub async fn create_member(
     body: crate::api::json::Json<CreateMemberRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let idem = crate::api::idempotency_key(&req)?;
-    let (new, typed) = body.into_inner().parse()?;
+    let body = body.into_inner();
+    let delivery = body.delivery;
+    let (new, typed) = body.parse()?;
     let email = new.email.as_str().to_string();
-    let create = move |conn: &mut crate::db::AnyConnection, ctx: &TenantContext, hash: String| {
+    let create = move |conn: &mut crate::db::AnyConnection,
+                       ctx: &TenantContext,
+                       credential: members::Credential<'_>| {
         let render = |rec: &members::MemberRecord| serde_json::to_string(&MemberView::from(rec)).unwrap_or_default();
-        members::create(conn, ctx, new, hash, idem.as_ref().map(|k| (k, &render as members::RenderReplay<'_>)))
+        members::create(conn, ctx, new, credential, idem.as_ref().map(|k| (k, &render as members::RenderReplay<'_>)))
     };
-    let (secret, created) = match typed {
+    let (secret, created) = match (delivery, typed) {
+        (Delivery::Email, Some(_)) => {
+            return Err(ApiError::invalid("temporary_password", "only goes with `delivery: temporary_password`"));
+        }
+        // An email with a link: the caller is checked before the email allowance is spent.
+        (Delivery::Email, None) => {
+            let ctx = access.check(&state.pool).await?;
+            members::require(&ctx, crate::auth::policy::TenantAction::CreateMember)?;
+            state.limits.tenant_email(&ctx.tenant_text(), &email)?;
+            let st = state.clone();
+            let created = db::run_write(&state.pool, move |conn| {
+                let mailer = crate::store::invitations::Mailer { master: &st.master, app_url: &st.config.app_url };
+                create(conn, &ctx, members::Credential::EmailLink(&mailer))
+            })
+            .await?;
+            state.mail_queued.notify_one();
+            (None, created)
+        }
         // Generated: a digest, no hashing work, so the caller is checked with the write itself.
-        None => {
+        (Delivery::TemporaryPassword, None) => {
             let secret = generate_secret();
-            let hash = digest_generated(&secret);
-            (secret, access.run_write(&state.pool, move |conn, ctx| create(conn, ctx, hash)).await?)
+            let hash = members::Credential::Temporary(digest_generated(&secret));
+            (Some(secret), access.run_write(&state.pool, move |conn, ctx| create(conn, ctx, hash)).await?)
         }
         // Typed: check the caller before spending an argon2 hash on the request.
-        Some(typed) => {
+        (Delivery::TemporaryPassword, Some(typed)) => {
             let ctx = access.check(&state.pool).await?;
             members::require(&ctx, crate::auth::policy::TenantAction::CreateMember)?;
             let (secret, hash) = temporary_password(&state, &ctx, Some(typed), Some(&email)).await?;
-            (secret, db::run_write(&state.pool, move |conn| create(conn, &ctx, hash)).await?)
+            let hash = members::Credential::Temporary(hash);
+            (Some(secret), db::run_write(&state.pool, move |conn| create(conn, &ctx, hash)).await?)
         }
     };
     match created {
         members::Created::New(rec) => {
             let version = rec.membership.version;
+            let delivery = if secret.is_some() { "temporary_password" } else { "email" };
             Ok(HttpResponse::Created().insert_header(etag(version)).insert_header(("Cache-Control", "no-store")).json(
                 MemberCreated {
                     member: MemberView::from(&*rec),
-                    temporary_password: secret.expose_secret().to_string(),
+                    temporary_password: secret.map(|s| s.expose_secret().to_string()),
+                    delivery: delivery.into(),
                 },
             ))
         }
@@ -296,6 +322,7 @@ pub async fn delete_member(
         (status = 404, description = "No such member for you"),
         (status = 409, description = "The person's sign-in is not managed by this tenant"),
         (status = 422, description = "The typed password breaks the policy"),
+        (status = 429, description = "`delivery: email`: too many emails from this tenant or to this address this hour"),
     )
 )]
 #[post("/api/v1/tenants/{tenant_id}/users/{user_id}/password-reset")]
@@ -312,6 +339,9 @@ pub async fn reset_member_password(
         if body.temporary_password.is_some() {
             return Err(ApiError::invalid("temporary_password", "only goes with `delivery: temporary_password`"));
         }
+        let c = ctx.clone();
+        let member = db::run(&state.pool, move |conn| members::get(conn, &c, user)).await?;
+        state.limits.tenant_email(&ctx.tenant_text(), &member.email)?;
         let (master, app_url) = (state.master.clone(), state.config.app_url.clone());
         db::run_write(&state.pool, move |conn| members::email_password_reset(conn, &ctx, user, &master, &app_url))
             .await?;

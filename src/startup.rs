@@ -86,7 +86,7 @@ impl AppState {
 pub struct Application {
     port: u16,
     server: Server,
-    /// The outbox worker; runs as long as the server does.
+    /// The outbox worker and housekeeping; run as long as the server does.
     mail: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 }
 
@@ -133,7 +133,13 @@ impl Application {
         let state = web::block(move || AppState::init(config)).await.map_err(|e| e.to_string())??;
         let state = web::Data::new(state);
         let transport = crate::mail::Transport::from_config(&state.config)?;
-        let mail = Box::pin(crate::mail::run_worker(state.clone(), transport));
+        let (worker, pruner) = (state.clone(), state.clone());
+        let mail = Box::pin(async move {
+            tokio::join!(
+                crate::mail::run_worker(worker, transport),
+                crate::store::housekeeping::run(pruner, std::time::Duration::from_secs(600)),
+            );
+        });
         if demo {
             match seed_demo(&state).await {
                 Ok(Some(owner)) => {
@@ -168,7 +174,10 @@ impl Application {
                 .default_service(web::to(unknown_route))
                 .wrap(from_fn(api::metrics::record))
                 .wrap(from_fn(request_id))
-                .wrap(Logger::new("%a \"%r\" %s %b %Dms rid=%{x-request-id}o"))
+                .wrap(
+                    Logger::new("%a \"%{request_line}xi\" %s %b %Dms rid=%{x-request-id}o")
+                        .custom_request_replace("request_line", redacted_request_line),
+                )
         })
         .workers(workers)
         .listen(listener)
@@ -246,4 +255,20 @@ async fn request_id(
         res.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
     }
     Ok(res)
+}
+
+/// The request line as access logs show it, with invitation tokens (which are in the path)
+/// left out.
+fn redacted_request_line(req: &actix_web::dev::ServiceRequest) -> String {
+    const SECRET_IN_PATH: &str = "/api/v1/invitations/";
+    let path = req.path();
+    let shown = match path.strip_prefix(SECRET_IN_PATH) {
+        Some(rest) => {
+            let tail = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
+            format!("{SECRET_IN_PATH}[token]{tail}")
+        }
+        None => path.to_string(),
+    };
+    let query = if req.query_string().is_empty() { String::new() } else { format!("?{}", req.query_string()) };
+    format!("{} {shown}{query} {:?}", req.method(), req.version())
 }

@@ -74,3 +74,47 @@ fn unreachable_postgres_is_reported_not_guessed() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"));
 }
+
+/// Access logs show request lines, but never an invitation token (it is in the path).
+#[tokio::test]
+async fn access_logs_leave_invitation_tokens_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("logs.db").to_string_lossy().into_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .arg("serve")
+        .env("DATABASE_URL", &db)
+        .env("ROSTER_DATA_DIR", dir.path())
+        .env("ROSTER_BIND", format!("127.0.0.1:{port}"))
+        .env("ROSTER_DEMO", "false")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("roster serve");
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut status = None;
+    for _ in 0..200 {
+        if let Ok(res) = client.get(format!("{base}/api/v1/invitations/SeCrEtInViTaTiOnToKeN")).send().await {
+            status = Some(res.status());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let accepted = client
+        .post(format!("{base}/api/v1/invitations/SeCrEtInViTaTiOnToKeN/accept?x=1"))
+        .json(&serde_json::json!({"password": "whatever it is"}))
+        .send()
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(status, Some(reqwest::StatusCode::NOT_FOUND));
+    assert_eq!(accepted.unwrap().status(), reqwest::StatusCode::NOT_FOUND);
+    let logged = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    assert!(logged.contains("\"GET /api/v1/invitations/[token] HTTP/1.1\" 404"), "{logged}");
+    assert!(logged.contains("\"POST /api/v1/invitations/[token]/accept?x=1 HTTP/1.1\" 404"), "{logged}");
+    assert!(!logged.contains("SeCrEtInViTaTiOnToKeN"), "{logged}");
+}

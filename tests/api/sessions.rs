@@ -339,3 +339,56 @@ async fn unknown_emails_take_about_as_long_as_wrong_passwords() {
     // in well under a tenth of the time.
     assert!(unknown * 3 > known && known * 3 > unknown, "known {known:?}, unknown {unknown:?}");
 }
+
+/// A session ends when its lifetime is over, and its refresh token stops when it sits idle.
+#[tokio::test]
+async fn sessions_end_when_they_run_out_or_sit_idle() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("plus").await;
+    let (a1, r1, s1) = sign_in(&app, &owner).await;
+    let (a2, r2, s2) = sign_in(&app, &owner).await;
+    assert_eq!(app.execute_sql(&format!("UPDATE sessions SET expires_at = created_at WHERE id = '{s1}'")), 1);
+    assert_problem(app.get("/api/v1/me", &a1).await, 401).await;
+    assert_problem(refresh(&app, &r1).await, 401).await;
+    let list: Value = app.get("/api/v1/me/sessions", &a2).await.json().await.unwrap();
+    let ids: Vec<&str> = list["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert!(!ids.contains(&s1.as_str()) && ids.contains(&s2.as_str()), "{list}");
+    // Idle past ROSTER_SESSION_IDLE_DAYS: the refresh token no longer refreshes.
+    let idle = format!("UPDATE sessions SET last_used_at = '2000-01-01 00:00:00' WHERE id = '{s2}'");
+    assert_eq!(app.execute_sql(&idle), 1);
+    let res = assert_problem(refresh(&app, &r2).await, 401).await;
+    assert!(res["detail"].as_str().unwrap().contains("session has ended"), "{res}");
+}
+
+/// Housekeeping removes sessions over for a week (with their rotated tokens) and keeps the rest.
+#[tokio::test]
+async fn housekeeping_removes_sessions_long_over() {
+    use diesel::prelude::*;
+    let app = spawn_app().await;
+    let owner = app.new_owner("plus").await;
+    let (_, r1, s1) = sign_in(&app, &owner).await;
+    refresh_ok(&app, &r1).await;
+    let (a2, _, s2) = sign_in(&app, &owner).await;
+    let res = app.request(Method::DELETE, &format!("/api/v1/me/sessions/{s1}"), Some(&a2)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let pool = roster::db::build_pool(&app.db.url, 1).expect("pool");
+    let mut conn = pool.get().expect("conn");
+    let limits = roster::store::sessions::SessionLimits {
+        lifetime: chrono::Duration::days(30),
+        idle: chrono::Duration::days(7),
+    };
+    // Ended just now: kept.
+    let kept = roster::store::housekeeping::prune(&mut conn, limits).unwrap();
+    assert_eq!(kept.sessions, 0);
+    assert_eq!(app.execute_sql(&format!("UPDATE sessions SET ended_at = '2000-01-01 00:00:00' WHERE id = '{s1}'")), 1);
+    let pruned = roster::store::housekeeping::prune(&mut conn, limits).unwrap();
+    assert_eq!(pruned.sessions, 1);
+    use roster::db::schema::{rotated_refresh_tokens::dsl as rt, sessions::dsl as s};
+    let left: Vec<String> = s::sessions.select(s::id).load(&mut *conn).unwrap();
+    assert!(!left.contains(&s1) && left.contains(&s2), "{left:?}");
+    let rotated: i64 =
+        rt::rotated_refresh_tokens.filter(rt::session_id.eq(&s1)).count().get_result(&mut *conn).unwrap();
+    assert_eq!(rotated, 0, "rotated tokens go with their session");
+    // The remaining session still works.
+    assert_eq!(app.get("/api/v1/me", &a2).await.status(), StatusCode::OK);
+}

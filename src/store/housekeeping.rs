@@ -1,0 +1,49 @@
+//! Clearing out what nothing reads any more: sessions over for a week (their rotated refresh
+//! tokens go with them), reset tokens a day past expiry, and delivered or abandoned email
+//! after 30 days. Runs in the background on every instance; each pass is idempotent.
+
+use chrono::Duration;
+use diesel::prelude::*;
+
+use super::sessions::SessionLimits;
+use crate::db::schema::{outbox::dsl as o, password_resets::dsl as r, sessions::dsl as s};
+use crate::db::{AnyConnection, write_tx};
+use crate::domain::now;
+use crate::error::ApiError;
+
+/// How many rows one pass removed, by kind.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub sessions: usize,
+    pub reset_tokens: usize,
+    pub emails: usize,
+}
+
+pub fn prune(conn: &mut AnyConnection, limits: SessionLimits) -> Result<Pruned, ApiError> {
+    let at = now();
+    let week_ago = at - Duration::days(7);
+    write_tx(conn, |conn| {
+        let over =
+            s::ended_at.lt(week_ago).or(s::expires_at.lt(week_ago)).or(s::last_used_at.lt(week_ago - limits.idle));
+        let sessions = diesel::delete(s::sessions.filter(over)).execute(conn)?;
+        let reset_tokens =
+            diesel::delete(r::password_resets.filter(r::expires_at.lt(at - Duration::days(1)))).execute(conn)?;
+        let emails =
+            diesel::delete(o::outbox.filter(o::status.ne("pending")).filter(o::created_at.lt(at - Duration::days(30))))
+                .execute(conn)?;
+        Ok(Pruned { sessions, reset_tokens, emails })
+    })
+}
+
+/// Prunes now and then every `every` while the server runs.
+pub async fn run(state: actix_web::web::Data<crate::AppState>, every: std::time::Duration) {
+    loop {
+        let limits = state.config.session_limits();
+        match crate::db::run_write(&state.pool, move |conn| prune(conn, limits)).await {
+            Ok(p) if p != Pruned::default() => log::info!("housekeeping removed {p:?}"),
+            Ok(_) => {}
+            Err(e) => log::warn!("housekeeping failed: {e}"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}

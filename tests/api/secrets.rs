@@ -93,3 +93,62 @@ async fn the_signing_key_is_sealed_with_the_master_key() {
     let resealed: String = sk::signing_keys.filter(sk::kid.eq(&kid)).select(sk::private_key).first(&mut *conn).unwrap();
     assert!(resealed.starts_with("sealed:v1:"), "{resealed}");
 }
+
+fn sha256_hex(secret: &str) -> String {
+    use sha2::Digest;
+    let digest: String = sha2::Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{digest}")
+}
+
+/// Refresh and invitation tokens are stored as SHA-256 digests only; queued email (which
+/// carries links) is sealed; none of them appears in clear anywhere in those tables.
+#[tokio::test]
+async fn refresh_and_invitation_tokens_are_stored_as_digests() {
+    use roster::db::schema::{
+        invitations::dsl as i, outbox::dsl as o, rotated_refresh_tokens::dsl as rt, sessions::dsl as s,
+    };
+    let app = spawn_app().await;
+    let owner = app.new_owner("plus").await;
+    let login = app.login_ok(&owner.email, &owner.password, None).await;
+    let first = login["refresh_token"].as_str().unwrap().to_string();
+    let res = app
+        .request(Method::POST, "/api/v1/auth/refresh", None)
+        .json(&json!({"refresh_token": first}))
+        .send()
+        .await
+        .unwrap();
+    let second: serde_json::Value = res.json().await.unwrap();
+    let second = second["refresh_token"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/tenants/{}/invitations", owner.tenant_id);
+    let res =
+        app.send_json(Method::POST, &path, &owner.token, json!({"email": "in@example.test", "role": "viewer"})).await;
+    assert_eq!(res.status(), 201);
+    let outbox = app.data.path().join("outbox");
+    let files = crate::email::wait_for(1, || {
+        std::fs::read_dir(&outbox)
+            .map(|d| d.flatten().filter_map(|e| std::fs::read(e.path()).ok()).collect())
+            .unwrap_or_default()
+    })
+    .await;
+    let mail = crate::email::parse(&files[0]);
+    let invitation = crate::invitations::link_token(&mail, "accept-invitation");
+
+    let pool = roster::db::build_pool(&app.db.url, 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    let sid = login["session_id"].as_str().unwrap();
+    let current: String = s::sessions.filter(s::id.eq(sid)).select(s::refresh_digest).first(&mut *conn).unwrap();
+    assert_eq!(current, sha256_hex(&second));
+    let rotated: Vec<String> = rt::rotated_refresh_tokens.select(rt::token_digest).load(&mut *conn).unwrap();
+    assert!(rotated.contains(&sha256_hex(&first)), "{rotated:?}");
+    let digest: String = i::invitations.select(i::token_digest).first(&mut *conn).unwrap();
+    assert_eq!(digest, sha256_hex(&invitation));
+    let sessions: Vec<(String, Option<String>)> =
+        s::sessions.select((s::refresh_digest, s::user_agent)).load(&mut *conn).unwrap();
+    let invitations: Vec<(String, String)> =
+        i::invitations.select((i::token_digest, i::regions)).load(&mut *conn).unwrap();
+    let mail: Vec<Option<String>> = o::outbox.select(o::sealed_message).load(&mut *conn).unwrap();
+    let text = format!("{sessions:?}{rotated:?}{invitations:?}{mail:?}{}", whole_database_text(&app));
+    for secret in [&first, &second, &invitation] {
+        assert!(!text.contains(secret.as_str()), "a token is stored in clear");
+    }
+}

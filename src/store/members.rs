@@ -3,7 +3,7 @@
 //! the policy against rows read inside it, keep the invariants (seats, last owner, no manager
 //! cycles) and write the audit event alongside.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::NaiveDateTime;
@@ -195,6 +195,11 @@ pub struct ListFilter {
     pub section: Option<String>,
     pub region: Option<RegionId>,
     pub manager: Option<UserId>,
+    /// Created in `[from, until)`; either end open.
+    pub created: (Option<NaiveDateTime>, Option<NaiveDateTime>),
+    /// Last sign-in in `[from, until)`; either end open. Sign-in times move often, so a list
+    /// filtered by them is kept under the `content` counter as well (see `list_cache`).
+    pub last_login: (Option<NaiveDateTime>, Option<NaiveDateTime>),
     pub sort: SortKey,
     pub desc: bool,
     pub cursor: Option<String>,
@@ -286,6 +291,18 @@ fn filtered(ctx: &TenantContext, f: &ListFilter, region_set: Option<Vec<String>>
     if let Some(mgr) = f.manager {
         q = q.filter(m::manager_id.eq(mgr.as_text()));
     }
+    if let Some(from) = f.created.0 {
+        q = q.filter(m::created_at.ge(from));
+    }
+    if let Some(until) = f.created.1 {
+        q = q.filter(m::created_at.lt(until));
+    }
+    if let Some(from) = f.last_login.0 {
+        q = q.filter(m::last_login_at.ge(from));
+    }
+    if let Some(until) = f.last_login.1 {
+        q = q.filter(m::last_login_at.lt(until));
+    }
     if let Some(set) = region_set {
         let with_region = mr::membership_regions
             .filter(mr::tenant_id.eq(tenant))
@@ -339,9 +356,76 @@ pub fn list(
     let versions = cache.versions(conn, &tenant)?;
     let shape = list_shape(ctx, f);
     let page_shape = format!("{shape} cursor={:?} desc={} limit={}", f.cursor, f.desc, f.limit);
-    cache.page(ListCache::page_key(versions, &tenant, page_shape), || {
-        assemble(conn, ctx, f, cache, ListCache::key(versions, &tenant, &shape))
+    // Sign-in times move only the `content` counter: matches filtered by them are kept under both.
+    let matches_key = if f.last_login == (None, None) {
+        ListCache::key(versions, &tenant, &shape)
+    } else {
+        ListCache::page_key(versions, &tenant, shape)
+    };
+    cache.page(ListCache::page_key(versions, &tenant, page_shape), || assemble(conn, ctx, f, cache, matches_key))
+}
+
+/// Counts for a filter sidebar: the members `f` matches under the caller's scope, by role,
+/// status, department and region (sort, cursor and limit are ignored).
+#[derive(Debug, Default)]
+pub struct Facets {
+    pub total: i64,
+    pub roles: Vec<(String, i64)>,
+    pub statuses: Vec<(String, i64)>,
+    pub departments: Vec<(Option<String>, i64)>,
+    /// Region id, name, members in it (directly).
+    pub regions: Vec<(String, String, i64)>,
+}
+
+pub fn facets(conn: &mut AnyConnection, ctx: &TenantContext, f: &ListFilter) -> Result<Facets, ApiError> {
+    let tenant = ctx.tenant_text();
+    let backend = conn.kind();
+    let region_set = expanded_region(conn, &tenant, f)?;
+    // One pass over the matches (a boxed query cannot be grouped on every backend), counted here.
+    let rows: Vec<(String, String, String, Option<String>)> =
+        filtered(ctx, f, region_set, backend).select((m::user_id, m::role, m::status, m::department)).load(conn)?;
+    let mut roles: BTreeMap<String, i64> = BTreeMap::new();
+    let mut statuses: BTreeMap<String, i64> = BTreeMap::new();
+    let mut departments: BTreeMap<Option<String>, i64> = BTreeMap::new();
+    let mut ids: HashSet<String> = HashSet::with_capacity(rows.len());
+    for (id, role, status, department) in rows {
+        *roles.entry(role).or_default() += 1;
+        *statuses.entry(status).or_default() += 1;
+        *departments.entry(department).or_default() += 1;
+        ids.insert(id);
+    }
+    let links: Vec<(String, String)> =
+        mr::membership_regions.filter(mr::tenant_id.eq(&tenant)).select((mr::user_id, mr::region_id)).load(conn)?;
+    let mut per_region: HashMap<String, i64> = HashMap::new();
+    for (user, region) in links {
+        if ids.contains(&user) {
+            *per_region.entry(region).or_default() += 1;
+        }
+    }
+    let names: HashMap<String, String> =
+        r::regions.filter(r::tenant_id.eq(&tenant)).select((r::id, r::name)).load(conn)?.into_iter().collect();
+    let mut regions: Vec<(String, String, i64)> = per_region
+        .into_iter()
+        .map(|(id, n)| {
+            let name = names.get(&id).cloned().unwrap_or_default();
+            (id, name, n)
+        })
+        .collect();
+    regions.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(Facets {
+        total: ids.len() as i64,
+        roles: roles.into_iter().collect(),
+        statuses: statuses.into_iter().collect(),
+        departments: departments.into_iter().collect(),
+        regions,
     })
+}
+
+/// The `region` filter with its sub-regions, as ids.
+fn expanded_region(conn: &mut AnyConnection, tenant: &str, f: &ListFilter) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(root) = f.region else { return Ok(None) };
+    let all = r::regions.filter(r::tenant_id.eq(tenant)).select((r::id, r::parent_id)).load(conn)?;
+    Ok(Some(crate::auth::guard::expand_regions(&[root], &all).iter().map(|r| r.as_text()).collect()))
 }
 
 /// Works a page out from the database (and the matches or total kept under `key`).
@@ -353,13 +437,7 @@ fn assemble(
     key: Option<ListKey>,
 ) -> Result<Page, ApiError> {
     let tenant = ctx.tenant_text();
-    let region_set = match f.region {
-        None => None,
-        Some(root) => {
-            let all = r::regions.filter(r::tenant_id.eq(&tenant)).select((r::id, r::parent_id)).load(conn)?;
-            Some(crate::auth::guard::expand_regions(&[root], &all).iter().map(|r| r.as_text()).collect::<Vec<_>>())
-        }
-    };
+    let region_set = expanded_region(conn, &tenant, f)?;
     let after = f.cursor.as_deref().map(cursor::decode).transpose()?;
     let (rows, next_cursor, total) = if needle(f).is_some() {
         let matches = cache.matches(key, || match_keys(conn, ctx, f, region_set))?;
@@ -409,7 +487,7 @@ fn list_shape(ctx: &TenantContext, f: &ListFilter) -> String {
         f.region.map(|r| r.as_text()),
         f.manager.map(|m| m.as_text()),
         f.sort
-    )
+    ) + &format!(" created={:?} last_login={:?}", f.created, f.last_login)
 }
 
 /// A page ordered by the database's index (lists without `q`), with the total known.

@@ -11,6 +11,7 @@ mod invitations;
 mod isolation;
 mod members;
 mod openapi;
+mod org;
 mod policy;
 mod secrets;
 mod sessions;

@@ -96,6 +96,15 @@ pub struct ListParams {
     pub region: Option<String>,
     /// A manager's user id: their direct reports.
     pub manager: Option<String>,
+    /// Created at or after this time: RFC 3339 (`2026-11-01T09:00:00Z`) or a date (`2026-11-01`,
+    /// midnight UTC).
+    pub created_after: Option<String>,
+    /// Created before this time (same forms).
+    pub created_before: Option<String>,
+    /// Last signed in to this tenant at or after this time (never signed in: excluded).
+    pub last_login_after: Option<String>,
+    /// Last signed in to this tenant before this time (never signed in: excluded).
+    pub last_login_before: Option<String>,
     /// `name`, `email`, `role`, `job_title`, `department` or `created_at`; prefix `-` for
     /// descending. Default `name`.
     pub sort: Option<String>,
@@ -150,6 +159,11 @@ impl ListParams {
                 50
             }
         };
+        let mut time = |field: &str, raw: Option<String>| clean(raw).and_then(|v| p.check(field, parse_time(&v)));
+        let created_after = time("created_after", self.created_after);
+        let created_before = time("created_before", self.created_before);
+        let last_login_after = time("last_login_after", self.last_login_after);
+        let last_login_before = time("last_login_before", self.last_login_before);
         let q = clean(self.q);
         if q.as_ref().is_some_and(|q| q.chars().count() > 200) {
             p.add("q", "must be at most 200 characters");
@@ -163,12 +177,24 @@ impl ListParams {
             section: clean(self.section),
             region,
             manager,
+            created: (created_after, created_before),
+            last_login: (last_login_after, last_login_before),
             sort,
             desc,
             cursor: clean(self.cursor),
             limit,
         })
     }
+}
+
+/// A time filter: RFC 3339 with an offset, or a date meaning midnight UTC; as UTC.
+fn parse_time(v: &str) -> Result<NaiveDateTime, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return Ok(t.naive_utc());
+    }
+    chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").map(|d| d.and_time(chrono::NaiveTime::MIN)).map_err(|_| {
+        format!("must be an RFC 3339 time such as 2026-11-01T09:00:00Z or a date such as 2026-11-01 (got {v:?})")
+    })
 }
 
 fn parse_username(p: &mut Problems, field: &str, raw: &str) -> Option<String> {
@@ -408,4 +434,52 @@ pub struct SessionsEnded {
     pub user_id: UserId,
     #[schema(example = 2)]
     pub sessions_ended: i64,
+}
+
+/// How many of a value.
+#[derive(Serialize, ToSchema)]
+pub struct FacetCount {
+    /// The value (null: members without a department).
+    #[schema(example = "operator")]
+    pub value: Option<String>,
+    #[schema(example = 12)]
+    pub count: i64,
+}
+
+/// Members in a region (directly, not through sub-regions).
+#[derive(Serialize, ToSchema)]
+pub struct RegionCount {
+    pub region_id: String,
+    #[schema(example = "North")]
+    pub name: String,
+    pub count: i64,
+}
+
+/// Counts for a filter sidebar, under your scope and the filters you sent.
+#[derive(Serialize, ToSchema)]
+pub struct MemberFacets {
+    /// Members matching the filters.
+    pub total: i64,
+    pub roles: Vec<FacetCount>,
+    pub statuses: Vec<FacetCount>,
+    pub departments: Vec<FacetCount>,
+    pub regions: Vec<RegionCount>,
+}
+
+impl From<crate::store::members::Facets> for MemberFacets {
+    fn from(f: crate::store::members::Facets) -> Self {
+        let counts =
+            |v: Vec<(String, i64)>| v.into_iter().map(|(k, n)| FacetCount { value: Some(k), count: n }).collect();
+        Self {
+            total: f.total,
+            roles: counts(f.roles),
+            statuses: counts(f.statuses),
+            departments: f.departments.into_iter().map(|(k, n)| FacetCount { value: k, count: n }).collect(),
+            regions: f
+                .regions
+                .into_iter()
+                .map(|(id, name, count)| RegionCount { region_id: id, name, count })
+                .collect(),
+        }
+    }
 }

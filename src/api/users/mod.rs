@@ -81,6 +81,31 @@ pub async fn list_members(
     }))
 }
 
+/// Counts for a filter sidebar: members by role, status, department and region.
+///
+/// Takes the list's filters (`sort`, `limit` and `cursor` are ignored) and counts only members
+/// you can see.
+#[utoipa::path(
+    tag = "users",
+    security(("bearer_auth" = [])),
+    params(("tenant_id" = String, Path, description = "The tenant's id"), ListParams),
+    responses(
+        (status = 200, body = MemberFacets),
+        (status = 404, description = "No such tenant for you"),
+        (status = 422, description = "A filter is invalid"),
+    )
+)]
+#[get("/api/v1/tenants/{tenant_id}/users/facets")]
+pub async fn member_facets(
+    state: web::Data<AppState>,
+    access: TenantAccess,
+    query: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = query.into_inner().parse()?;
+    let facets = access.run(&state.pool, move |conn, ctx| members::facets(conn, ctx, &filter)).await?;
+    Ok(HttpResponse::Ok().json(MemberFacets::from(facets)))
+}
+
 /// Create a member with a temporary password, or with an email to choose one.
 ///
 /// The answer carries the temporary password once (generated unless you typed one); the
@@ -413,7 +438,9 @@ pub async fn unlock_member(
 }
 
 pub fn configure(cfg: &mut ServiceConfig) {
+    // `facets` before `{user_id}`, which would take it for an id.
     cfg.service(list_members)
+        .service(member_facets)
         .service(create_member)
         .service(get_member)
         .service(update_member)

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod departments;
 pub mod health;
 pub mod invitations;
 pub mod json;
@@ -39,6 +40,7 @@ Every error is an RFC 9457 `application/problem+json` document.",
         (name = "tenants", description = "Tenants, their plan and settings"),
         (name = "users", description = "Members of a tenant"),
         (name = "invitations", description = "Invite people to a tenant; accept an invitation"),
+        (name = "departments", description = "Departments and their sections"),
         (name = "regions", description = "Regions of a tenant"),
         (name = "audit", description = "The audit log"),
         (name = "health", description = "Probes and keys"),
@@ -123,6 +125,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(tenants::configure)
         .configure(users::configure)
         .configure(invitations::configure)
+        .configure(departments::configure)
         .configure(regions::configure)
         .configure(audit::configure);
 }

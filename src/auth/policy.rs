@@ -41,16 +41,19 @@ pub enum TenantAction {
     /// List members (the rows shown are narrowed by [`Actor::member_visibility`]).
     ListMembers,
     CreateMember,
+    /// Departments and sections: create, rename, delete (owners and admins, as for members).
+    ManageDepartments,
     /// Settings, plan, billing owner, regions.
     ManageTenant,
     ReadAudit,
 }
 
 impl TenantAction {
-    pub const ALL: [TenantAction; 5] = [
+    pub const ALL: [TenantAction; 6] = [
         TenantAction::ReadTenant,
         TenantAction::ListMembers,
         TenantAction::CreateMember,
+        TenantAction::ManageDepartments,
         TenantAction::ManageTenant,
         TenantAction::ReadAudit,
     ];
@@ -137,8 +140,8 @@ impl Actor {
         match (self.role, action) {
             (_, ReadTenant | ListMembers) => Decision::Allow,
             (Role::Owner, _) => Decision::Allow,
-            (Role::Admin, CreateMember) if self.admin_active() => Decision::Allow,
-            (Role::Admin, CreateMember) => {
+            (Role::Admin, CreateMember | ManageDepartments) if self.admin_active() => Decision::Allow,
+            (Role::Admin, CreateMember | ManageDepartments) => {
                 Decision::Forbidden("this tenant has turned user administration off for admins")
             }
             (Role::Admin, ManageTenant | ReadAudit) => Decision::Forbidden("only owners can do this"),

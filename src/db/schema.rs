@@ -193,9 +193,33 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    departments (id) {
+        id -> Text,
+        tenant_id -> Text,
+        name -> Text,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sections (id) {
+        id -> Text,
+        tenant_id -> Text,
+        department_id -> Text,
+        name -> Text,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(memberships -> tenants (tenant_id));
 diesel::joinable!(regions -> tenants (tenant_id));
+diesel::joinable!(sections -> departments (department_id));
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     users,
@@ -206,4 +230,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     signing_keys,
     idempotency_keys,
     sessions,
+    departments,
+    sections,
 );

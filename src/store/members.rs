@@ -206,6 +206,36 @@ pub struct ListFilter {
     pub limit: i64,
 }
 
+impl ListFilter {
+    /// Every member the caller can see, by name.
+    pub fn everything() -> Self {
+        Self {
+            q: None,
+            role: None,
+            status: StatusFilter::All,
+            department: None,
+            section: None,
+            region: None,
+            manager: None,
+            created: (None, None),
+            last_login: (None, None),
+            sort: SortKey::Name,
+            desc: false,
+            cursor: None,
+            limit: 50,
+        }
+    }
+}
+
+/// A member's department and section.
+pub type Placement = (Option<String>, Option<String>);
+
+/// The department and section of every member the caller can see.
+pub fn visible_departments(conn: &mut AnyConnection, ctx: &TenantContext) -> Result<Vec<Placement>, ApiError> {
+    let backend = conn.kind();
+    Ok(filtered(ctx, &ListFilter::everything(), None, backend).select((m::department, m::section)).load(conn)?)
+}
+
 type MemberQuery = crate::db::schema::memberships::BoxedQuery<'static, MultiBackend>;
 
 diesel::define_sql_function!(fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::Text>, y: diesel::sql_types::Text) -> diesel::sql_types::Text);
@@ -827,6 +857,7 @@ pub fn create(
             ensure_username_free(conn, name, None)?;
         }
         ensure_regions_exist(conn, &tenant, &new.regions)?;
+        super::departments::ensure_for_member(conn, &tenant, new.department.as_deref(), new.section.as_deref())?;
         if new.status.takes_seat() {
             ensure_seat(conn, &tenant)?;
         }
@@ -1059,13 +1090,24 @@ pub fn update(
                 insert_regions(conn, &tenant, &uid, &parsed)?;
             }
         }
+        let department = patch.department.clone().unwrap_or_else(|| before.membership.department.clone());
+        // A section belongs to its department: moving department without naming a section
+        // leaves the section behind.
+        let section = match &patch.section {
+            Some(section) => section.clone(),
+            None if department != before.membership.department => None,
+            None => before.membership.section.clone(),
+        };
+        if patch.department.is_some() || patch.section.is_some() {
+            super::departments::ensure_for_member(conn, &tenant, department.as_deref(), section.as_deref())?;
+        }
         let target = m::memberships.filter(m::tenant_id.eq(&tenant)).filter(m::user_id.eq(&uid));
         diesel::update(target)
             .set((
                 m::role.eq(patch.role.unwrap_or(before.role()).as_str()),
                 m::job_title.eq(patch.job_title.clone().unwrap_or_else(|| before.membership.job_title.clone())),
-                m::department.eq(patch.department.clone().unwrap_or_else(|| before.membership.department.clone())),
-                m::section.eq(patch.section.clone().unwrap_or_else(|| before.membership.section.clone())),
+                m::department.eq(department),
+                m::section.eq(section),
                 m::manager_id.eq(patch
                     .manager_id
                     .map(|o| o.map(|id| id.as_text()))

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod cursor;
+pub mod departments;
 pub mod housekeeping;
 pub mod idempotency;
 pub mod invitations;

@@ -66,10 +66,18 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Files in the order they were written. Maildir names start `<seconds>.M<microseconds>P…`
+/// (not zero-padded, so plain name order is not time order); `.eml` names are UUIDv7s.
 fn files_in(dir: &Path) -> Vec<Vec<u8>> {
     let mut paths: Vec<PathBuf> =
         std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
-    paths.sort();
+    fn written(p: &Path) -> (u64, u64, u64, String) {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let number = |s: &str| s.chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap_or(0);
+        let after = |marker: &str| name.split_once(marker).map(|(_, rest)| number(rest)).unwrap_or(0);
+        (number(&name), after(".M"), after("Q"), name)
+    }
+    paths.sort_by_key(|p| written(p));
     paths.iter().filter_map(|p| std::fs::read(p).ok()).collect()
 }
 

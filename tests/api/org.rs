@@ -113,3 +113,167 @@ async fn facets_count_what_the_caller_may_see() {
         .await;
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+fn departments_path(by: &Persona) -> String {
+    format!("/api/v1/tenants/{}/departments", by.tenant_id)
+}
+
+async fn departments(app: &TestApp, by: &Persona) -> Vec<Value> {
+    let res = app.get(&departments_path(by), &by.token).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    body["items"].as_array().unwrap().clone()
+}
+
+fn named<'a>(list: &'a [Value], name: &str) -> &'a Value {
+    list.iter().find(|d| d["name"] == name).unwrap_or_else(|| panic!("{name} in {list:?}"))
+}
+
+#[tokio::test]
+async fn departments_and_sections_are_resources_members_name() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("enterprise").await;
+    let viewer = app.new_member(&owner, "viewer", &[]).await;
+    let users = format!("/api/v1/tenants/{}/users", owner.tenant_id);
+    let member = |dept: &str, section: Option<&str>| {
+        let mut body = json!({"email": format!("{}@example.test", uuid::Uuid::now_v7().simple()), "full_name": "D",
+                              "role": "viewer", "department": dept});
+        if let Some(s) = section {
+            body["section"] = json!(s);
+        }
+        body
+    };
+    // Naming a department (or a section of it) on a member creates it.
+    let night = app.add_member(&owner, member("Ops", Some("Night"))).await;
+    app.add_member(&owner, member("Ops", None)).await;
+    let seller = app.add_member(&owner, member("Sales", None)).await;
+    let list = departments(&app, &owner).await;
+    assert_eq!(named(&list, "Ops")["member_count"], 2);
+    assert_eq!(named(&list, "Ops")["sections"][0]["name"], "Night");
+    assert_eq!(named(&list, "Ops")["sections"][0]["member_count"], 1);
+    assert_eq!(named(&list, "Sales")["member_count"], 1);
+    let orphan = json!({"email": "orphan@example.test", "full_name": "O", "role": "viewer", "section": "Night"});
+    let res = app.send_json(Method::POST, &users, &owner.token, orphan).await;
+    assert_eq!(assert_problem(res, 422).await["errors"][0]["field"], "section");
+
+    // Create: owners and admins only; names are unique.
+    let res = app.send_json(Method::POST, &departments_path(&owner), &owner.token, json!({"name": "Support"})).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert!(res.headers().get("etag").is_some());
+    let support: Value = res.json().await.unwrap();
+    let res = app.send_json(Method::POST, &departments_path(&owner), &owner.token, json!({"name": "Support"})).await;
+    assert_eq!(assert_problem(res, 409).await["type"], "urn:roster:problem:name-taken");
+    let res = app.send_json(Method::POST, &departments_path(&viewer), &viewer.token, json!({"name": "Mine"})).await;
+    assert_problem(res, 403).await;
+    let res = app.send_json(Method::POST, &departments_path(&owner), &owner.token, json!({"name": "  "})).await;
+    assert_eq!(assert_problem(res, 422).await["errors"][0]["field"], "name");
+    assert_eq!(departments(&app, &viewer).await.len(), 3, "everyone reads them");
+
+    // Rename: every member shows the new name; If-Match guards it.
+    let ops = named(&list, "Ops").clone();
+    let ops_path = format!("{}/{}", departments_path(&owner), ops["id"].as_str().unwrap());
+    let stale = app
+        .request(Method::PATCH, &ops_path, Some(&owner.token))
+        .header("If-Match", "\"99\"")
+        .json(&json!({"name": "Operations"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(stale, 412).await;
+    let res = app
+        .request(Method::PATCH, &ops_path, Some(&owner.token))
+        .header("If-Match", format!("\"{}\"", ops["version"]))
+        .json(&json!({"name": "Operations"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(page(&app, &owner, "department=Operations").await["total"], 2);
+    assert_eq!(page(&app, &owner, "department=Ops").await["total"], 0);
+    let read: Value = app.get(&format!("{users}/{night}"), &owner.token).await.json().await.unwrap();
+    assert_eq!((read["department"].as_str(), read["section"].as_str()), (Some("Operations"), Some("Night")));
+    let res = app.send_json(Method::PATCH, &ops_path, &owner.token, json!({"name": "Sales"})).await;
+    assert_problem(res, 409).await;
+
+    // Sections rename too.
+    let section_id = ops["sections"][0]["id"].as_str().unwrap();
+    let res = app
+        .send_json(Method::PATCH, &format!("{ops_path}/sections/{section_id}"), &owner.token, json!({"name": "Nights"}))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let read: Value = app.get(&format!("{users}/{night}"), &owner.token).await.json().await.unwrap();
+    assert_eq!(read["section"], "Nights");
+
+    // Moving a member to another department leaves the section behind.
+    let res =
+        app.send_json(Method::PATCH, &format!("{users}/{night}"), &owner.token, json!({"department": "Sales"})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let moved: Value = res.json().await.unwrap();
+    assert!(moved["section"].is_null(), "{moved}");
+
+    // Delete: refused while in use, unless the members go somewhere.
+    let res = app.request(Method::DELETE, &ops_path, Some(&owner.token)).send().await.unwrap();
+    let problem = assert_problem(res, 409).await;
+    assert!(problem["detail"].as_str().unwrap().contains("reassign_to"), "{problem}");
+    let bad =
+        app.request(Method::DELETE, &format!("{ops_path}?reassign_to=nope"), Some(&owner.token)).send().await.unwrap();
+    assert_problem(bad, 422).await;
+    let sales_id = named(&list, "Sales")["id"].as_str().unwrap().to_string();
+    let res = app
+        .request(Method::DELETE, &format!("{ops_path}?reassign_to={sales_id}"), Some(&owner.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let list = departments(&app, &owner).await;
+    assert_eq!(named(&list, "Sales")["member_count"], 3);
+    assert!(list.iter().all(|d| d["name"] != "Operations"));
+    assert_problem(app.get(&ops_path, &owner.token).await, 404).await;
+
+    // Sections in use likewise.
+    let sales_path = format!("{}/{sales_id}", departments_path(&owner));
+    for name in ["A", "B"] {
+        let res =
+            app.send_json(Method::POST, &format!("{sales_path}/sections"), &owner.token, json!({"name": name})).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    let res = app.send_json(Method::PATCH, &format!("{users}/{seller}"), &owner.token, json!({"section": "A"})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let sales: Value = app.get(&sales_path, &owner.token).await.json().await.unwrap();
+    let a = sales["sections"].as_array().unwrap().iter().find(|s| s["name"] == "A").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = sales["sections"].as_array().unwrap().iter().find(|s| s["name"] == "B").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res =
+        app.request(Method::DELETE, &format!("{sales_path}/sections/{a}"), Some(&owner.token)).send().await.unwrap();
+    assert_problem(res, 409).await;
+    let res = app
+        .request(Method::DELETE, &format!("{sales_path}/sections/{a}?reassign_to={b}"), Some(&owner.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let read: Value = app.get(&format!("{users}/{seller}"), &owner.token).await.json().await.unwrap();
+    assert_eq!(read["section"], "B");
+    // An empty department goes at once.
+    let support_path = format!("{}/{}", departments_path(&owner), support["id"].as_str().unwrap());
+    let res = app.request(Method::DELETE, &support_path, Some(&owner.token)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    // Audited; another tenant sees none of it.
+    let audit: Value =
+        app.get(&format!("/api/v1/tenants/{}/audit-events", owner.tenant_id), &owner.token).await.json().await.unwrap();
+    let actions: Vec<&str> = audit["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    for action in
+        ["department.created", "department.renamed", "department.deleted", "section.renamed", "section.deleted"]
+    {
+        assert!(actions.contains(&action), "{action} in {actions:?}");
+    }
+    let stranger = app.new_owner("plus").await;
+    assert_problem(app.get(&format!("/api/v1/tenants/{}/departments", owner.tenant_id), &stranger.token).await, 404)
+        .await;
+    assert_problem(app.get(&format!("{}/{sales_id}", departments_path(&stranger)), &stranger.token).await, 404).await;
+}

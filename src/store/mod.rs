@@ -4,6 +4,7 @@
 //! through `db::run`.
 
 pub mod audit;
+pub mod bulk;
 pub mod cursor;
 pub mod departments;
 pub mod housekeeping;

@@ -277,3 +277,145 @@ async fn departments_and_sections_are_resources_members_name() {
         .await;
     assert_problem(app.get(&format!("{}/{sales_id}", departments_path(&stranger)), &stranger.token).await, 404).await;
 }
+
+async fn bulk(app: &TestApp, by: &Persona, body: Value) -> reqwest::Response {
+    app.send_json(Method::POST, &format!("/api/v1/tenants/{}/users/bulk", by.tenant_id), &by.token, body).await
+}
+
+fn outcome<'a>(body: &'a Value, id: &str) -> &'a Value {
+    body["results"].as_array().unwrap().iter().find(|r| r["user_id"] == id).unwrap_or_else(|| panic!("{id} in {body}"))
+}
+
+#[tokio::test]
+async fn bulk_actions_check_each_item_on_its_own() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("enterprise").await;
+    let north = app.create_region(&owner, "North", None).await;
+    let south = app.create_region(&owner, "South", None).await;
+    let admin = app.new_member(&owner, "admin", &[&north]).await;
+    let other_admin = app.new_member(&owner, "admin", &[&north]).await;
+    let v1 = app.new_member(&owner, "viewer", &[&north]).await;
+    let v2 = app.new_member(&owner, "viewer", &[&north]).await;
+    let far = app.new_member(&owner, "viewer", &[&south]).await;
+    let nobody = uuid::Uuid::now_v7().to_string();
+    let ids = [&v1.user_id, &v2.user_id, &far.user_id, &other_admin.user_id, &nobody];
+
+    let res = bulk(&app, &admin, json!({"action": "disable", "user_ids": ids})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!((body["succeeded"].as_i64(), body["failed"].as_i64()), (Some(2), Some(3)));
+    assert_eq!(outcome(&body, &v1.user_id)["member"]["status"], "disabled");
+    assert_eq!(outcome(&body, &far.user_id)["status"], 404, "outside the admin's regions");
+    assert_eq!(outcome(&body, &other_admin.user_id)["status"], 403);
+    assert_eq!(outcome(&body, &other_admin.user_id)["problem"]["type"], "urn:roster:problem:forbidden");
+    assert_eq!(outcome(&body, &nobody)["status"], 404);
+    assert_eq!(body["results"][0]["user_id"], v1.user_id, "in the order sent");
+    assert_problem(app.get("/api/v1/me", &v1.token).await, 401).await;
+    assert_eq!(app.get("/api/v1/me", &far.token).await.status(), StatusCode::OK, "the refused item is untouched");
+    let audit: Value = app
+        .get(&format!("/api/v1/tenants/{}/audit-events?action=member.disabled", owner.tenant_id), &owner.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit["total"], 2, "one event per item done");
+
+    // Enable, then new temporary passwords for both, shown once.
+    let res = bulk(&app, &admin, json!({"action": "enable", "user_ids": [v1.user_id, v2.user_id]})).await;
+    assert_eq!(res.json::<Value>().await.unwrap()["succeeded"], 2);
+    let res = bulk(&app, &admin, json!({"action": "reset_password", "user_ids": [v1.user_id, v2.user_id]})).await;
+    let body: Value = res.json().await.unwrap();
+    let temp = outcome(&body, &v1.user_id)["temporary_password"].as_str().unwrap().to_string();
+    let login = app.login_ok(&v1.email, &temp, None).await;
+    assert_eq!(login["must_change_password"], true);
+    assert_problem(app.login(json!({"email": v2.email, "password": v2.password})).await, 401).await;
+
+    // Roles: an admin grants operator, never admin.
+    let res = bulk(&app, &admin, json!({"action": "set_role", "role": "operator", "user_ids": [v1.user_id]})).await;
+    assert_eq!(outcome(&res.json().await.unwrap(), &v1.user_id)["member"]["role"], "operator");
+    let res = bulk(&app, &admin, json!({"action": "set_role", "role": "admin", "user_ids": [v2.user_id]})).await;
+    assert_eq!(outcome(&res.json().await.unwrap(), &v2.user_id)["status"], 403);
+    // Departments (a new one is made).
+    let body = json!({"action": "set_department", "department": "Field", "section": "East", "user_ids": [v1.user_id, v2.user_id]});
+    let res: Value = bulk(&app, &owner, body).await.json().await.unwrap();
+    assert_eq!(res["succeeded"], 2);
+    assert_eq!(outcome(&res, &v2.user_id)["member"]["section"], "East");
+    // Delete: only disabled members.
+    let res: Value =
+        bulk(&app, &owner, json!({"action": "delete", "user_ids": [v1.user_id]})).await.json().await.unwrap();
+    assert_eq!(outcome(&res, &v1.user_id)["status"], 409);
+    bulk(&app, &owner, json!({"action": "disable", "user_ids": [v1.user_id]})).await;
+    let res: Value =
+        bulk(&app, &owner, json!({"action": "delete", "user_ids": [v1.user_id]})).await.json().await.unwrap();
+    assert_eq!(outcome(&res, &v1.user_id)["status"], 204);
+    assert!(outcome(&res, &v1.user_id).get("member").is_none());
+
+    // Bad requests change nothing.
+    for (body, field) in [
+        (json!({"action": "disable", "user_ids": []}), "user_ids"),
+        (json!({"action": "disable", "user_ids": [v2.user_id, v2.user_id]}), "user_ids[1]"),
+        (json!({"action": "disable", "user_ids": ["nope"]}), "user_ids[0]"),
+        (json!({"action": "set_role", "user_ids": [v2.user_id]}), "role"),
+        (json!({"action": "disable", "role": "viewer", "user_ids": [v2.user_id]}), "role"),
+        (json!({"action": "set_department", "user_ids": [v2.user_id]}), "department"),
+    ] {
+        let problem = assert_problem(bulk(&app, &owner, body.clone()).await, 422).await;
+        assert_eq!(problem["errors"][0]["field"], field, "{body}");
+    }
+    let many: Vec<String> = (0..1001).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    assert_problem(bulk(&app, &owner, json!({"action": "disable", "user_ids": many})).await, 422).await;
+    assert_problem(bulk(&app, &owner, json!({"action": "explode", "user_ids": [v2.user_id]})).await, 422).await;
+    assert_problem(bulk(&app, &far, json!({"action": "disable", "user_ids": [v2.user_id]})).await, 403).await;
+    assert_eq!(app.get("/api/v1/me", &far.token).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn managers_see_their_reports_direct_and_all_the_way_down() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("enterprise").await;
+    let north = app.create_region(&owner, "North", None).await;
+    let south = app.create_region(&owner, "South", None).await;
+    let admin = app.new_member(&owner, "admin", &[&north]).await;
+    let add = |name: &str, manager: Option<&str>, region: &str| {
+        json!({"email": format!("{}@example.test", uuid::Uuid::now_v7().simple()), "full_name": name,
+               "role": "viewer", "regions": [region], "manager_id": manager})
+    };
+    let boss = app.add_member(&owner, add("Boss", None, &north)).await;
+    let bea = app.add_member(&owner, add("Bea", Some(&boss), &north)).await;
+    let carl = app.add_member(&owner, add("Carl", Some(&boss), &south)).await;
+    let dan = app.add_member(&owner, add("Dan", Some(&bea), &north)).await;
+    let eve = app.add_member(&owner, add("Eve", Some(&dan), &north)).await;
+    let path = format!("/api/v1/tenants/{}/users/{boss}/reports", owner.tenant_id);
+    let direct: Value = app.get(&path, &owner.token).await.json().await.unwrap();
+    let names = |v: &Value| -> Vec<(String, i64)> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["full_name"].as_str().unwrap().to_string(), m["depth"].as_i64().unwrap()))
+            .collect()
+    };
+    assert_eq!(names(&direct), vec![("Bea".to_string(), 1), ("Carl".to_string(), 1)]);
+    let all: Value = app.get(&format!("{path}?depth=all"), &owner.token).await.json().await.unwrap();
+    assert_eq!(names(&all), vec![("Bea".into(), 1), ("Carl".into(), 1), ("Dan".into(), 2), ("Eve".into(), 3)]);
+    assert_eq!(all["total"], 4);
+    // The list's manager filter agrees with the direct reports.
+    assert_eq!(page(&app, &owner, &format!("manager={boss}")).await["total"], 2);
+    // An admin sees only reports within its regions.
+    let scoped: Value = app.get(&format!("{path}?depth=all"), &admin.token).await.json().await.unwrap();
+    assert_eq!(names(&scoped).len(), 3, "Carl is in the South");
+    assert_problem(app.get(&format!("{path}?depth=deep"), &owner.token).await, 422).await;
+    let unknown = format!("/api/v1/tenants/{}/users/{}/reports", owner.tenant_id, uuid::Uuid::now_v7());
+    assert_problem(app.get(&unknown, &owner.token).await, 404).await;
+    // No cycles: Boss cannot report to Eve.
+    let res = app
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/tenants/{}/users/{boss}", owner.tenant_id),
+            &owner.token,
+            json!({"manager_id": eve}),
+        )
+        .await;
+    assert_eq!(assert_problem(res, 422).await["errors"][0]["field"], "manager_id");
+    let _ = carl;
+}

@@ -483,3 +483,130 @@ impl From<crate::store::members::Facets> for MemberFacets {
         }
     }
 }
+
+/// A bulk action's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BulkActionName {
+    Enable,
+    Disable,
+    Delete,
+    ResetPassword,
+    SetRole,
+    SetDepartment,
+}
+
+/// One action for many members (at most 1,000).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"action": "disable", "user_ids": ["01937a2f-0000-7000-8000-000000000001", "01937a2f-0000-7000-8000-000000000002"]}))]
+pub struct BulkRequest {
+    pub action: BulkActionName,
+    pub user_ids: Vec<String>,
+    /// For `set_role`: the role to give.
+    pub role: Option<Role>,
+    /// For `set_department`: the department (`null` clears it; a new name creates it).
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub department: Option<Option<String>>,
+    /// For `set_department`: a section of that department (optional).
+    pub section: Option<String>,
+}
+
+impl BulkRequest {
+    pub fn parse(self) -> Result<(crate::store::bulk::BulkAction, Vec<UserId>), crate::error::ApiError> {
+        use crate::store::bulk::{BulkAction, MAX_ITEMS};
+        let mut p = Problems::default();
+        if self.user_ids.is_empty() || self.user_ids.len() > MAX_ITEMS {
+            p.add("user_ids", format!("must list 1 to {MAX_ITEMS} user ids (got {})", self.user_ids.len()));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut ids = Vec::with_capacity(self.user_ids.len());
+        for (i, raw) in self.user_ids.iter().enumerate() {
+            match raw.parse::<UserId>() {
+                Ok(id) if !seen.insert(id) => p.add(format!("user_ids[{i}]"), format!("{raw} is listed twice")),
+                Ok(id) => ids.push(id),
+                Err(_) => p.add(format!("user_ids[{i}]"), format!("must be a user id (UUID), got {raw:?}")),
+            }
+        }
+        let wants_role = self.action == BulkActionName::SetRole;
+        let wants_department = self.action == BulkActionName::SetDepartment;
+        if wants_role != self.role.is_some() {
+            p.add("role", if wants_role { "is required for set_role" } else { "only goes with set_role" });
+        }
+        if !wants_department && (self.department.is_some() || self.section.is_some()) {
+            p.add("department", "department and section only go with set_department");
+        }
+        if wants_department && self.department.is_none() {
+            p.add("department", "is required for set_department (null clears it)");
+        }
+        let department = self.department.flatten().and_then(|d| clean(Some(d)));
+        let section = clean(self.section);
+        for (field, value) in [("department", &department), ("section", &section)] {
+            if value.as_ref().is_some_and(|v| v.chars().count() > 200) {
+                p.add(field, "must be at most 200 characters");
+            }
+        }
+        p.finish()?;
+        let action = match self.action {
+            BulkActionName::Enable => BulkAction::Enable,
+            BulkActionName::Disable => BulkAction::Disable,
+            BulkActionName::Delete => BulkAction::Delete,
+            BulkActionName::ResetPassword => BulkAction::ResetPassword,
+            BulkActionName::SetRole => BulkAction::SetRole(self.role.unwrap_or(Role::Viewer)),
+            BulkActionName::SetDepartment => BulkAction::SetDepartment { department, section },
+        };
+        Ok((action, ids))
+    }
+}
+
+/// How one item of a bulk action went.
+#[derive(Serialize, ToSchema)]
+pub struct BulkItemResult {
+    pub user_id: UserId,
+    pub ok: bool,
+    /// The HTTP status this item alone would have answered.
+    #[schema(example = 200)]
+    pub status: u16,
+    /// The member as it is now (absent after a delete, or on failure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<MemberView>,
+    /// `reset_password`: the new temporary password, shown only here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temporary_password: Option<String>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<crate::error::ProblemDetails>,
+}
+
+/// Every item's outcome, in the order sent.
+#[derive(Serialize, ToSchema)]
+pub struct BulkResponse {
+    pub succeeded: usize,
+    pub failed: usize,
+    pub results: Vec<BulkItemResult>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ReportsParams {
+    /// `direct` (default): direct reports only; `all`: everyone below, at any depth.
+    pub depth: Option<String>,
+}
+
+/// A report and how far below the manager it is.
+#[derive(Serialize, ToSchema)]
+pub struct Report {
+    #[serde(flatten)]
+    pub member: MemberView,
+    /// 1 for a direct report, 2 for a report's report, and so on.
+    pub depth: i32,
+}
+
+/// A manager's reports you can see, by depth then name.
+#[derive(Serialize, ToSchema)]
+pub struct ReportList {
+    pub items: Vec<Report>,
+    pub total: usize,
+}

@@ -437,12 +437,112 @@ pub async fn unlock_member(
     Ok(member_response(actix_web::http::StatusCode::OK, rec))
 }
 
+/// One action for many members: enable, disable, delete, reset_password, set_role or
+/// set_department.
+///
+/// Each member is checked against the policy on its own and changed in its own transaction,
+/// so some may succeed while others fail; each is audited on its own. The answer reports every
+/// item in the order sent, with the status it alone would have answered. `reset_password`
+/// returns each member's new temporary password, shown only in this answer.
+#[utoipa::path(
+    tag = "users",
+    security(("bearer_auth" = [])),
+    params(("tenant_id" = String, Path, description = "The tenant's id")),
+    request_body = BulkRequest,
+    responses(
+        (status = 200, description = "Every item's outcome", body = BulkResponse),
+        (status = 403, description = "Your role cannot manage members at all"),
+        (status = 404, description = "No such tenant for you"),
+        (status = 422, description = "No ids, more than 1,000, a malformed or repeated id, or a missing or stray field for the action"),
+    )
+)]
+#[post("/api/v1/tenants/{tenant_id}/users/bulk")]
+pub async fn bulk_action(
+    state: web::Data<AppState>,
+    access: TenantAccess,
+    body: crate::api::json::Json<BulkRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (action, users) = body.into_inner().parse()?;
+    let ctx = access.check(&state.pool).await?;
+    if let crate::auth::policy::Decision::Forbidden(why) =
+        ctx.actor().can_ever(crate::auth::policy::MemberAction::ChangeStatus)
+    {
+        return Err(ApiError::forbidden("forbidden", why));
+    }
+    let outcomes =
+        db::run_write(&state.pool, move |conn| Ok(crate::store::bulk::run(conn, &ctx, &action, &users))).await?;
+    let results: Vec<BulkItemResult> = outcomes
+        .into_iter()
+        .map(|o| match o.result {
+            Ok(done) => BulkItemResult {
+                user_id: o.user_id,
+                ok: true,
+                status: if done.member.is_some() { 200 } else { 204 },
+                temporary_password: done.password_text(),
+                member: done.member.as_ref().map(MemberView::from),
+                problem: None,
+            },
+            Err(problem) => BulkItemResult {
+                user_id: o.user_id,
+                ok: false,
+                status: problem.status,
+                member: None,
+                temporary_password: None,
+                problem: Some(problem),
+            },
+        })
+        .collect();
+    let succeeded = results.iter().filter(|r| r.ok).count();
+    let failed = results.len() - succeeded;
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(BulkResponse {
+        succeeded,
+        failed,
+        results,
+    }))
+}
+
+/// A manager's reports: direct, or with `depth=all` everyone below them.
+#[utoipa::path(
+    tag = "users",
+    security(("bearer_auth" = [])),
+    params(
+        ("tenant_id" = String, Path, description = "The tenant's id"),
+        ("user_id" = String, Path, description = "The manager's user id"),
+        ReportsParams,
+    ),
+    responses(
+        (status = 200, body = ReportList),
+        (status = 404, description = "No such member for you"),
+        (status = 422, description = "`depth` is not direct or all"),
+    )
+)]
+#[get("/api/v1/tenants/{tenant_id}/users/{user_id}/reports")]
+pub async fn member_reports(
+    state: web::Data<AppState>,
+    access: TenantAccess,
+    req: HttpRequest,
+    query: web::Query<ReportsParams>,
+) -> Result<HttpResponse, ApiError> {
+    let user = user_id(&req)?;
+    let all = match query.into_inner().depth.as_deref() {
+        None | Some("direct") => false,
+        Some("all") => true,
+        Some(other) => return Err(ApiError::invalid("depth", format!("must be direct or all (got {other:?})"))),
+    };
+    let found = access.run(&state.pool, move |conn, ctx| members::reports(conn, ctx, user, all)).await?;
+    let items: Vec<Report> =
+        found.iter().map(|(rec, depth)| Report { member: MemberView::from(rec), depth: *depth }).collect();
+    Ok(HttpResponse::Ok().json(ReportList { total: items.len(), items }))
+}
+
 pub fn configure(cfg: &mut ServiceConfig) {
     // `facets` before `{user_id}`, which would take it for an id.
     cfg.service(list_members)
         .service(member_facets)
+        .service(bulk_action)
         .service(create_member)
         .service(get_member)
+        .service(member_reports)
         .service(update_member)
         .service(set_member_status)
         .service(delete_member)

@@ -32,11 +32,20 @@ pub struct FieldError {
     /// What is wrong with it.
     #[schema(example = "must be a valid email address")]
     pub message: String,
+    /// For an uploaded file (CSV import): the line the problem is on (the header is line 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!(null))]
+    pub row: Option<usize>,
 }
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self { field: field.into(), message: message.into(), row: None }
+    }
+
+    /// A problem with one field on one line of an uploaded file.
+    pub fn at_row(row: usize, field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into(), row: Some(row) }
     }
 }
 

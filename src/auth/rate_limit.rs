@@ -40,6 +40,26 @@ impl Limit {
         })
     }
 
+    /// Takes `n` at once for `key` (a whole batch, or nothing): 429 when they do not fit.
+    pub fn check_n(&self, key: &str, n: usize, whose: &str) -> Result<(), ApiError> {
+        let Some(limiter) = &self.limiter else { return Ok(()) };
+        let Some(count) = u32::try_from(n).ok().and_then(NonZeroU32::new) else { return Ok(()) };
+        match limiter.check_key_n(&key.to_string(), count) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now()).as_secs().max(1);
+                Err(ApiError::TooManyRequests {
+                    detail: format!("{n} is more {} than are left {whose}; try again in {wait} seconds", self.what),
+                    retry_after_secs: wait,
+                })
+            }
+            Err(_) => Err(ApiError::TooManyRequests {
+                detail: format!("{n} is more {} than are allowed {whose}; send fewer at a time", self.what),
+                retry_after_secs: 3600,
+            }),
+        }
+    }
+
     /// Takes one request for `key`, or says how long until one is allowed.
     pub fn try_take(&self, key: &str) -> Result<(), Duration> {
         let Some(limiter) = &self.limiter else { return Ok(()) };

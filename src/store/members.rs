@@ -670,7 +670,7 @@ pub struct NewMember {
     pub status: MemberStatus,
 }
 
-fn seat_limit(conn: &mut AnyConnection, tenant: &str) -> Result<Option<i64>, ApiError> {
+pub(crate) fn seat_limit(conn: &mut AnyConnection, tenant: &str) -> Result<Option<i64>, ApiError> {
     let (plan, over) = t::tenants
         .filter(t::id.eq(tenant))
         .select((t::plan, t::seat_limit_override))

@@ -9,6 +9,7 @@ pub mod cursor;
 pub mod departments;
 pub mod housekeeping;
 pub mod idempotency;
+pub mod import;
 pub mod invitations;
 pub mod list_cache;
 pub mod members;

@@ -7,6 +7,7 @@ mod concurrency;
 mod email;
 mod errors;
 mod helpers;
+mod import;
 mod invitations;
 mod isolation;
 mod members;

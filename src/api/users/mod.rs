@@ -1,6 +1,7 @@
 //! Members of a tenant: `/api/v1/tenants/{tenant_id}/users[/{user_id}[/status|/password-reset]]`.
 
 pub mod dto;
+pub mod import;
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use secrecy::{ExposeSecret, SecretString};
@@ -540,6 +541,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list_members)
         .service(member_facets)
         .service(bulk_action)
+        .service(import::import_members)
         .service(create_member)
         .service(get_member)
         .service(member_reports)

@@ -1,6 +1,7 @@
 //! Members of a tenant: `/api/v1/tenants/{tenant_id}/users[/{user_id}[/status|/password-reset]]`.
 
 pub mod dto;
+pub mod export;
 pub mod import;
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
@@ -542,6 +543,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(member_facets)
         .service(bulk_action)
         .service(import::import_members)
+        .service(export::export_members)
         .service(create_member)
         .service(get_member)
         .service(member_reports)

@@ -443,3 +443,34 @@ async fn an_export_streams_what_the_list_shows() {
 fn csv_reader(text: &str) -> csv::Reader<&[u8]> {
     csv::ReaderBuilder::new().from_reader(text.as_bytes())
 }
+
+/// `delivery=email`: no passwords in the answer; each new member gets a link to choose one.
+#[tokio::test]
+async fn an_import_can_send_set_password_emails() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("plus").await;
+    let res =
+        import(&app, &owner, "?delivery=email", "email,full_name\nm1@import.test,M One\nm2@import.test,M Two\n").await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let report: Value = res.json().await.unwrap();
+    assert!(report["members"].as_array().unwrap().iter().all(|m| m.get("temporary_password").is_none()));
+    let outbox = app.data.path().join("outbox");
+    let files = crate::email::wait_for(2, || {
+        std::fs::read_dir(&outbox)
+            .map(|d| d.flatten().filter_map(|e| std::fs::read(e.path()).ok()).collect())
+            .unwrap_or_default()
+    })
+    .await;
+    let mut to: Vec<String> = files.iter().map(|f| crate::email::parse(f).to).collect();
+    to.sort();
+    assert!(to[0].contains("m1@import.test") && to[1].contains("m2@import.test"), "{to:?}");
+    let mail = crate::email::parse(&files[0]);
+    let token = crate::invitations::link_token(&mail, "set-password");
+    let res = app
+        .request(Method::POST, "/api/v1/auth/password-reset/confirm", None)
+        .json(&json!({"token": token, "new_password": "a passphrase of my own"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}

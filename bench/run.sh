@@ -99,6 +99,26 @@ run_backend() {
   wait "$lpid"; mixed_login="$(cat "$WORK/mixed_login")"
   echo "get under logins: $mixed_get"
   echo "  (logins meanwhile: $mixed_login)"
+  sleep "$SETTLE"
+
+  # CSV import: 10,000 rows into a fresh tenant, one request, one transaction.
+  local made ftenant fpass ftoken imported exported hwm_before hwm_after
+  made="$(curl -s "$B/api/v1/tenants" -H "Authorization: Bearer $PLATFORM" -H 'Content-Type: application/json' \
+    -d "{\"name\":\"Import\",\"owner_email\":\"import-$backend-$$@bench.test\",\"plan\":\"enterprise\"}")"
+  ftenant="$(echo "$made" | sed -n 's/.*"tenant_id":"\([^"]*\)".*/\1/p')"
+  fpass="$(echo "$made" | sed -n 's/.*"password":"\([^"]*\)".*/\1/p')"
+  ftoken="$(curl -s "$B/api/v1/auth/login" -H 'Content-Type: application/json' \
+    -d "{\"email\":\"import-$backend-$$@bench.test\",\"password\":\"$fpass\"}" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')"
+  awk 'BEGIN { print "email,full_name,role,department,section,job_title"
+    for (i = 0; i < 10000; i++) printf "imp%05d@bench.test,Imported Person %05d,viewer,Dept %d,Team %d,Clerk\n", i, i, i % 20, i % 3 }' >"$WORK/import.csv"
+  imported="$(curl -s -o "$WORK/import.out" -w '%{http_code} %{time_total}' -H "Authorization: Bearer $ftoken" \
+    -H 'Content-Type: text/csv' --data-binary "@$WORK/import.csv" "$B/api/v1/tenants/$ftenant/users/import")"
+  echo "import 10,000 rows (CSV, one transaction): HTTP ${imported% *}, ${imported#* } s"
+  # Export of the big tenant, streamed: the server's peak memory before and after.
+  hwm_before="$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$pid/status")"
+  exported="$(curl -s -o "$WORK/export.csv" -w '%{http_code} %{time_total}' -H "$AUTH" "$B/api/v1/tenants/$TENANT/users/export")"
+  hwm_after="$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$pid/status")"
+  echo "export $(($(wc -l <"$WORK/export.csv") - 1)) members (CSV, streamed): HTTP ${exported% *}, ${exported#* } s; server peak RSS ${hwm_before} MiB before, ${hwm_after} MiB after"
 
   local cores bound
   cores="$(nproc)"
@@ -108,6 +128,7 @@ run_backend() {
     'BEGIN{printf "login: %.1f/s = %.0f%% of the argon2 bound (%s/s = cores / hash time); %.0f%% of what all cores hash at once (%.1f/s)\n", l, 100*l/b, b, 100*l/(c*1000/p), c*1000/p}'
   awk -v g="$(echo "$get" | field rps)" -v c="$CEILING_RPS" 'BEGIN{printf "get member: %.0f/s = %.0f%% of the ceiling GET /db (%.0f/s)\n", g, 100*g/c, c}'
   echo "list q p99: $(echo "$list" | field p99) ms ($(echo "$cold" | field p99) ms with the list cache off); get p99 under logins: $(echo "$mixed_get" | field p99) ms; create: $(echo "$create" | field rps)/s"
+  echo "import of 10,000 rows: ${imported#* } s (target under 5 s on SQLite); export of $BIG+ members: ${exported#* } s"
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   if [ "$backend" = postgres ]; then psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS roster_bench_$$ WITH (FORCE)" >/dev/null; fi
 }

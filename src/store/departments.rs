@@ -50,24 +50,45 @@ fn not_found(what: &str) -> ApiError {
     ApiError::not_found(format!("{what} not found"))
 }
 
+/// Inserts unless a row with the same unique name exists (another transaction may be making
+/// the same one at this moment: it waits for that one, then leaves it be).
+macro_rules! insert_once {
+    ($conn:expr, $table:expr, $values:expr, $target:expr) => {
+        match $conn {
+            AnyConnection::Sqlite(c) => {
+                diesel::insert_into($table).values($values).on_conflict($target).do_nothing().execute(c)?
+            }
+            AnyConnection::Postgresql(c) => {
+                diesel::insert_into($table).values($values).on_conflict($target).do_nothing().execute(c)?
+            }
+        }
+    };
+}
+
 /// The department named `name`, created when the tenant has none yet. Inside the caller's
-/// write transaction.
+/// write transaction; safe when several create the same one at once.
 pub fn ensure(conn: &mut AnyConnection, tenant: &str, name: &str) -> Result<String, ApiError> {
-    let found = d::departments
-        .filter(d::tenant_id.eq(tenant))
-        .filter(d::name.eq(name))
-        .select(d::id)
-        .first::<String>(conn)
-        .optional()?;
-    if let Some(id) = found {
+    let find = |conn: &mut AnyConnection| -> Result<Option<String>, ApiError> {
+        Ok(d::departments
+            .filter(d::tenant_id.eq(tenant))
+            .filter(d::name.eq(name))
+            .select(d::id)
+            .first::<String>(conn)
+            .optional()?)
+    };
+    if let Some(id) = find(conn)? {
         return Ok(id);
     }
-    let id = uuid::Uuid::now_v7().to_string();
     let at = now();
-    diesel::insert_into(d::departments)
-        .values((d::id.eq(&id), d::tenant_id.eq(tenant), d::name.eq(name), d::created_at.eq(at), d::updated_at.eq(at)))
-        .execute(conn)?;
-    Ok(id)
+    let values = (
+        d::id.eq(uuid::Uuid::now_v7().to_string()),
+        d::tenant_id.eq(tenant),
+        d::name.eq(name),
+        d::created_at.eq(at),
+        d::updated_at.eq(at),
+    );
+    insert_once!(conn, d::departments, values, (d::tenant_id, d::name));
+    find(conn)?.ok_or_else(|| ApiError::internal("department vanished"))
 }
 
 /// The section `name` of department `department` (an id), created when it has none yet.
@@ -77,28 +98,28 @@ pub fn ensure_section(
     department: &str,
     name: &str,
 ) -> Result<String, ApiError> {
-    let found = s::sections
-        .filter(s::department_id.eq(department))
-        .filter(s::name.eq(name))
-        .select(s::id)
-        .first::<String>(conn)
-        .optional()?;
-    if let Some(id) = found {
+    let find = |conn: &mut AnyConnection| -> Result<Option<String>, ApiError> {
+        Ok(s::sections
+            .filter(s::department_id.eq(department))
+            .filter(s::name.eq(name))
+            .select(s::id)
+            .first::<String>(conn)
+            .optional()?)
+    };
+    if let Some(id) = find(conn)? {
         return Ok(id);
     }
-    let id = uuid::Uuid::now_v7().to_string();
     let at = now();
-    diesel::insert_into(s::sections)
-        .values((
-            s::id.eq(&id),
-            s::tenant_id.eq(tenant),
-            s::department_id.eq(department),
-            s::name.eq(name),
-            s::created_at.eq(at),
-            s::updated_at.eq(at),
-        ))
-        .execute(conn)?;
-    Ok(id)
+    let values = (
+        s::id.eq(uuid::Uuid::now_v7().to_string()),
+        s::tenant_id.eq(tenant),
+        s::department_id.eq(department),
+        s::name.eq(name),
+        s::created_at.eq(at),
+        s::updated_at.eq(at),
+    );
+    insert_once!(conn, s::sections, values, (s::department_id, s::name));
+    find(conn)?.ok_or_else(|| ApiError::internal("section vanished"))
 }
 
 /// Makes sure a member's department and section exist (creating them as needed).

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::audit::{self, AuditEntry};
 use super::cursor;
 use super::idempotency::{self, IdempotencyKey, Replay};
-use super::list_cache::{ListCache, ListKey, SortVal};
+use super::list_cache::{ListCache, ListKey, SortVal, Versions};
 use super::sessions::{self, EndReason, Sessions};
 use crate::auth::TenantContext;
 use crate::auth::master_key::MasterKey;
@@ -386,13 +386,18 @@ pub fn list(
     let versions = cache.versions(conn, &tenant)?;
     let shape = list_shape(ctx, f);
     let page_shape = format!("{shape} cursor={:?} desc={} limit={}", f.cursor, f.desc, f.limit);
-    // Sign-in times move only the `content` counter: matches filtered by them are kept under both.
-    let matches_key = if f.last_login == (None, None) {
-        ListCache::key(versions, &tenant, &shape)
+    let key = matches_key(versions, &tenant, shape, f);
+    cache.page(ListCache::page_key(versions, &tenant, page_shape), || assemble(conn, ctx, f, cache, key))
+}
+
+/// The key a list's matches (or total) are kept under. Sign-in times move only the `content`
+/// counter, so matches filtered by them are kept under both counters.
+fn matches_key(versions: Option<Versions>, tenant: &str, shape: String, f: &ListFilter) -> Option<ListKey> {
+    if f.last_login == (None, None) {
+        ListCache::key(versions, tenant, &shape)
     } else {
-        ListCache::page_key(versions, &tenant, shape)
-    };
-    cache.page(ListCache::page_key(versions, &tenant, page_shape), || assemble(conn, ctx, f, cache, matches_key))
+        ListCache::page_key(versions, tenant, shape)
+    }
 }
 
 /// Counts for a filter sidebar: the members `f` matches under the caller's scope, by role,
@@ -456,6 +461,21 @@ fn expanded_region(conn: &mut AnyConnection, tenant: &str, f: &ListFilter) -> Re
     let Some(root) = f.region else { return Ok(None) };
     let all = r::regions.filter(r::tenant_id.eq(tenant)).select((r::id, r::parent_id)).load(conn)?;
     Ok(Some(crate::auth::guard::expand_regions(&[root], &all).iter().map(|r| r.as_text()).collect()))
+}
+
+/// A page as [`list`] gives it, without keeping the page itself (an export reads each page
+/// once: keeping them would fill the cache and push out what lists use). A search's matches
+/// and a list's total are still kept, so each page costs one page read.
+pub fn list_once(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    f: &ListFilter,
+    cache: &ListCache,
+) -> Result<Page, ApiError> {
+    let tenant = ctx.tenant_text();
+    let versions = cache.versions(conn, &tenant)?;
+    let key = matches_key(versions, &tenant, list_shape(ctx, f), f);
+    assemble(conn, ctx, f, cache, key)
 }
 
 /// Works a page out from the database (and the matches or total kept under `key`).

@@ -85,3 +85,28 @@ async fn two_owners_demoting_each_other_never_leave_the_tenant_ownerless() {
 fn login_role(login: &Value) -> &str {
     login["tenants"][0]["role"].as_str().unwrap_or("")
 }
+
+/// Members created side by side naming the same new department and section: every create
+/// succeeds and the tenant has each once (on PostgreSQL these creates run in parallel).
+#[tokio::test]
+async fn parallel_creates_naming_one_new_department_make_it_once() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("enterprise").await;
+    let path = format!("/api/v1/tenants/{}/users", owner.tenant_id);
+    let creates = (0..24).map(|i| {
+        let body = json!({"email": format!("d{i}@example.test"), "full_name": format!("D {i}"), "role": "viewer",
+                          "department": format!("Dept {}", i % 2), "section": "Shared"});
+        app.send_json(Method::POST, &path, &owner.token, body)
+    });
+    for res in futures_util::future::join_all(creates).await {
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    let list: Value =
+        app.get(&format!("/api/v1/tenants/{}/departments", owner.tenant_id), &owner.token).await.json().await.unwrap();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{list}");
+    for d in items {
+        assert_eq!(d["member_count"], 12);
+        assert_eq!(d["sections"].as_array().unwrap().len(), 1);
+    }
+}

@@ -1,8 +1,6 @@
 //! `GET /api/v1/tenants/{tenant_id}/users/export`: every member a list would show, streamed
 //! as CSV or JSON a thousand at a time, so a large tenant is never held in memory at once.
 
-use std::sync::Arc;
-
 use actix_web::{HttpResponse, get, web};
 use serde::Deserialize;
 use serde_json::json;
@@ -158,7 +156,7 @@ pub async fn export_members(
         async move {
             let filter = filter?;
             let f = filter.clone();
-            let page = match db::run(&pool.pool, move |conn| members::list(conn, &ctx, &f, &lists)).await {
+            let page = match db::run(&pool.pool, move |conn| members::list_once(conn, &ctx, &f, &lists)).await {
                 Ok(page) => page,
                 Err(e) => {
                     log::warn!("export stopped: {e}");
@@ -189,7 +187,7 @@ pub async fn export_members(
 }
 
 /// One read's worth of output (the header or `[` first).
-fn render(format: Format, page: &Arc<members::Page>, first: bool) -> Result<Vec<u8>, ApiError> {
+fn render(format: Format, page: &members::Page, first: bool) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::new();
     match format {
         Format::Csv => {

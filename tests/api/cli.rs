@@ -82,35 +82,18 @@ async fn access_logs_leave_invitation_tokens_out() {
     let db = dir.path().join("logs.db").to_string_lossy().into_owned();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_roster"))
-        .arg("serve")
-        .env("DATABASE_URL", &db)
-        .env("ROSTER_DATA_DIR", dir.path())
-        .env("ROSTER_BIND", format!("127.0.0.1:{port}"))
-        .env("ROSTER_DEMO", "false")
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("roster serve");
+    let server = crate::helpers::ServeProcess::start(&db, dir.path(), port, &[("RUST_LOG", "info")], log.into()).await;
     let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut status = None;
-    for _ in 0..200 {
-        if let Ok(res) = client.get(format!("{base}/api/v1/invitations/SeCrEtInViTaTiOnToKeN")).send().await {
-            status = Some(res.status());
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let base = server.base.clone();
+    let status =
+        client.get(format!("{base}/api/v1/invitations/SeCrEtInViTaTiOnToKeN")).send().await.ok().map(|r| r.status());
     let accepted = client
         .post(format!("{base}/api/v1/invitations/SeCrEtInViTaTiOnToKeN/accept?x=1"))
         .json(&serde_json::json!({"password": "whatever it is"}))
         .send()
         .await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let _ = server.kill();
-    let _ = server.wait();
+    server.kill();
     assert_eq!(status, Some(reqwest::StatusCode::NOT_FOUND));
     assert_eq!(accepted.unwrap().status(), reqwest::StatusCode::NOT_FOUND);
     let logged = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();

@@ -279,46 +279,13 @@ async fn mail_recorded_before_a_kill_is_sent_after_the_restart() {
     let db = crate::helpers::TestDb::shared();
     let data = tempfile::tempdir().unwrap();
     let (port, dead) = (free_port(), free_port());
-    let mut server = Command::new(env!("CARGO_BIN_EXE_roster"))
-        .arg("serve")
-        .env("DATABASE_URL", &db.url)
-        .env("ROSTER_DATA_DIR", data.path())
-        .env("ROSTER_BIND", format!("127.0.0.1:{port}"))
-        .env("ROSTER_PUBLIC_URL", "http://roster.test")
-        .env("ROSTER_DEMO", "false")
-        .env("ROSTER_PLATFORM_TOKEN", crate::helpers::PLATFORM_TOKEN)
-        .env("ROSTER_MASTER_KEY", crate::helpers::TEST_MASTER_KEY)
-        .env("SMTP_URL", format!("smtp://127.0.0.1:{dead}"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("roster serve");
-    let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut up = false;
-    for _ in 0..200 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    if !up {
-        let _ = server.kill();
-        let _ = server.wait();
-        panic!("roster serve did not start");
-    }
-    let res = client
-        .post(format!("{base}/api/v1/tenants"))
-        .bearer_auth(crate::helpers::PLATFORM_TOKEN)
-        .json(&json!({"name": "Killed", "owner_email": "boss@killed.test", "plan": "plus"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let res = client
-        .post(format!("{base}/api/v1/auth/password-reset"))
+    let smtp_url = format!("smtp://127.0.0.1:{dead}");
+    let server =
+        crate::helpers::ServeProcess::start(&db.url, data.path(), port, &[("SMTP_URL", &smtp_url)], Stdio::null())
+            .await;
+    crate::helpers::tenant_on(&server.base, "boss@killed.test", "plus").await;
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/password-reset", server.base))
         .json(&json!({"email": "boss@killed.test"}))
         .send()
         .await
@@ -326,8 +293,7 @@ async fn mail_recorded_before_a_kill_is_sent_after_the_restart() {
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     // Its first attempt fails (nothing listens on `dead`) and is recorded; then the process dies.
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    server.kill().expect("kill -9");
-    server.wait().unwrap();
+    server.kill();
     let smtp = SmtpServer::start();
     let restarted = crate::helpers::start_on(db, |c| c.smtp_url = Some(secrecy::SecretString::from(smtp.url()))).await;
     let mails = wait_for(1, || smtp.messages()).await;

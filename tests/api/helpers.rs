@@ -358,3 +358,95 @@ pub fn sign_with_service_key(app: &TestApp, claims: Value) -> String {
     header.kid = Some(kid);
     jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ed_der(&der)).expect("sign")
 }
+
+/// A `roster serve` process (the real binary), for tests that kill it or read what it logs.
+pub struct ServeProcess {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+}
+
+impl ServeProcess {
+    /// Starts `roster serve` over `db_url`, keeping files in `data_dir`, on `port`, with the
+    /// tests' platform token and master key (and `env` on top); waits until it answers.
+    pub async fn start(
+        db_url: &str,
+        data_dir: &std::path::Path,
+        port: u16,
+        env: &[(&str, &str)],
+        stderr: std::process::Stdio,
+    ) -> Self {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_roster"));
+        command
+            .arg("serve")
+            .env("DATABASE_URL", db_url)
+            .env("ROSTER_DATA_DIR", data_dir)
+            .env("ROSTER_BIND", format!("127.0.0.1:{port}"))
+            .env("ROSTER_PUBLIC_URL", "http://roster.test")
+            .env("ROSTER_DEMO", "false")
+            .env("ROSTER_PLATFORM_TOKEN", PLATFORM_TOKEN)
+            .env("ROSTER_MASTER_KEY", TEST_MASTER_KEY)
+            .env("RUST_LOG", "warn");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.stdout(std::process::Stdio::null()).stderr(stderr).spawn().expect("roster serve");
+        let server = Self { child, base: format!("http://127.0.0.1:{port}") };
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if client.get(format!("{}/healthz", server.base)).send().await.is_ok() {
+                return server;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("roster serve did not start");
+    }
+
+    /// `kill -9`, and waits for the process to be gone.
+    pub fn kill(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A new tenant on `base` (through the platform token) and its owner's access token.
+pub async fn tenant_on(base: &str, owner_email: &str, plan: &str) -> (String, String, String) {
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{base}/api/v1/tenants"))
+        .bearer_auth(PLATFORM_TOKEN)
+        .json(&json!({"name": "Process", "owner_email": owner_email, "plan": plan}))
+        .send()
+        .await
+        .expect("create tenant")
+        .json()
+        .await
+        .expect("json");
+    let password = created["password"].as_str().expect("password").to_string();
+    let token = sign_in_on(base, owner_email, &password).await;
+    (created["tenant_id"].as_str().expect("tenant id").to_string(), password, token)
+}
+
+/// Signs in on `base` and returns the access token.
+pub async fn sign_in_on(base: &str, email: &str, password: &str) -> String {
+    let login: Value = reqwest::Client::new()
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    login["access_token"].as_str().expect("token").to_string()
+}

@@ -274,63 +274,19 @@ async fn a_file_that_overflows_the_seats_creates_nobody() {
 /// A `roster serve` process killed (`kill -9`) while importing leaves all of the file or none.
 #[tokio::test]
 async fn a_process_killed_mid_import_leaves_no_partial_import() {
-    use std::process::{Command, Stdio};
+    use crate::helpers::{ServeProcess, sign_in_on, tenant_on};
     let db = crate::helpers::TestDb::shared();
     let data = tempfile::tempdir().unwrap();
     let port = crate::email::free_port();
-    let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_roster"))
-            .arg("serve")
-            .env("DATABASE_URL", &db.url)
-            .env("ROSTER_DATA_DIR", data.path())
-            .env("ROSTER_BIND", format!("127.0.0.1:{port}"))
-            .env("ROSTER_PUBLIC_URL", "http://roster.test")
-            .env("ROSTER_DEMO", "false")
-            .env("ROSTER_PLATFORM_TOKEN", crate::helpers::PLATFORM_TOKEN)
-            .env("ROSTER_MASTER_KEY", crate::helpers::TEST_MASTER_KEY)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("roster serve")
-    };
-    let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let wait_up = || async {
-        for _ in 0..200 {
-            if client.get(format!("{base}/healthz")).send().await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!("roster serve did not start");
-    };
-    let mut server = spawn();
-    wait_up().await;
-    let res = client
-        .post(format!("{base}/api/v1/tenants"))
-        .bearer_auth(crate::helpers::PLATFORM_TOKEN)
-        .json(&json!({"name": "Killed", "owner_email": "boss@import-kill.test", "plan": "enterprise"}))
-        .send()
-        .await
-        .unwrap();
-    let created: Value = res.json().await.unwrap();
-    let tenant = created["tenant_id"].as_str().unwrap().to_string();
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": "boss@import-kill.test", "password": created["password"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_string();
+    let start = || ServeProcess::start(&db.url, data.path(), port, &[], std::process::Stdio::null());
+    let server = start().await;
+    let base = server.base.clone();
+    let (tenant, password, token) = tenant_on(&base, "boss@import-kill.test", "enterprise").await;
     let mut csv = String::from("email,full_name,department\n");
     for i in 0..10_000 {
         csv.push_str(&format!("k{i}@import-kill.test,Killed {i},Dept {}\n", i % 7));
     }
-    let upload = client
+    let upload = reqwest::Client::new()
         .post(format!("{base}/api/v1/tenants/{tenant}/users/import"))
         .bearer_auth(&token)
         .header("content-type", "text/csv")
@@ -338,31 +294,19 @@ async fn a_process_killed_mid_import_leaves_no_partial_import() {
         .send();
     let in_flight = tokio::spawn(upload);
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    server.kill().expect("kill -9");
-    server.wait().unwrap();
+    server.kill();
     let _ = in_flight.await;
-    let mut server = spawn();
-    wait_up().await;
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": "boss@import-kill.test", "password": created["password"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let page: Value = client
+    let _restarted = start().await;
+    let token = sign_in_on(&base, "boss@import-kill.test", &password).await;
+    let page: Value = reqwest::Client::new()
         .get(format!("{base}/api/v1/tenants/{tenant}/users?limit=1"))
-        .bearer_auth(login["access_token"].as_str().unwrap())
+        .bearer_auth(token)
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let _ = server.kill();
-    let _ = server.wait();
     let total = page["total"].as_i64().unwrap();
     assert!(total == 1 || total == 10_001, "all of the file or none of it, got {total} members");
 }

@@ -148,33 +148,36 @@ pub async fn export_members(
         .await?;
     let tenant = ctx.tenant_text();
     let lists = state.lists.clone();
+    // One blocking task reads page after page on one connection and hands each rendered chunk
+    // over a channel of two: it waits while the client is slow, and stops when the client goes.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<web::Bytes, std::io::Error>>(2);
     let pool = state.clone();
-    // The stream's state: where the next read starts, and whether anything is left.
-    let start = (Some(filter), true);
-    let body = futures_util::stream::unfold(start, move |(filter, first)| {
-        let (ctx, lists, pool) = (ctx.clone(), lists.clone(), pool.clone());
-        async move {
-            let filter = filter?;
-            let f = filter.clone();
-            let page = match db::run(&pool.pool, move |conn| members::list_once(conn, &ctx, &f, &lists)).await {
-                Ok(page) => page,
-                Err(e) => {
-                    log::warn!("export stopped: {e}");
-                    return Some((Err(actix_web::error::ErrorInternalServerError("export failed")), (None, false)));
+    actix_web::rt::spawn(async move {
+        let failed = tx.clone();
+        let outcome = db::run(&pool.pool, move |conn| {
+            let mut next = Some(filter);
+            let mut first = true;
+            while let Some(f) = next.take() {
+                let page = members::list_once(conn, &ctx, &f, &lists)?;
+                let mut bytes = render(format, &page, first)?;
+                first = false;
+                next = page.next_cursor.clone().map(|c| ListFilter { cursor: Some(c), ..f });
+                if next.is_none() && format == Format::Json {
+                    bytes.extend_from_slice(b"]\n");
                 }
-            };
-            let chunk = match render(format, &page, first) {
-                Ok(bytes) => bytes,
-                Err(e) => return Some((Err(actix_web::error::ErrorInternalServerError(e.to_string())), (None, false))),
-            };
-            let next = page.next_cursor.clone().map(|c| ListFilter { cursor: Some(c), ..filter });
-            let mut bytes = chunk;
-            if next.is_none() && format == Format::Json {
-                bytes.extend_from_slice(b"]\n");
+                if tx.blocking_send(Ok(web::Bytes::from(bytes))).is_err() {
+                    break; // the client went away
+                }
             }
-            Some((Ok::<_, actix_web::Error>(web::Bytes::from(bytes)), (next, false)))
+            Ok(())
+        })
+        .await;
+        if let Err(e) = outcome {
+            log::warn!("export stopped: {e}");
+            let _ = failed.send(Err(std::io::Error::other("the export failed; see the server log"))).await;
         }
     });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     let (kind, ext) = match format {
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
         Format::Json => ("application/json", "json"),

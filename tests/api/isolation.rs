@@ -11,11 +11,34 @@ async fn every_tenant_route_from_another_tenant_is_404_and_leaks_nothing() {
     let a = app.new_owner("plus").await;
     let b = app.new_owner("plus").await;
     let b_region = app.create_region(&b, "Secret region", None).await;
-    let b_member = app.create_member(&b, "operator", &[&b_region]).await;
+    let b_email = "secret-member@example.test";
+    let created = app
+        .send_json(
+            Method::POST,
+            &format!("/api/v1/tenants/{}/users", b.tenant_id),
+            &b.token,
+            json!({"email": b_email, "full_name": "B", "role": "operator", "regions": [b_region],
+                   "department": "Secret dept", "section": "Secret section"}),
+        )
+        .await;
+    let b_member: Value = created.json().await.unwrap();
     let b_user = b_member["id"].as_str().unwrap();
-    let b_email = b_member["email"].as_str().unwrap();
     let bt = &b.tenant_id;
     let at = &a.tenant_id;
+    let invited = app
+        .send_json(
+            Method::POST,
+            &format!("/api/v1/tenants/{bt}/invitations"),
+            &b.token,
+            json!({"email": "secret-invitee@example.test", "role": "viewer"}),
+        )
+        .await;
+    let b_invitation = invited.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let departments: Value =
+        app.get(&format!("/api/v1/tenants/{bt}/departments"), &b.token).await.json().await.unwrap();
+    let b_dept = departments["items"][0]["id"].as_str().unwrap().to_string();
+    let b_section = departments["items"][0]["sections"][0]["id"].as_str().unwrap().to_string();
+    let name = json!({"name": "x"});
     let body = json!({"job_title": "x"});
     // (method, path, body): B's paths with A's token, then A's paths with B's object ids.
     let routes: Vec<(Method, String, Option<Value>)> = vec![
@@ -38,6 +61,38 @@ async fn every_tenant_route_from_another_tenant_is_404_and_leaks_nothing() {
         (Method::PATCH, format!("/api/v1/tenants/{bt}/regions/{b_region}"), Some(json!({"name": "x"}))),
         (Method::DELETE, format!("/api/v1/tenants/{bt}/regions/{b_region}"), None),
         (Method::GET, format!("/api/v1/tenants/{bt}/audit-events"), None),
+        (Method::GET, format!("/api/v1/tenants/{bt}/users/facets"), None),
+        (Method::GET, format!("/api/v1/tenants/{bt}/users/export"), None),
+        (
+            Method::POST,
+            format!("/api/v1/tenants/{bt}/users/import"),
+            Some(json!("email,full_name\nx@example.test,X\n")),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/tenants/{bt}/users/bulk"),
+            Some(json!({"action": "disable", "user_ids": [b_user]})),
+        ),
+        (Method::GET, format!("/api/v1/tenants/{bt}/users/{b_user}/reports"), None),
+        (Method::DELETE, format!("/api/v1/tenants/{bt}/users/{b_user}/sessions"), None),
+        (Method::DELETE, format!("/api/v1/tenants/{bt}/users/{b_user}/lock"), None),
+        (Method::GET, format!("/api/v1/tenants/{bt}/invitations"), None),
+        (
+            Method::POST,
+            format!("/api/v1/tenants/{bt}/invitations"),
+            Some(json!({"email": "y@example.test", "role": "viewer"})),
+        ),
+        (Method::GET, format!("/api/v1/tenants/{bt}/invitations/{b_invitation}"), None),
+        (Method::POST, format!("/api/v1/tenants/{bt}/invitations/{b_invitation}/resend"), None),
+        (Method::DELETE, format!("/api/v1/tenants/{bt}/invitations/{b_invitation}"), None),
+        (Method::GET, format!("/api/v1/tenants/{bt}/departments"), None),
+        (Method::POST, format!("/api/v1/tenants/{bt}/departments"), Some(name.clone())),
+        (Method::GET, format!("/api/v1/tenants/{bt}/departments/{b_dept}"), None),
+        (Method::PATCH, format!("/api/v1/tenants/{bt}/departments/{b_dept}"), Some(name.clone())),
+        (Method::DELETE, format!("/api/v1/tenants/{bt}/departments/{b_dept}"), None),
+        (Method::POST, format!("/api/v1/tenants/{bt}/departments/{b_dept}/sections"), Some(name.clone())),
+        (Method::PATCH, format!("/api/v1/tenants/{bt}/departments/{b_dept}/sections/{b_section}"), Some(name.clone())),
+        (Method::DELETE, format!("/api/v1/tenants/{bt}/departments/{b_dept}/sections/{b_section}"), None),
         (Method::GET, format!("/api/v1/tenants/{at}/users/{b_user}"), None),
         (Method::PATCH, format!("/api/v1/tenants/{at}/users/{b_user}"), Some(body.clone())),
         (Method::DELETE, format!("/api/v1/tenants/{at}/users/{b_user}"), None),
@@ -46,6 +101,16 @@ async fn every_tenant_route_from_another_tenant_is_404_and_leaks_nothing() {
         (Method::GET, format!("/api/v1/tenants/{at}/regions/{b_region}"), None),
         (Method::PATCH, format!("/api/v1/tenants/{at}/regions/{b_region}"), Some(json!({"name": "x"}))),
         (Method::DELETE, format!("/api/v1/tenants/{at}/regions/{b_region}"), None),
+        (Method::GET, format!("/api/v1/tenants/{at}/users/{b_user}/reports"), None),
+        (Method::DELETE, format!("/api/v1/tenants/{at}/users/{b_user}/sessions"), None),
+        (Method::DELETE, format!("/api/v1/tenants/{at}/users/{b_user}/lock"), None),
+        (Method::GET, format!("/api/v1/tenants/{at}/invitations/{b_invitation}"), None),
+        (Method::POST, format!("/api/v1/tenants/{at}/invitations/{b_invitation}/resend"), None),
+        (Method::DELETE, format!("/api/v1/tenants/{at}/invitations/{b_invitation}"), None),
+        (Method::GET, format!("/api/v1/tenants/{at}/departments/{b_dept}"), None),
+        (Method::PATCH, format!("/api/v1/tenants/{at}/departments/{b_dept}"), Some(name.clone())),
+        (Method::DELETE, format!("/api/v1/tenants/{at}/departments/{b_dept}"), None),
+        (Method::POST, format!("/api/v1/tenants/{at}/departments/{b_dept}/sections"), Some(name.clone())),
     ];
     for (method, path, body) in &routes {
         let mut rb = app.request(method.clone(), path, Some(&a.token));
@@ -55,7 +120,28 @@ async fn every_tenant_route_from_another_tenant_is_404_and_leaks_nothing() {
         let res = rb.send().await.unwrap();
         assert_eq!(res.status(), StatusCode::NOT_FOUND, "{method} {path}");
         let text = res.text().await.unwrap();
-        assert!(!text.contains(b_email) && !text.contains("Secret region"), "{method} {path} leaked: {text}");
+        assert!(
+            !text.contains(b_email) && !text.contains("Secret region") && !text.contains("Secret dept"),
+            "{method} {path} leaked: {text}"
+        );
+    }
+    // In A's own tenant, B's member is an item not found; A's lists and counts hold nothing of B.
+    let res = app
+        .send_json(
+            Method::POST,
+            &format!("/api/v1/tenants/{at}/users/bulk"),
+            &a.token,
+            json!({"action": "disable", "user_ids": [b_user]}),
+        )
+        .await;
+    let bulk: Value = res.json().await.unwrap();
+    assert_eq!(bulk["results"][0]["status"], 404);
+    for path in ["users/facets", "departments", "invitations", "users/export"] {
+        let text = app.get(&format!("/api/v1/tenants/{at}/{path}"), &a.token).await.text().await.unwrap();
+        assert!(
+            !text.contains(b_email) && !text.contains("Secret dept") && !text.contains(&b_invitation),
+            "{path}: {text}"
+        );
     }
     // A's own lists never show B's objects.
     let list = app.get(&format!("/api/v1/tenants/{at}/users?limit=200"), &a.token).await.text().await.unwrap();
@@ -73,7 +159,13 @@ async fn every_tenant_route_from_another_tenant_is_404_and_leaks_nothing() {
     let b_view: Value = app.get(&format!("/api/v1/tenants/{bt}/users/{b_user}"), &b.token).await.json().await.unwrap();
     assert_eq!(b_view["status"], "active");
     assert_eq!(b_view["job_title"], Value::Null);
-    assert_eq!(app.audit_count(&b).await, 3, "tenant.created, region.created, member.created only");
+    assert_eq!(app.audit_count(&b).await, 4, "tenant.created, region.created, member.created, invitation.created only");
+    let invitation: Value =
+        app.get(&format!("/api/v1/tenants/{bt}/invitations/{b_invitation}"), &b.token).await.json().await.unwrap();
+    assert_eq!((invitation["status"].as_str(), invitation["sent_count"].as_i64()), (Some("pending"), Some(1)));
+    let departments: Value =
+        app.get(&format!("/api/v1/tenants/{bt}/departments"), &b.token).await.json().await.unwrap();
+    assert_eq!(departments["items"][0]["name"], "Secret dept");
 }
 
 #[tokio::test]

@@ -172,6 +172,7 @@ impl Application {
                 .service(web::resource("/swagger-ui").to(|| async { redirect("/swagger-ui/") }))
                 .service(web::resource("/").to(|| async { redirect("/swagger-ui/") }))
                 .default_service(web::to(unknown_route))
+                .wrap(from_fn(api::contract::check_query))
                 .wrap(from_fn(api::metrics::record))
                 .wrap(from_fn(request_id))
                 .wrap(
@@ -202,7 +203,20 @@ fn redirect(to: &'static str) -> HttpResponse {
     HttpResponse::Found().insert_header(("Location", to)).finish()
 }
 
+/// No route took the request: 405 with `Allow` when the document serves the path with other
+/// methods, 404 otherwise.
 async fn unknown_route(req: HttpRequest) -> HttpResponse {
+    let allowed = api::contract::Contract::get().methods_for_path(req.path());
+    if !allowed.is_empty() {
+        let allow = allowed.into_iter().collect::<Vec<_>>().join(", ");
+        let mut res =
+            ApiError::MethodNotAllowed(format!("{} is not served at {}; it answers {allow}", req.method(), req.path()))
+                .error_response();
+        if let Ok(value) = HeaderValue::from_str(&allow) {
+            res.headers_mut().insert(actix_web::http::header::ALLOW, value);
+        }
+        return res;
+    }
     ApiError::not_found(format!(
         "no route {} {}; the API is described at /api-docs/openapi.json and /swagger-ui/",
         req.method(),

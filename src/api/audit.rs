@@ -1,7 +1,7 @@
 //! The audit log: `GET /api/v1/tenants/{tenant_id}/audit-events` (owners). Read-only.
 
 use actix_web::{HttpResponse, get, web};
-use chrono::{DateTime, NaiveDateTime};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -21,7 +21,7 @@ use crate::store::members::require;
     "id": "01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e50", "actor_type": "user", "actor_id": "01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e30",
     "action": "member.disabled", "target_type": "member", "target_id": "01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e31",
     "before": {"status": "active"}, "after": {"status": "disabled"}, "request_id": "0193...", "ip": "127.0.0.1",
-    "created_at": "2026-11-22T10:00:00"
+    "created_at": "2026-11-22T10:00:00Z"
 }))]
 pub struct AuditEventView {
     pub id: String,
@@ -38,12 +38,17 @@ pub struct AuditEventView {
     pub after: Option<serde_json::Value>,
     pub request_id: Option<String>,
     pub ip: Option<String>,
-    pub created_at: NaiveDateTime,
+    pub created_at: DateTime<Utc>,
 }
 
 impl From<AuditRow> for AuditEventView {
     fn from(r: AuditRow) -> Self {
-        let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
+        let parse = |s: Option<String>| {
+            s.and_then(|s| serde_json::from_str(&s).ok()).map(|mut v| {
+                crate::domain::time::mark_legacy_times_utc(&mut v);
+                v
+            })
+        };
         AuditEventView {
             id: r.id,
             actor_type: r.actor_type,
@@ -55,7 +60,7 @@ impl From<AuditRow> for AuditEventView {
             after: parse(r.after_state),
             request_id: r.request_id,
             ip: r.ip,
-            created_at: r.created_at,
+            created_at: r.created_at.and_utc(),
         }
     }
 }
@@ -72,29 +77,30 @@ pub struct AuditPage {
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// An action (`member.disabled`) or a family (`member.*`).
+    #[param(schema_with = crate::api::params::audit_action)]
     pub action: Option<String>,
     /// The acting user's id.
+    #[param(schema_with = crate::api::params::uuid)]
     pub actor_id: Option<String>,
     /// The target's id.
+    #[param(schema_with = crate::api::params::uuid)]
     pub target_id: Option<String>,
-    /// RFC 3339 time: events at or after it.
+    /// Events at or after this time: RFC 3339 with any offset (`2026-11-22T10:00:00Z`) or a
+    /// date (`2026-11-22`, midnight UTC).
+    #[param(schema_with = crate::api::params::instant)]
     pub from: Option<String>,
-    /// RFC 3339 time: events before it.
+    /// Events before this time (same forms).
+    #[param(schema_with = crate::api::params::instant)]
     pub to: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(schema_with = crate::api::params::limit)]
     pub limit: Option<i64>,
+    #[param(schema_with = crate::api::params::cursor)]
     pub cursor: Option<String>,
 }
 
 fn parse_time(p: &mut Problems, field: &str, v: Option<String>) -> Option<NaiveDateTime> {
-    let v = clean(v)?;
-    match DateTime::parse_from_rfc3339(&v) {
-        Ok(t) => Some(t.naive_utc()),
-        Err(_) => {
-            p.add(field, format!("must be an RFC 3339 time like 2026-11-22T10:00:00Z (got {v:?})"));
-            None
-        }
-    }
+    clean(v).and_then(|v| p.check(field, crate::domain::time::parse_instant(&v)))
 }
 
 /// The audit log, newest first (owners).

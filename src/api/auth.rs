@@ -26,8 +26,10 @@ use crate::store::sessions::{self, EndReason, TenantMembership};
 #[schema(example = json!({"email": "owner@demo.example", "password": "the password you were given"}))]
 pub struct LoginRequest {
     #[validate(length(min = 1, max = 254))]
+    #[schema(min_length = 1, max_length = 254)]
     pub email: String,
     #[validate(length(min = 1, max = 1024))]
+    #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
     pub tenant_id: Option<TenantId>,
 }
@@ -280,7 +282,9 @@ pub async fn switch(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"current_password": "the temporary password", "new_password": "a long passphrase of your own"}))]
 pub struct ChangePasswordRequest {
+    #[schema(min_length = 1, max_length = 1024)]
     pub current_password: String,
+    #[schema(min_length = 8, max_length = 256)]
     pub new_password: String,
 }
 
@@ -353,6 +357,7 @@ pub async fn change_password(
 #[schema(example = json!({"refresh_token": "kq3V1x1nS2u8rYbqk0mZ7w"}))]
 pub struct RefreshRequest {
     #[validate(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200)]
     pub refresh_token: String,
 }
 
@@ -438,6 +443,7 @@ pub async fn logout(state: web::Data<AppState>, who: PasswordChangeIdentity) -> 
 #[schema(example = json!({"email": "ann@example.com"}))]
 pub struct PasswordResetRequest {
     #[validate(length(min = 1, max = 254))]
+    #[schema(min_length = 1, max_length = 254)]
     pub email: String,
 }
 
@@ -447,8 +453,10 @@ pub struct PasswordResetRequest {
 #[schema(example = json!({"token": "the token from the link in the email", "new_password": "a long passphrase of your own"}))]
 pub struct PasswordResetConfirm {
     #[validate(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200)]
     pub token: String,
     #[validate(length(min = 1, max = 1024))]
+    #[schema(min_length = 8, max_length = 256)]
     pub new_password: String,
 }
 

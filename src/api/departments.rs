@@ -1,7 +1,7 @@
 //! Departments and sections: `/api/v1/tenants/{tenant_id}/departments[/{department_id}[/sections[/{section_id}]]]`.
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
-use chrono::NaiveDateTime;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -23,8 +23,8 @@ pub struct SectionView {
     /// Members in it (of those you can see).
     pub member_count: i64,
     pub version: i32,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// A department, its sections, and how many members are in each.
@@ -38,8 +38,8 @@ pub struct DepartmentView {
     pub sections: Vec<SectionView>,
     /// Changes on every rename; the `ETag` carries it for `If-Match`.
     pub version: i32,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 impl From<Department> for DepartmentView {
@@ -56,13 +56,13 @@ impl From<Department> for DepartmentView {
                     name: s.name,
                     member_count: n,
                     version: s.version,
-                    created_at: s.created_at,
-                    updated_at: s.updated_at,
+                    created_at: s.created_at.and_utc(),
+                    updated_at: s.updated_at.and_utc(),
                 })
                 .collect(),
             version: d.row.version,
-            created_at: d.row.created_at,
-            updated_at: d.row.updated_at,
+            created_at: d.row.created_at.and_utc(),
+            updated_at: d.row.updated_at.and_utc(),
         }
     }
 }
@@ -79,6 +79,7 @@ pub struct DepartmentList {
 #[schema(example = json!({"name": "Operations"}))]
 pub struct NameRequest {
     #[validate(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
 }
 
@@ -99,6 +100,7 @@ impl NameRequest {
 pub struct DeleteParams {
     /// Where the members in it go (another department's, or section's, id). Without it, a
     /// department or section with members is not deleted (409).
+    #[param(schema_with = crate::api::params::uuid)]
     pub reassign_to: Option<String>,
 }
 

@@ -2,7 +2,7 @@
 //! and admins, and `/api/v1/invitations/{token}[/accept]` for the invited person.
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
-use chrono::NaiveDateTime;
+use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -30,10 +30,12 @@ use crate::store::{members, sessions};
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "bo@example.com", "role": "operator", "regions": []}))]
 pub struct CreateInvitationRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     pub role: Role,
     /// Region ids (admins must give at least one of theirs).
     #[serde(default)]
+    #[schema(value_type = BTreeSet<RegionId>)]
     pub regions: Vec<String>,
 }
 
@@ -49,17 +51,17 @@ pub struct InvitationView {
     #[schema(example = "pending")]
     pub status: String,
     /// The link works until then (UTC); resending starts the 7 days again.
-    pub expires_at: NaiveDateTime,
+    pub expires_at: DateTime<Utc>,
     /// The user id of whoever sent it.
     pub invited_by: Option<String>,
     /// How often the email was sent.
     pub sent_count: i32,
-    pub last_sent_at: NaiveDateTime,
-    pub created_at: NaiveDateTime,
+    pub last_sent_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
     /// The user id of the person who accepted.
     pub accepted_by: Option<String>,
-    pub accepted_at: Option<NaiveDateTime>,
-    pub revoked_at: Option<NaiveDateTime>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 impl From<&InvitationRow> for InvitationView {
@@ -70,14 +72,14 @@ impl From<&InvitationRow> for InvitationView {
             role: row.role(),
             regions: row.region_ids(),
             status: row.state().as_str().into(),
-            expires_at: row.expires_at,
+            expires_at: row.expires_at.and_utc(),
             invited_by: row.invited_by.clone(),
             sent_count: row.sent_count,
-            last_sent_at: row.last_sent_at,
-            created_at: row.created_at,
+            last_sent_at: row.last_sent_at.and_utc(),
+            created_at: row.created_at.and_utc(),
             accepted_by: row.accepted_by.clone(),
-            accepted_at: row.accepted_at,
-            revoked_at: row.revoked_at,
+            accepted_at: row.accepted_at.map(|t| t.and_utc()),
+            revoked_at: row.revoked_at.map(|t| t.and_utc()),
         }
     }
 }
@@ -95,10 +97,13 @@ pub struct InvitationPage {
 #[serde(deny_unknown_fields)]
 pub struct InvitationListParams {
     /// `pending`, `accepted`, `revoked` or `expired`; all when absent.
+    #[param(schema_with = crate::api::params::invitation_status)]
     pub status: Option<String>,
     /// 1 to 200; default 50.
+    #[param(schema_with = crate::api::params::limit)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(schema_with = crate::api::params::cursor)]
     pub cursor: Option<String>,
 }
 
@@ -292,7 +297,7 @@ pub struct InvitationPreview {
     #[schema(example = "bo@example.com")]
     pub email: String,
     pub role: Role,
-    pub expires_at: NaiveDateTime,
+    pub expires_at: DateTime<Utc>,
     /// True: a Roster account uses this email; accept with its password. False: accept with
     /// your full name and a new password.
     pub account_exists: bool,
@@ -308,9 +313,11 @@ pub struct InvitationPreview {
 pub struct AcceptInvitationRequest {
     /// Your name, for a new account (ignored when you already have one).
     #[validate(length(max = 200))]
+    #[schema(max_length = 200)]
     pub full_name: Option<String>,
     /// A new password for a new account; the password of your account if you have one.
     #[validate(length(min = 1, max = 1024))]
+    #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
 }
 
@@ -348,7 +355,7 @@ pub async fn preview_invitation(
         invited_by: opened.inviter_name,
         email: opened.invitation.email.clone(),
         role: opened.invitation.role(),
-        expires_at: opened.invitation.expires_at,
+        expires_at: opened.invitation.expires_at.and_utc(),
         account_exists: opened.account.is_some(),
         password_min_length: opened.min_password_length,
     }))

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use serde::de::DeserializeOwned;
+use utoipa::ToSchema;
 
 use crate::error::{ApiError, FieldError};
 
@@ -29,10 +30,16 @@ impl<T> std::ops::Deref for Json<T> {
     }
 }
 
-/// Parses a JSON body, naming the offending field on a data error.
-pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+/// Parses a JSON body: malformed JSON is a 400; a body that breaks the schema the document
+/// publishes for `T` is a 422 naming every bad field at once.
+pub fn parse_json<T: DeserializeOwned + ToSchema>(body: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("malformed-json", format!("the JSON body is malformed: {e}")))?;
+    let problems = crate::api::contract::Contract::get().check_body(&T::name(), &value);
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
+    let value: T = serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
         let message = inner.to_string();
@@ -48,7 +55,6 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             ApiError::bad_request("malformed-json", format!("the JSON body is malformed: {message}"))
         }
     })?;
-    de.end().map_err(|e| ApiError::bad_request("malformed-json", format!("the JSON body is malformed: {e}")))?;
     Ok(value)
 }
 
@@ -64,7 +70,7 @@ pub fn require_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
     }
 }
 
-impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+impl<T: DeserializeOwned + ToSchema + 'static> FromRequest for Json<T> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 

@@ -83,11 +83,11 @@ pub struct SessionView {
     /// The tenant the session acts in; absent when it acts in none yet.
     pub tenant_id: Option<String>,
     /// When you signed in.
-    pub created_at: chrono::NaiveDateTime,
+    pub created_at: chrono::DateTime<chrono::Utc>,
     /// The last sign-in or refresh.
-    pub last_used_at: chrono::NaiveDateTime,
+    pub last_used_at: chrono::DateTime<chrono::Utc>,
     /// When it ends at the latest.
-    pub expires_at: chrono::NaiveDateTime,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
     #[schema(example = "203.0.113.7")]
     pub ip: Option<String>,
     #[schema(example = "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0")]
@@ -115,9 +115,9 @@ pub async fn my_sessions(state: web::Data<AppState>, who: Identity) -> Result<Ht
             current: Some(r.id.as_str()) == current,
             id: r.id,
             tenant_id: r.tenant_id,
-            created_at: r.created_at,
-            last_used_at: r.last_used_at,
-            expires_at: r.expires_at,
+            created_at: r.created_at.and_utc(),
+            last_used_at: r.last_used_at.and_utc(),
+            expires_at: r.expires_at.and_utc(),
             ip: r.ip,
             user_agent: r.user_agent,
         })

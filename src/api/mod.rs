@@ -3,12 +3,14 @@
 
 pub mod audit;
 pub mod auth;
+pub mod contract;
 pub mod departments;
 pub mod health;
 pub mod invitations;
 pub mod json;
 pub mod me;
 pub mod metrics;
+pub mod params;
 pub mod regions;
 pub mod tenants;
 pub mod users;
@@ -244,7 +246,10 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
 }
 
 /// An optional JSON body: empty means `T::default()`; otherwise it must be JSON of `T`.
-pub fn json_or_empty<T: serde::de::DeserializeOwned + Default>(req: &HttpRequest, body: &[u8]) -> Result<T, ApiError> {
+pub fn json_or_empty<T: serde::de::DeserializeOwned + utoipa::ToSchema + Default>(
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<T, ApiError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(T::default());
     }

@@ -2,7 +2,7 @@
 //! Every member reads them; owners manage them.
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
-use chrono::NaiveDateTime;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -26,8 +26,8 @@ pub struct RegionView {
     pub parent_id: Option<String>,
     /// Changes on every write; the `ETag` carries it for `If-Match`.
     pub version: i32,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 impl From<RegionRow> for RegionView {
@@ -37,8 +37,8 @@ impl From<RegionRow> for RegionView {
             name: r.name,
             parent_id: r.parent_id,
             version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            created_at: r.created_at.and_utc(),
+            updated_at: r.updated_at.and_utc(),
         }
     }
 }
@@ -54,6 +54,7 @@ pub struct RegionList {
 #[schema(example = json!({"name": "North", "parent_id": null}))]
 pub struct CreateRegionRequest {
     #[validate(length(min = 1, max = 100))]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
     pub parent_id: Option<RegionId>,
 }
@@ -63,9 +64,10 @@ pub struct CreateRegionRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateRegionRequest {
     #[validate(length(min = 1, max = 100))]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<RegionId>)]
     pub parent_id: Option<Option<RegionId>>,
 }
 

@@ -1,7 +1,7 @@
 //! Tenants: `POST /api/v1/tenants` (platform operators), `GET|PATCH /api/v1/tenants/{tenant_id}`.
 
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
-use chrono::NaiveDateTime;
+use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -23,11 +23,15 @@ use crate::store::tenants::{self, NewTenant, TenantPatch, TenantRecord};
 #[schema(example = json!({"name": "Acme", "owner_email": "owner@acme.example", "owner_full_name": "Olive Owner", "plan": "plus"}))]
 pub struct CreateTenantRequest {
     #[validate(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
+    #[schema(format = Email, max_length = 254)]
     pub owner_email: String,
     #[validate(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub owner_full_name: Option<String>,
     /// The owner's password; generated (and returned once) when absent.
+    #[schema(min_length = 8, max_length = 256)]
     pub owner_password: Option<String>,
     /// Default `free`.
     pub plan: Option<Plan>,
@@ -206,8 +210,8 @@ pub struct TenantView {
     pub billing_owner_id: Option<String>,
     pub settings: TenantSettings,
     pub version: i32,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 impl From<TenantRecord> for TenantView {
@@ -228,8 +232,8 @@ impl From<TenantRecord> for TenantView {
                 password_min_length: r.password_min_length,
             },
             version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            created_at: r.created_at.and_utc(),
+            updated_at: r.updated_at.and_utc(),
         }
     }
 }
@@ -256,6 +260,7 @@ pub async fn get_tenant(state: web::Data<AppState>, access: TenantAccess) -> Res
 #[serde(deny_unknown_fields)]
 pub struct TenantSettingsPatch {
     pub admins_can_manage_users: Option<bool>,
+    #[schema(minimum = 8, maximum = 128)]
     pub password_min_length: Option<i32>,
 }
 
@@ -265,11 +270,12 @@ pub struct TenantSettingsPatch {
 #[schema(example = json!({"plan": "plus", "settings": {"admins_can_manage_users": false}}))]
 pub struct TenantPatchRequest {
     #[validate(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: Option<String>,
     pub plan: Option<Plan>,
     /// Override the plan's seats; `null` returns to the plan's.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<i32>)]
+    #[schema(value_type = Option<i32>, minimum = 1, maximum = 1000000)]
     pub seat_limit: Option<Option<i32>>,
     /// Must be an active owner.
     pub billing_owner_id: Option<UserId>,

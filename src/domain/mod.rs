@@ -5,6 +5,7 @@ pub mod email;
 pub mod ids;
 pub mod password;
 pub mod role;
+pub mod time;
 
 pub use email::EmailAddress;
 pub use ids::{RegionId, TenantId, UserId};

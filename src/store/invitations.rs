@@ -97,7 +97,7 @@ impl InvitationRow {
             "role": self.role,
             "regions": self.region_ids(),
             "status": self.state().as_str(),
-            "expires_at": self.expires_at,
+            "expires_at": crate::domain::time::utc(self.expires_at),
         })
     }
 }

@@ -1358,7 +1358,7 @@ pub fn unlock(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId) -> Re
             action: "member.unlocked",
             target_type: "member",
             target_id: Some(user.as_text()),
-            before: Some(json!({"locked_until": before.locked_until})),
+            before: Some(json!({"locked_until": before.locked_until.map(crate::domain::time::utc)})),
             after: Some(json!({"locked_until": null, "was_locked": was_locked})),
         };
         audit::record(conn, ctx, entry)?;

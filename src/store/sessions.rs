@@ -137,7 +137,7 @@ pub fn record_failed_login(
             user,
             meta,
             "user.locked",
-            json!({"failed_logins": failures, "locked_until": until, "lock_seconds": secs}),
+            json!({"failed_logins": failures, "locked_until": crate::domain::time::utc(until), "lock_seconds": secs}),
         )?;
         Ok(Some(until))
     })

@@ -25,6 +25,18 @@ impl SmtpServer {
 
     /// Starts it on `port`.
     pub fn start_on(port: u16) -> Self {
+        let importable = Command::new("/usr/bin/python3")
+            .args(["-c", "import aiosmtpd"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            importable,
+            "email tests need the SMTP server aiosmtpd for /usr/bin/python3, which cannot import it: \
+             install it with `apt-get install python3-aiosmtpd`, or run the tests with `./test` \
+             (README, \"Test it\"), which installs it"
+        );
         let maildir = tempfile::tempdir().expect("maildir");
         let mut child = Command::new("/usr/bin/python3")
             .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])

@@ -1,6 +1,6 @@
 //! What members look like on the wire, and how requests become domain values.
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
@@ -17,7 +17,7 @@ use crate::store::members::{ListFilter, MemberPatch, MemberRecord, NewMember, So
     "full_name": "Ann Smith", "role": "operator", "status": "active",
     "regions": ["01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e40"], "job_title": "Dispatcher",
     "department": "Operations", "section": "North", "manager_id": null,
-    "created_at": "2026-11-22T10:00:00", "updated_at": "2026-11-22T10:00:00", "last_login_at": null, "version": 1
+    "created_at": "2026-11-22T10:00:00Z", "updated_at": "2026-11-22T10:00:00Z", "last_login_at": null, "version": 1
 }))]
 pub struct MemberView {
     pub id: UserId,
@@ -33,14 +33,14 @@ pub struct MemberView {
     pub section: Option<String>,
     /// The user id of this member's manager (a member of the same tenant).
     pub manager_id: Option<UserId>,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
     /// Last sign-in to this tenant.
-    pub last_login_at: Option<NaiveDateTime>,
+    pub last_login_at: Option<DateTime<Utc>>,
     /// Set while sign-in is locked after repeated failed attempts (UTC); an owner or admin
     /// can clear it with `DELETE .../users/{user_id}/lock`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub locked_until: Option<NaiveDateTime>,
+    pub locked_until: Option<DateTime<Utc>>,
     /// Changes on every write; the `ETag` carries it for `If-Match`.
     pub version: i32,
 }
@@ -60,10 +60,10 @@ impl From<&MemberRecord> for MemberView {
             department: m.department.clone(),
             section: m.section.clone(),
             manager_id: m.manager_id.as_deref().map(parse_stored),
-            created_at: m.created_at,
-            updated_at: m.updated_at,
-            last_login_at: m.last_login_at,
-            locked_until: rec.locked_until.filter(|until| *until > crate::domain::now()),
+            created_at: m.created_at.and_utc(),
+            updated_at: m.updated_at.and_utc(),
+            last_login_at: m.last_login_at.map(|t| t.and_utc()),
+            locked_until: rec.locked_until.filter(|until| *until > crate::domain::now()).map(|t| t.and_utc()),
             version: m.version,
         }
     }
@@ -84,33 +84,47 @@ pub struct MemberPage {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Search in name, username and email (case-insensitive, substring).
+    #[param(schema_with = crate::api::params::text200)]
     pub q: Option<String>,
     /// `owner`, `admin`, `operator` or `viewer`.
+    #[param(schema_with = crate::api::params::role)]
     pub role: Option<String>,
     /// `active`, `inactive` (not active), `all` (default), or an exact status:
     /// `disabled`, `invited`, `pending_approval`.
+    #[param(schema_with = crate::api::params::member_status)]
     pub status: Option<String>,
+    #[param(schema_with = crate::api::params::text200)]
     pub department: Option<String>,
+    #[param(schema_with = crate::api::params::text200)]
     pub section: Option<String>,
     /// A region id: members in it or in any of its sub-regions.
+    #[param(schema_with = crate::api::params::uuid)]
     pub region: Option<String>,
     /// A manager's user id: their direct reports.
+    #[param(schema_with = crate::api::params::uuid)]
     pub manager: Option<String>,
     /// Created at or after this time: RFC 3339 (`2026-11-01T09:00:00Z`) or a date (`2026-11-01`,
     /// midnight UTC).
+    #[param(schema_with = crate::api::params::instant)]
     pub created_after: Option<String>,
     /// Created before this time (same forms).
+    #[param(schema_with = crate::api::params::instant)]
     pub created_before: Option<String>,
     /// Last signed in to this tenant at or after this time (never signed in: excluded).
+    #[param(schema_with = crate::api::params::instant)]
     pub last_login_after: Option<String>,
     /// Last signed in to this tenant before this time (never signed in: excluded).
+    #[param(schema_with = crate::api::params::instant)]
     pub last_login_before: Option<String>,
     /// `name`, `email`, `role`, `job_title`, `department` or `created_at`; prefix `-` for
     /// descending. Default `name`.
+    #[param(schema_with = crate::api::params::member_sort)]
     pub sort: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(schema_with = crate::api::params::limit)]
     pub limit: Option<i64>,
     /// `next_cursor` from the previous page.
+    #[param(schema_with = crate::api::params::cursor)]
     pub cursor: Option<String>,
 }
 
@@ -159,7 +173,9 @@ impl ListParams {
                 50
             }
         };
-        let mut time = |field: &str, raw: Option<String>| clean(raw).and_then(|v| p.check(field, parse_time(&v)));
+        let mut time = |field: &str, raw: Option<String>| {
+            clean(raw).and_then(|v| p.check(field, crate::domain::time::parse_instant(&v)))
+        };
         let created_after = time("created_after", self.created_after);
         let created_before = time("created_before", self.created_before);
         let last_login_after = time("last_login_after", self.last_login_after);
@@ -185,16 +201,6 @@ impl ListParams {
             limit,
         })
     }
-}
-
-/// A time filter: RFC 3339 with an offset, or a date meaning midnight UTC; as UTC.
-fn parse_time(v: &str) -> Result<NaiveDateTime, String> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
-        return Ok(t.naive_utc());
-    }
-    chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").map(|d| d.and_time(chrono::NaiveTime::MIN)).map_err(|_| {
-        format!("must be an RFC 3339 time such as 2026-11-01T09:00:00Z or a date such as 2026-11-01 (got {v:?})")
-    })
 }
 
 fn parse_username(p: &mut Problems, field: &str, raw: &str) -> Option<String> {
@@ -236,23 +242,32 @@ fn parse_user_id(p: &mut Problems, field: &str, raw: &str) -> Option<UserId> {
     "regions": [], "job_title": "Dispatcher", "department": "Operations"
 }))]
 pub struct CreateMemberRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     #[validate(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub full_name: String,
+    #[schema(pattern = r"^[A-Za-z0-9._-]{3,64}$")]
     pub username: Option<String>,
     pub role: Role,
     #[serde(default)]
+    #[schema(value_type = BTreeSet<RegionId>)]
     pub regions: Vec<String>,
     #[validate(length(max = 200))]
+    #[schema(max_length = 200)]
     pub job_title: Option<String>,
     #[validate(length(max = 200))]
+    #[schema(max_length = 200)]
     pub department: Option<String>,
     #[validate(length(max = 200))]
+    #[schema(max_length = 200)]
     pub section: Option<String>,
+    #[schema(value_type = Option<UserId>)]
     pub manager_id: Option<String>,
     /// `active` (default) or `disabled`.
     pub status: Option<MemberStatus>,
     /// A temporary password you choose (the member changes it at first sign-in).
+    #[schema(min_length = 8, max_length = 256)]
     pub temporary_password: Option<String>,
     /// `temporary_password` (default): the answer carries one, shown once. `email`: no
     /// password; the member gets an email with a link (7 days, single use) to choose one.
@@ -316,25 +331,28 @@ pub struct MemberCreated {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"job_title": "Team lead", "role": "operator"}))]
 pub struct UpdateMemberRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^[A-Za-z0-9._-]{3,64}$")]
     pub username: Option<Option<String>>,
     #[validate(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub full_name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 200)]
     pub job_title: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 200)]
     pub department: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 200)]
     pub section: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<UserId>)]
     pub manager_id: Option<Option<String>>,
     pub role: Option<Role>,
+    #[schema(value_type = Option<BTreeSet<RegionId>>)]
     pub regions: Option<Vec<String>>,
 }
 
@@ -401,10 +419,11 @@ pub enum Delivery {
 /// Optional: how to deliver, and a temporary password you choose instead of a generated one.
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"delivery": "email"}))]
+#[schema(as = AdminPasswordResetRequest, example = json!({"delivery": "email"}))]
 pub struct PasswordResetRequest {
     #[serde(default)]
     pub delivery: Delivery,
+    #[schema(min_length = 8, max_length = 256)]
     pub temporary_password: Option<String>,
 }
 
@@ -502,14 +521,16 @@ pub enum BulkActionName {
 #[schema(example = json!({"action": "disable", "user_ids": ["01937a2f-0000-7000-8000-000000000001", "01937a2f-0000-7000-8000-000000000002"]}))]
 pub struct BulkRequest {
     pub action: BulkActionName,
+    #[schema(value_type = BTreeSet<UserId>, min_items = 1, max_items = 1000)]
     pub user_ids: Vec<String>,
     /// For `set_role`: the role to give.
     pub role: Option<Role>,
     /// For `set_department`: the department (`null` clears it; a new name creates it).
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 200)]
     pub department: Option<Option<String>>,
     /// For `set_department`: a section of that department (optional).
+    #[schema(max_length = 200)]
     pub section: Option<String>,
 }
 
@@ -592,6 +613,7 @@ pub struct BulkResponse {
 #[serde(deny_unknown_fields)]
 pub struct ReportsParams {
     /// `direct` (default): direct reports only; `all`: everyone below, at any depth.
+    #[param(schema_with = crate::api::params::depth)]
     pub depth: Option<String>,
 }
 

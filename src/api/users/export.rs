@@ -39,6 +39,7 @@ const CSV_COLUMNS: [&str; 14] = [
 #[into_params(parameter_in = Query)]
 pub struct ExportParams {
     /// `csv` (default) or `json` (one array).
+    #[param(schema_with = crate::api::params::export_format)]
     pub format: Option<String>,
 }
 
@@ -57,7 +58,7 @@ fn csv_line(fields: &[String]) -> Result<Vec<u8>, ApiError> {
 fn csv_row(rec: &MemberRecord) -> Result<Vec<u8>, ApiError> {
     let v = MemberView::from(rec);
     let text = |o: Option<String>| o.unwrap_or_default();
-    let time = |t: Option<chrono::NaiveDateTime>| t.map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
     csv_line(&[
         v.id.as_text(),
         v.email,

@@ -24,6 +24,7 @@ pub struct ImportParams {
     pub dry_run: Option<bool>,
     /// `temporary_password` (default): each new member's temporary password is in the answer,
     /// once. `email`: each gets an email with a link (7 days) to choose a password.
+    #[param(schema_with = crate::api::params::delivery)]
     pub delivery: Option<String>,
 }
 

@@ -57,6 +57,9 @@ pub struct Config {
     /// `ROSTER_MASTER_KEY`: 32 bytes, base64; seals the signing key in the database. Default:
     /// the key file `<data dir>/master.key`, created on first start.
     pub master_key: Option<SecretString>,
+    /// `ROSTER_CORS_ORIGINS`: browser origins (`https://app.example.com`, comma-separated)
+    /// allowed to call the API; none by default.
+    pub cors_origins: Vec<String>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -77,6 +80,26 @@ fn parse_bool(name: &str, default: bool) -> Result<bool, String> {
         Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(false),
         Some(v) => Err(format!("{name}={v:?}: use true or false")),
     }
+}
+
+/// `https://app.example.com, http://localhost:5173` -> each origin, checked: a scheme, a host,
+/// an optional port, nothing else (a browser's `Origin` never has a path or a trailing `/`).
+fn cors_origins(raw: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for origin in raw.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+        let valid = rest.is_some_and(|host| {
+            !host.is_empty()
+                && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        });
+        if !valid {
+            return Err(format!(
+                "ROSTER_CORS_ORIGINS: {origin:?} is not an origin; write it as a browser sends it, like https://app.example.com or http://localhost:5173"
+            ));
+        }
+        out.push(origin.to_string());
+    }
+    Ok(out)
 }
 
 pub fn cores() -> usize {
@@ -100,6 +123,7 @@ impl Config {
         if !(1..=365).contains(&session_days) || !(1..=session_days).contains(&session_idle_days) {
             return Err("ROSTER_SESSION_DAYS must be 1 to 365, and ROSTER_SESSION_IDLE_DAYS 1 to that".into());
         }
+        let cors_origins = cors_origins(var("ROSTER_CORS_ORIGINS").as_deref().unwrap_or(""))?;
         let app_url = var("ROSTER_APP_URL").unwrap_or_else(|| public_url.clone()).trim_end_matches('/').to_string();
         Ok(Self {
             database_url,
@@ -126,6 +150,7 @@ impl Config {
             lockout_secs: parse_var("ROSTER_LOCKOUT_SECONDS", 60)?.clamp(1, 3600),
             rate_invite_per_hour: parse_var("ROSTER_RATE_INVITE_PER_HOUR", 60)?,
             rate_tenant_emails_per_hour: parse_var("ROSTER_RATE_TENANT_EMAILS_PER_HOUR", 500)?,
+            cors_origins,
         })
     }
 

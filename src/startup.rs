@@ -153,8 +153,9 @@ impl Application {
                 Err(e) => return Err(format!("seeding the demo tenant: {e}")),
             }
         }
-        let doc = api::openapi_document();
+        let doc = api::served_document(&public_url);
         let metrics = web::Data::new(api::metrics::Metrics::default());
+        let cors_origins = state.config.cors_origins.clone();
         let server = HttpServer::new(move || {
             let (app, _) =
                 App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(api::configure).split_for_parts();
@@ -172,7 +173,8 @@ impl Application {
                 .service(web::resource("/swagger-ui").to(|| async { redirect("/swagger-ui/") }))
                 .service(web::resource("/").to(|| async { redirect("/swagger-ui/") }))
                 .default_service(web::to(unknown_route))
-                .wrap(from_fn(api::contract::check_query))
+                .wrap(from_fn(api::contract::check_request))
+                .wrap(actix_web::middleware::Condition::new(!cors_origins.is_empty(), cors(&cors_origins)))
                 .wrap(from_fn(api::metrics::record))
                 .wrap(from_fn(request_id))
                 .wrap(
@@ -197,6 +199,36 @@ impl Application {
             () = self.mail => Ok(()),
         }
     }
+}
+
+/// Browsers on the configured origins may call the API: preflights are answered with the
+/// methods and headers it uses, and the headers a frontend reads are exposed. No origin is
+/// allowed unless configured.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    use actix_web::http::header;
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::ACCEPT,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            header::RETRY_AFTER,
+            header::WWW_AUTHENTICATE,
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("idempotent-replayed"),
+        ])
+        .max_age(3600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
 }
 
 fn redirect(to: &'static str) -> HttpResponse {

@@ -104,6 +104,10 @@ fn parse_time(p: &mut Problems, field: &str, v: Option<String>) -> Option<NaiveD
 }
 
 /// The audit log, newest first (owners).
+///
+/// Every change in the tenant, newest first: who (user, platform), what (`action`), on what
+/// (`target_type`, `target_id`), the state before and after, the request id and the address. Filter
+/// by action or family (`member.*`), actor, target and time.
 #[utoipa::path(tag = "audit", security(("bearer_auth" = [])),
     params(("tenant_id" = String, Path, description = "The tenant's id"), AuditParams),
     responses((status = 200, body = AuditPage), (status = 403, description = "Only owners read the audit log"),

@@ -43,6 +43,8 @@ struct QuerySpec {
     params: HashMap<String, Value>,
     has_required: bool,
     validator: Option<Validator>,
+    /// The operation asks for a bearer token.
+    secured: bool,
 }
 
 static CONTRACT: OnceLock<Contract> = OnceLock::new();
@@ -95,30 +97,44 @@ impl Contract {
         }
     }
 
-    /// The methods the document gives paths like this one (for 405 `Allow`); empty when the
-    /// path is not in the document.
+    /// The methods the document gives this path (for 405 `Allow`), from the most specific
+    /// template it fits (`/users/export` before `/users/{user_id}`); empty when the document
+    /// has no such path.
     pub fn methods_for_path(&self, path: &str) -> BTreeSet<String> {
         let parts: Vec<&str> = path.split('/').collect();
-        let mut out = BTreeSet::new();
+        let mut best: Option<(usize, BTreeSet<String>)> = None;
         for entry in &self.paths {
             let fits = entry.segments.len() == parts.len()
                 && entry.segments.iter().zip(&parts).all(|(seg, part)| match seg {
                     Some(lit) => lit == part,
                     None => !part.is_empty(),
                 });
-            if fits {
-                out.extend(entry.methods.keys().cloned());
+            if !fits {
+                continue;
+            }
+            let literals = entry.segments.iter().filter(|s| s.is_some()).count();
+            match &mut best {
+                Some((n, methods)) if *n == literals => methods.extend(entry.methods.keys().cloned()),
+                Some((n, _)) if *n > literals => {}
+                _ => best = Some((literals, entry.methods.keys().cloned().collect())),
             }
         }
-        out
+        best.map(|(_, methods)| methods).unwrap_or_default()
     }
 
     /// Checks a query string against the operation's documented parameters: unknown names,
     /// types, formats, enums and ranges, all at once.
-    fn check_query(&self, template: &str, method: &str, query: &str) -> Result<(), ApiError> {
-        let Some(spec) = self.by_template.get(template).and_then(|&i| self.paths[i].methods.get(method)) else {
+    fn check_request(&self, template: &str, req: &ServiceRequest) -> Result<(), ApiError> {
+        let Some(spec) = self.by_template.get(template).and_then(|&i| self.paths[i].methods.get(req.method().as_str()))
+        else {
             return Ok(());
         };
+        if spec.secured && !has_bearer(req) {
+            return Err(ApiError::Unauthorized(
+                "send `Authorization: Bearer <token>` with an access token from POST /api/v1/auth/login".into(),
+            ));
+        }
+        let query = req.query_string();
         if query.is_empty() && !spec.has_required {
             return Ok(());
         }
@@ -186,7 +202,11 @@ impl QuerySpec {
                 None
             }
         };
-        QuerySpec { params, has_required, validator }
+        let secured = op
+            .get("security")
+            .and_then(Value::as_array)
+            .is_some_and(|reqs| reqs.iter().any(|r| r.as_object().is_some_and(|o| !o.is_empty())));
+        QuerySpec { params, has_required, validator, secured }
     }
 }
 
@@ -393,14 +413,23 @@ fn field_path(pointer: &str) -> String {
     out
 }
 
-/// Middleware: a query string that breaks its operation's documented parameters answers 422
-/// before the handler runs.
-pub async fn check_query(
+/// `Authorization: Bearer <something>`, as far as its form goes.
+fn has_bearer(req: &ServiceRequest) -> bool {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .is_some_and(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+}
+
+/// Middleware, before any handler: a protected operation called without a bearer token
+/// answers 401, and a query string that breaks the operation's documented parameters 422.
+pub async fn check_request(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody>>, actix_web::Error> {
     if let Some(template) = req.match_pattern()
-        && let Err(e) = Contract::get().check_query(&template, req.method().as_str(), req.query_string())
+        && let Err(e) = Contract::get().check_request(&template, &req)
     {
         let (req, _) = req.into_parts();
         let res = actix_web::ResponseError::error_response(&e);

@@ -167,6 +167,8 @@ pub async fn create_department(
 }
 
 /// Read a department.
+///
+/// With its sections and how many members (that you can see) are in each. Owners and admins only.
 #[utoipa::path(
     tag = "departments",
     security(("bearer_auth" = [])),
@@ -188,6 +190,9 @@ pub async fn get_department(
 }
 
 /// Rename a department: every member in it shows the new name.
+///
+/// Send `If-Match` with the `ETag` to refuse lost updates. A name another department has answers
+/// 409.
 #[utoipa::path(
     tag = "departments",
     security(("bearer_auth" = [])),
@@ -259,6 +264,9 @@ pub async fn delete_department(
 }
 
 /// Add a section to a department.
+///
+/// Answers the new section, with its `Location`. A name another section of the department has
+/// answers 409.
 #[utoipa::path(
     tag = "departments",
     security(("bearer_auth" = [])),
@@ -289,6 +297,8 @@ pub async fn create_section(
 }
 
 /// Rename a section: every member in it shows the new name.
+///
+/// Answers the section. Send `If-Match` with the `ETag` to refuse lost updates.
 #[utoipa::path(
     tag = "departments",
     security(("bearer_auth" = [])),

@@ -18,6 +18,8 @@ pub struct Health {
 }
 
 /// Liveness: the process is up and serving.
+///
+/// Answers 200 while the process serves requests; it does not touch the database (see `/readyz`).
 #[utoipa::path(tag = "health", security(()), responses((status = 200, body = Health)))]
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
@@ -25,6 +27,9 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// Readiness: the database answers.
+///
+/// Answers 200 when a database connection answers, 503 otherwise: take the instance out of a load
+/// balancer while it fails.
 #[utoipa::path(tag = "health", security(()), responses((status = 200, body = Health), (status = 503, description = "The database is unreachable")))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -34,6 +39,9 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 }
 
 /// The public keys that verify Roster's access tokens (JWKS, RFC 7517).
+///
+/// The public keys that verify access tokens (JSON Web Key Set, RFC 7517), keyed by `kid`. Token
+/// consumers (a product backend) cache it and fetch it again on an unknown `kid`.
 #[utoipa::path(tag = "health", security(()), responses((status = 200, body = Jwks)))]
 #[get("/.well-known/jwks.json")]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {

@@ -200,6 +200,9 @@ pub async fn list_invitations(
 }
 
 /// Read one invitation.
+///
+/// Its state (`pending`, `accepted`, `revoked`, `expired`), who sent it, how often, and until when
+/// it works. Admins see only invitations they could have sent.
 #[utoipa::path(
     tag = "invitations",
     security(("bearer_auth" = [])),
@@ -261,6 +264,9 @@ pub async fn resend_invitation(
 }
 
 /// Revoke an invitation: its link stops working and its seat is free again.
+///
+/// Only a pending invitation can be revoked (409 otherwise). Admins revoke only invitations they
+/// could have sent.
 #[utoipa::path(
     tag = "invitations",
     security(("bearer_auth" = [])),
@@ -330,6 +336,10 @@ fn token_from(path: web::Path<String>) -> Result<SecretString, ApiError> {
 }
 
 /// See an invitation before accepting it.
+///
+/// Anyone with the link may look: the tenant, who invited, the role, and whether the address
+/// already has a Roster account (then accepting takes that account's password). Unknown, used,
+/// revoked and expired links answer 404.
 #[utoipa::path(
     tag = "invitations",
     security(()),

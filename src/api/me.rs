@@ -32,6 +32,9 @@ pub struct MeResponse {
 }
 
 /// Who am I: your profile and the tenant your token acts in.
+///
+/// Your identity (email, name) and, with a tenant token, your role and regions in that tenant. A
+/// token good only for changing the password also reads it.
 #[utoipa::path(tag = "me", security(("bearer_auth" = [])), responses((status = 200, body = MeResponse)))]
 #[get("/api/v1/me")]
 pub async fn me(state: web::Data<AppState>, who: Identity) -> Result<HttpResponse, ApiError> {
@@ -64,6 +67,9 @@ pub struct MyTenants {
 }
 
 /// The tenants you are an active member of, with your role in each.
+///
+/// Switch between them with `POST /api/v1/auth/switch`; disabled and pending memberships are not
+/// listed.
 #[utoipa::path(tag = "me", security(("bearer_auth" = [])), responses((status = 200, body = MyTenants)))]
 #[get("/api/v1/me/tenants")]
 pub async fn my_tenants(state: web::Data<AppState>, who: Identity) -> Result<HttpResponse, ApiError> {
@@ -103,6 +109,9 @@ pub struct MySessions {
 }
 
 /// Your sign-in sessions that are still going, newest first.
+///
+/// Every session you are signed in with (one per sign-in, across tenants), newest first, with the
+/// one of the calling token marked `current`.
 #[utoipa::path(tag = "me", security(("bearer_auth" = [])), responses((status = 200, body = MySessions)))]
 #[get("/api/v1/me/sessions")]
 pub async fn my_sessions(state: web::Data<AppState>, who: Identity) -> Result<HttpResponse, ApiError> {

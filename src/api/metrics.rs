@@ -99,6 +99,9 @@ pub async fn record(
 }
 
 /// Prometheus metrics: request counts and latency histograms per route, database pool state.
+///
+/// Prometheus text format: request counts and latency histograms per route template, and the
+/// database pool's state.
 #[utoipa::path(tag = "health", security(()), responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>, registry: web::Data<Metrics>) -> HttpResponse {

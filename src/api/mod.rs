@@ -17,6 +17,7 @@ pub mod users;
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
+use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
@@ -29,6 +30,7 @@ use crate::error::{ApiError, FieldError, ProblemDetails};
 #[openapi(
     info(
         title = "Roster API",
+        contact(name = "Roster maintainers", url = "https://roster.example/support", email = "roster@roster.example"),
         description = "Multi-tenant user and role management.\n\n\
 Sign in with `POST /api/v1/auth/login`, press **Authorize** and paste the `access_token`. \
 Tenant resources live under `/api/v1/tenants/{tenant_id}/...`; the `tenant_id` is in the login answer. \
@@ -77,24 +79,47 @@ impl Modify for SecurityAddon {
     }
 }
 
-/// Gives every 4xx/5xx response the problem+json body, and every operation the errors any
-/// request can meet (400 malformed, 500, 503), so routes only list their own.
+/// Gives every operation the statuses it can answer whatever its handler does, and every
+/// 4xx/5xx response the problem+json body, so routes only list their own:
+/// - every operation: 400 (malformed request), 500, 503;
+/// - secured: 401; tenant-scoped: 403 and 404; with a path id: 404;
+/// - with a JSON body: 413, 415 and 422; with query parameters: 422; with `If-Match`: 412.
 struct ProblemResponses;
 
 impl Modify for ProblemResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in openapi.paths.paths.iter_mut() {
             for op in
                 [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
             {
-                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let secured = op.security.as_ref().is_some_and(|reqs| reqs.iter().any(|r| r != &Default::default()));
+                let params = op.parameters.as_deref().unwrap_or_default();
+                let has = |kind: ParameterIn| params.iter().any(|p| p.parameter_in == kind);
+                let if_match = params.iter().any(|p| p.parameter_in == ParameterIn::Header && p.name == "If-Match");
+                let json_body = op.request_body.as_ref().is_some_and(|b| b.content.contains_key("application/json"));
                 let mut common = vec![
-                    ("400", "The request is malformed (bad JSON, wrong content type, bad id or query)"),
+                    ("400", "The request is malformed (bad JSON, bad id or header)"),
                     ("500", "Unexpected failure; quote the X-Request-Id"),
                     ("503", "The database is unreachable"),
                 ];
                 if secured {
-                    common.push(("401", "No access token, or it is invalid, expired or revoked"));
+                    common.push(("401", "No access token, or it is malformed, invalid, expired or revoked"));
+                }
+                if path.starts_with("/api/v1/tenants/{tenant_id}") {
+                    common.push(("403", "Your role may never do this in this tenant"));
+                    common.push(("404", "No such tenant or object for you"));
+                } else if has(ParameterIn::Path) {
+                    common.push(("404", "No such object for you"));
+                }
+                if json_body {
+                    common.push(("413", "The body is larger than 64 KiB"));
+                    common.push(("415", "The body is not sent as application/json"));
+                }
+                if json_body || has(ParameterIn::Query) {
+                    common.push(("422", "Fields or parameters are invalid: each is named in `errors`"));
+                }
+                if if_match {
+                    common.push(("412", "`If-Match` names a version that is no longer current"));
                 }
                 for (code, description) in common {
                     op.responses
@@ -117,6 +142,10 @@ impl Modify for ProblemResponses {
         }
     }
 }
+
+/// Where the service is: `ROSTER_PUBLIC_URL` in the served document, the default address in
+/// the committed one.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
 /// Registers every route. Only `service(...)` registrations reach the OpenAPI document.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -141,6 +170,16 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     SecurityAddon.modify(&mut doc);
     ProblemResponses.modify(&mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    doc.servers = Some(vec![utoipa::openapi::Server::new(DEFAULT_SERVER)]);
+    doc
+}
+
+/// The document as served: the same, at `public_url`.
+pub fn served_document(public_url: &str) -> utoipa::openapi::OpenApi {
+    let mut doc = openapi_document();
+    let mut server = utoipa::openapi::Server::new(public_url.trim_end_matches('/'));
+    server.description = Some("This Roster instance".to_string());
+    doc.servers = Some(vec![server]);
     doc
 }
 

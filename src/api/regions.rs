@@ -80,6 +80,9 @@ fn blank_name(name: Option<&str>) -> Result<(), ApiError> {
 }
 
 /// List the tenant's regions.
+///
+/// Every region with its parent (a location inside a region); access to a region includes its
+/// sub-regions. Any member may read them.
 #[utoipa::path(tag = "regions", security(("bearer_auth" = [])), params(("tenant_id" = String, Path, description = "The tenant's id")),
     responses((status = 200, body = RegionList), (status = 404, description = "No such tenant for you")))]
 #[get("/api/v1/tenants/{tenant_id}/regions")]
@@ -132,6 +135,8 @@ fn region_id(req: &HttpRequest) -> Result<RegionId, ApiError> {
 }
 
 /// Read one region.
+///
+/// Any member may read it; the `ETag` carries its version for `If-Match`.
 #[utoipa::path(tag = "regions", security(("bearer_auth" = [])),
     params(("tenant_id" = String, Path, description = "The tenant's id"), ("region_id" = String, Path, description = "The region's id")),
     responses((status = 200, body = RegionView, headers(("ETag" = String))), (status = 404, description = "No such region for you")))]
@@ -147,6 +152,9 @@ pub async fn get_region(
 }
 
 /// Rename or move a region (owners).
+///
+/// Absent fields stay; `parent_id: null` makes it top-level. A move under its own sub-region
+/// answers 422. Send `If-Match` with the `ETag` to refuse lost updates.
 #[utoipa::path(tag = "regions", security(("bearer_auth" = [])),
     params(("tenant_id" = String, Path, description = "The tenant's id"), ("region_id" = String, Path, description = "The region's id"),
         ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale")),
@@ -175,6 +183,9 @@ pub async fn update_region(
 }
 
 /// Delete a region with no sub-regions and no members (owners).
+///
+/// A region that still has sub-regions or members answers 409. Send `If-Match` with the `ETag` to
+/// refuse lost updates.
 #[utoipa::path(tag = "regions", security(("bearer_auth" = [])),
     params(("tenant_id" = String, Path, description = "The tenant's id"), ("region_id" = String, Path, description = "The region's id"),
         ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale")),

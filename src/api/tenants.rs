@@ -244,6 +244,9 @@ fn tenant_response(rec: TenantRecord) -> HttpResponse {
 }
 
 /// Read the tenant: name, plan, seats and settings. Any member may read it.
+///
+/// Shows the plan, the seat limit (the plan's or an override), seats used (active and pending
+/// members plus open invitations) and the settings every member lives under.
 #[utoipa::path(
     tag = "tenants",
     security(("bearer_auth" = [])),
@@ -283,6 +286,9 @@ pub struct TenantPatchRequest {
 }
 
 /// Change the tenant's name, plan, seats, billing owner or settings (owners only).
+///
+/// Absent fields stay. Send `If-Match` with the `ETag` of your last read to refuse lost updates
+/// (412). Lowering the seat limit below the seats used is refused (409).
 #[utoipa::path(
     tag = "tenants",
     security(("bearer_auth" = [])),

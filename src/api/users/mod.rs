@@ -207,6 +207,10 @@ fn user_id(req: &HttpRequest) -> Result<UserId, ApiError> {
 }
 
 /// Read one member.
+///
+/// `id` is the person's user id. Owners see everyone; admins see members within their regions and
+/// themselves; operators and viewers see only themselves (others answer 404). The `ETag` carries
+/// the member's version for `If-Match`.
 #[utoipa::path(
     tag = "users",
     security(("bearer_auth" = [])),
@@ -504,6 +508,8 @@ pub async fn bulk_action(
 }
 
 /// A manager's reports: direct, or with `depth=all` everyone below them.
+///
+/// Only reports you can see are listed, by depth then name.
 #[utoipa::path(
     tag = "users",
     security(("bearer_auth" = [])),

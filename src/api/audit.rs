@@ -24,15 +24,18 @@ use crate::store::members::require;
     "created_at": "2026-11-22T10:00:00Z"
 }))]
 pub struct AuditEventView {
+    #[schema(format = Uuid)]
     pub id: String,
     /// `user` or `platform`.
     pub actor_type: String,
+    #[schema(format = Uuid)]
     pub actor_id: Option<String>,
     /// `member.created`, `member.updated`, `member.enabled`, `member.disabled`,
     /// `member.deleted`, `member.password_reset`, `user.password_changed`, `tenant.created`,
     /// `tenant.updated`, `region.created`, `region.updated`, `region.deleted`.
     pub action: String,
     pub target_type: String,
+    #[schema(format = Uuid)]
     pub target_id: Option<String>,
     pub before: Option<serde_json::Value>,
     pub after: Option<serde_json::Value>,
@@ -109,7 +112,7 @@ fn parse_time(p: &mut Problems, field: &str, v: Option<String>) -> Option<NaiveD
 /// (`target_type`, `target_id`), the state before and after, the request id and the address. Filter
 /// by action or family (`member.*`), actor, target and time.
 #[utoipa::path(tag = "audit", security(("bearer_auth" = [])),
-    params(("tenant_id" = String, Path, description = "The tenant's id"), AuditParams),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), AuditParams),
     responses((status = 200, body = AuditPage), (status = 403, description = "Only owners read the audit log"),
         (status = 404, description = "No such tenant for you"), (status = 422, description = "A filter is invalid")))]
 #[get("/api/v1/tenants/{tenant_id}/audit-events")]

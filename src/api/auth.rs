@@ -37,6 +37,7 @@ pub struct LoginRequest {
 /// A tenant the person can sign in to.
 #[derive(Serialize, ToSchema)]
 pub struct TenantChoice {
+    #[schema(format = Uuid)]
     pub tenant_id: String,
     #[schema(example = "Acme")]
     pub name: String,
@@ -65,6 +66,7 @@ pub struct TokenResponse {
     /// The tenant the token acts in; absent on an identity-only token (several tenants:
     /// pick one with `POST /auth/switch`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = Uuid)]
     pub tenant_id: Option<String>,
     pub tenants: Vec<TenantChoice>,
     /// When true the token is good only for `POST /auth/password`.
@@ -75,6 +77,7 @@ pub struct TokenResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
     /// The sign-in session this token belongs to (see `GET /me/sessions`).
+    #[schema(format = Uuid)]
     pub session_id: String,
 }
 

@@ -17,6 +17,7 @@ use crate::store::departments::{self, Department};
 /// A section of a department.
 #[derive(Serialize, ToSchema)]
 pub struct SectionView {
+    #[schema(format = Uuid)]
     pub id: String,
     #[schema(example = "Night shift")]
     pub name: String,
@@ -30,6 +31,7 @@ pub struct SectionView {
 /// A department, its sections, and how many members are in each.
 #[derive(Serialize, ToSchema)]
 pub struct DepartmentView {
+    #[schema(format = Uuid)]
     pub id: String,
     #[schema(example = "Operations")]
     pub name: String,
@@ -130,7 +132,7 @@ fn department_response(status: actix_web::http::StatusCode, d: Department) -> Ht
 #[utoipa::path(
     tag = "departments",
     security(("bearer_auth" = [])),
-    params(("tenant_id" = String, Path, description = "The tenant's id")),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id")),
     responses((status = 200, body = DepartmentList), (status = 404, description = "No such tenant for you"))
 )]
 #[get("/api/v1/tenants/{tenant_id}/departments")]
@@ -145,7 +147,7 @@ pub async fn list_departments(state: web::Data<AppState>, access: TenantAccess) 
 #[utoipa::path(
     tag = "departments",
     security(("bearer_auth" = [])),
-    params(("tenant_id" = String, Path, description = "The tenant's id")),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id")),
     request_body = NameRequest,
     responses(
         (status = 201, body = DepartmentView, headers(("ETag" = String))),
@@ -173,8 +175,8 @@ pub async fn create_department(
     tag = "departments",
     security(("bearer_auth" = [])),
     params(
-        ("tenant_id" = String, Path, description = "The tenant's id"),
-        ("department_id" = String, Path, description = "The department's id"),
+        ("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"),
+        ("department_id" = uuid::Uuid, Path, description = "The department's id"),
     ),
     responses((status = 200, body = DepartmentView, headers(("ETag" = String))), (status = 404, description = "No such department"))
 )]
@@ -197,8 +199,8 @@ pub async fn get_department(
     tag = "departments",
     security(("bearer_auth" = [])),
     params(
-        ("tenant_id" = String, Path, description = "The tenant's id"),
-        ("department_id" = String, Path, description = "The department's id"),
+        ("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"),
+        ("department_id" = uuid::Uuid, Path, description = "The department's id"),
         ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale"),
     ),
     request_body = NameRequest,
@@ -233,8 +235,8 @@ pub async fn rename_department(
     tag = "departments",
     security(("bearer_auth" = [])),
     params(
-        ("tenant_id" = String, Path, description = "The tenant's id"),
-        ("department_id" = String, Path, description = "The department's id"),
+        ("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"),
+        ("department_id" = uuid::Uuid, Path, description = "The department's id"),
         ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale"),
         DeleteParams,
     ),
@@ -271,8 +273,8 @@ pub async fn delete_department(
     tag = "departments",
     security(("bearer_auth" = [])),
     params(
-        ("tenant_id" = String, Path, description = "The tenant's id"),
-        ("department_id" = String, Path, description = "The department's id"),
+        ("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"),
+        ("department_id" = uuid::Uuid, Path, description = "The department's id"),
     ),
     request_body = NameRequest,
     responses(
@@ -303,9 +305,9 @@ pub async fn create_section(
     tag = "departments",
     security(("bearer_auth" = [])),
     params(
-        ("tenant_id" = String, Path, description = "The tenant's id"),
-        ("department_id" = String, Path, description = "The department's id"),
-        ("section_id" = String, Path, description = "The section's id"),
+        ("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"),
+        ("department_id" = uuid::Uuid, Path, description = "The department's id"),
+        ("section_id" = uuid::Uuid, Path, description = "The section's id"),
         ("If-Match" = Option<String>, Header, description = "The section's version you read; 412 when stale"),
     ),
     request_body = NameRequest,
@@ -342,9 +344,9 @@ pub async fn rename_section(
     tag = "departments",
     security(("bearer_auth" = [])),
     params(
-        ("tenant_id" = String, Path, description = "The tenant's id"),
-        ("department_id" = String, Path, description = "The department's id"),
-        ("section_id" = String, Path, description = "The section's id"),
+        ("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"),
+        ("department_id" = uuid::Uuid, Path, description = "The department's id"),
+        ("section_id" = uuid::Uuid, Path, description = "The section's id"),
         ("If-Match" = Option<String>, Header, description = "The section's version you read; 412 when stale"),
         DeleteParams,
     ),

@@ -42,6 +42,7 @@ pub struct CreateInvitationRequest {
 /// An invitation. The link itself is only ever in the email.
 #[derive(Serialize, ToSchema)]
 pub struct InvitationView {
+    #[schema(format = Uuid)]
     pub id: String,
     #[schema(example = "bo@example.com")]
     pub email: String,
@@ -124,7 +125,7 @@ fn mailer(state: &AppState) -> Mailer<'_> {
 #[utoipa::path(
     tag = "invitations",
     security(("bearer_auth" = [])),
-    params(("tenant_id" = String, Path, description = "The tenant's id")),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id")),
     request_body = CreateInvitationRequest,
     responses(
         (status = 201, description = "Invited; the email is on its way", body = InvitationView),
@@ -163,7 +164,7 @@ pub async fn create_invitation(
 #[utoipa::path(
     tag = "invitations",
     security(("bearer_auth" = [])),
-    params(("tenant_id" = String, Path, description = "The tenant's id"), InvitationListParams),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), InvitationListParams),
     responses(
         (status = 200, body = InvitationPage),
         (status = 403, description = "Your role cannot manage invitations"),
@@ -207,8 +208,8 @@ pub async fn list_invitations(
     tag = "invitations",
     security(("bearer_auth" = [])),
     params(
-        ("tenant_id" = String, Path, description = "The tenant's id"),
-        ("invitation_id" = String, Path, description = "The invitation's id"),
+        ("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"),
+        ("invitation_id" = uuid::Uuid, Path, description = "The invitation's id"),
     ),
     responses(
         (status = 200, body = InvitationView),
@@ -235,8 +236,8 @@ pub async fn get_invitation(
     tag = "invitations",
     security(("bearer_auth" = [])),
     params(
-        ("tenant_id" = String, Path, description = "The tenant's id"),
-        ("invitation_id" = String, Path, description = "The invitation's id"),
+        ("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"),
+        ("invitation_id" = uuid::Uuid, Path, description = "The invitation's id"),
     ),
     responses(
         (status = 200, description = "Sent again", body = InvitationView),
@@ -271,8 +272,8 @@ pub async fn resend_invitation(
     tag = "invitations",
     security(("bearer_auth" = [])),
     params(
-        ("tenant_id" = String, Path, description = "The tenant's id"),
-        ("invitation_id" = String, Path, description = "The invitation's id"),
+        ("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"),
+        ("invitation_id" = uuid::Uuid, Path, description = "The invitation's id"),
     ),
     responses(
         (status = 204, description = "Revoked (also when it already was)"),
@@ -295,6 +296,7 @@ pub async fn revoke_invitation(
 /// What an invitation link offers, for the page that accepts it.
 #[derive(Serialize, ToSchema)]
 pub struct InvitationPreview {
+    #[schema(format = Uuid)]
     pub tenant_id: String,
     #[schema(example = "Acme")]
     pub tenant_name: String,

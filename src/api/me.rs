@@ -15,6 +15,7 @@ use crate::store::sessions;
 /// Your own profile, and the tenant your token acts in.
 #[derive(Serialize, ToSchema)]
 pub struct MeResponse {
+    #[schema(format = Uuid)]
     pub id: String,
     #[schema(example = "ann@example.com")]
     pub email: String,
@@ -24,6 +25,7 @@ pub struct MeResponse {
     pub avatar_url: Option<String>,
     pub must_change_password: bool,
     /// The tenant your token acts in, if any.
+    #[schema(format = Uuid)]
     pub tenant_id: Option<String>,
     /// Your role in that tenant.
     pub role: Option<String>,
@@ -85,8 +87,10 @@ pub async fn my_tenants(state: web::Data<AppState>, who: Identity) -> Result<Htt
 /// One of your sign-in sessions.
 #[derive(Serialize, ToSchema)]
 pub struct SessionView {
+    #[schema(format = Uuid)]
     pub id: String,
     /// The tenant the session acts in; absent when it acts in none yet.
+    #[schema(format = Uuid)]
     pub tenant_id: Option<String>,
     /// When you signed in.
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -140,7 +144,7 @@ pub async fn my_sessions(state: web::Data<AppState>, who: Identity) -> Result<Ht
 #[utoipa::path(
     tag = "me",
     security(("bearer_auth" = [])),
-    params(("session_id" = String, Path, description = "The session's id, from GET /me/sessions")),
+    params(("session_id" = uuid::Uuid, Path, description = "The session's id, from GET /me/sessions")),
     responses((status = 204, description = "Ended"), (status = 404, description = "No such session of yours is going"))
 )]
 #[delete("/api/v1/me/sessions/{session_id}")]

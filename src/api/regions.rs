@@ -20,9 +20,11 @@ use crate::store::regions;
 /// A region; `parent_id` makes it a location inside another region.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct RegionView {
+    #[schema(format = Uuid)]
     pub id: String,
     #[schema(example = "North")]
     pub name: String,
+    #[schema(format = Uuid)]
     pub parent_id: Option<String>,
     /// Changes on every write; the `ETag` carries it for `If-Match`.
     pub version: i32,
@@ -83,7 +85,7 @@ fn blank_name(name: Option<&str>) -> Result<(), ApiError> {
 ///
 /// Every region with its parent (a location inside a region); access to a region includes its
 /// sub-regions. Any member may read them.
-#[utoipa::path(tag = "regions", security(("bearer_auth" = [])), params(("tenant_id" = String, Path, description = "The tenant's id")),
+#[utoipa::path(tag = "regions", security(("bearer_auth" = [])), params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id")),
     responses((status = 200, body = RegionList), (status = 404, description = "No such tenant for you")))]
 #[get("/api/v1/tenants/{tenant_id}/regions")]
 pub async fn list_regions(state: web::Data<AppState>, access: TenantAccess) -> Result<HttpResponse, ApiError> {
@@ -95,7 +97,7 @@ pub async fn list_regions(state: web::Data<AppState>, access: TenantAccess) -> R
 ///
 /// With an `Idempotency-Key` header, a retry of the same request within 24 hours answers the
 /// first result again (`Idempotent-Replayed: true`); the same key with another request is 409.
-#[utoipa::path(tag = "regions", security(("bearer_auth" = [])), params(("tenant_id" = String, Path, description = "The tenant's id"),
+#[utoipa::path(tag = "regions", security(("bearer_auth" = [])), params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the first answer is replayed for 24 h")),
     request_body = CreateRegionRequest,
     responses((status = 201, body = RegionView, headers(("ETag" = String))), (status = 403, description = "Only owners manage regions"),
@@ -138,7 +140,7 @@ fn region_id(req: &HttpRequest) -> Result<RegionId, ApiError> {
 ///
 /// Any member may read it; the `ETag` carries its version for `If-Match`.
 #[utoipa::path(tag = "regions", security(("bearer_auth" = [])),
-    params(("tenant_id" = String, Path, description = "The tenant's id"), ("region_id" = String, Path, description = "The region's id")),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), ("region_id" = uuid::Uuid, Path, description = "The region's id")),
     responses((status = 200, body = RegionView, headers(("ETag" = String))), (status = 404, description = "No such region for you")))]
 #[get("/api/v1/tenants/{tenant_id}/regions/{region_id}")]
 pub async fn get_region(
@@ -156,7 +158,7 @@ pub async fn get_region(
 /// Absent fields stay; `parent_id: null` makes it top-level. A move under its own sub-region
 /// answers 422. Send `If-Match` with the `ETag` to refuse lost updates.
 #[utoipa::path(tag = "regions", security(("bearer_auth" = [])),
-    params(("tenant_id" = String, Path, description = "The tenant's id"), ("region_id" = String, Path, description = "The region's id"),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), ("region_id" = uuid::Uuid, Path, description = "The region's id"),
         ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale")),
     request_body = UpdateRegionRequest,
     responses((status = 200, body = RegionView, headers(("ETag" = String))), (status = 403, description = "Only owners manage regions"),
@@ -187,7 +189,7 @@ pub async fn update_region(
 /// A region that still has sub-regions or members answers 409. Send `If-Match` with the `ETag` to
 /// refuse lost updates.
 #[utoipa::path(tag = "regions", security(("bearer_auth" = [])),
-    params(("tenant_id" = String, Path, description = "The tenant's id"), ("region_id" = String, Path, description = "The region's id"),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), ("region_id" = uuid::Uuid, Path, description = "The region's id"),
         ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale")),
     responses((status = 204, description = "Deleted"), (status = 403, description = "Only owners manage regions"),
         (status = 404, description = "No such region for you"), (status = 409, description = "The region has sub-regions or members"),

@@ -195,6 +195,7 @@ pub struct TenantSettings {
 /// A tenant.
 #[derive(Serialize, ToSchema)]
 pub struct TenantView {
+    #[schema(format = Uuid)]
     pub id: String,
     #[schema(example = "Acme")]
     pub name: String,
@@ -207,6 +208,7 @@ pub struct TenantView {
     pub seat_limit_override: Option<i32>,
     /// Members holding a seat (active, invited, pending approval).
     pub seats_used: i64,
+    #[schema(format = Uuid)]
     pub billing_owner_id: Option<String>,
     pub settings: TenantSettings,
     pub version: i32,
@@ -250,7 +252,7 @@ fn tenant_response(rec: TenantRecord) -> HttpResponse {
 #[utoipa::path(
     tag = "tenants",
     security(("bearer_auth" = [])),
-    params(("tenant_id" = String, Path, description = "The tenant's id")),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id")),
     responses((status = 200, body = TenantView, headers(("ETag" = String))), (status = 404, description = "No such tenant for you"))
 )]
 #[get("/api/v1/tenants/{tenant_id}")]
@@ -292,7 +294,7 @@ pub struct TenantPatchRequest {
 #[utoipa::path(
     tag = "tenants",
     security(("bearer_auth" = [])),
-    params(("tenant_id" = String, Path, description = "The tenant's id"), ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale")),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale")),
     request_body = TenantPatchRequest,
     responses(
         (status = 200, body = TenantView, headers(("ETag" = String))),

@@ -468,6 +468,7 @@ pub struct FacetCount {
 /// Members in a region (directly, not through sub-regions).
 #[derive(Serialize, ToSchema)]
 pub struct RegionCount {
+    #[schema(format = Uuid)]
     pub region_id: String,
     #[schema(example = "North")]
     pub name: String,

@@ -99,7 +99,7 @@ fn allowed(ctx: &TenantContext, plan: &str) -> Result<(), ApiError> {
 #[utoipa::path(
     tag = "users",
     security(("bearer_auth" = [])),
-    params(("tenant_id" = String, Path, description = "The tenant's id"), ExportParams, ListParams),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), ExportParams, ListParams),
     responses(
         (status = 200, description = "The members, streamed: CSV with a header line, or a JSON array of members",
             content_type = "text/csv", body = String),

@@ -154,7 +154,7 @@ fn as_csv(members: &[ImportedMember]) -> Result<String, ApiError> {
 #[utoipa::path(
     tag = "users",
     security(("bearer_auth" = [])),
-    params(("tenant_id" = String, Path, description = "The tenant's id"), ImportParams),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), ImportParams),
     request_body(content = String, description = "The CSV file (or multipart/form-data with the part `file`)", content_type = "text/csv",
         example = "email,full_name,role,department\nann@example.com,Ann Smith,operator,Ops\n"),
     responses(

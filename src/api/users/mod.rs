@@ -60,7 +60,7 @@ async fn temporary_password(
 #[utoipa::path(
     tag = "users",
     security(("bearer_auth" = [])),
-    params(("tenant_id" = String, Path, description = "The tenant's id"), ListParams),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), ListParams),
     responses(
         (status = 200, body = MemberPage),
         (status = 404, description = "No such tenant for you"),
@@ -90,7 +90,7 @@ pub async fn list_members(
 #[utoipa::path(
     tag = "users",
     security(("bearer_auth" = [])),
-    params(("tenant_id" = String, Path, description = "The tenant's id"), ListParams),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), ListParams),
     responses(
         (status = 200, body = MemberFacets),
         (status = 404, description = "No such tenant for you"),
@@ -122,7 +122,7 @@ pub async fn member_facets(
     tag = "users",
     security(("bearer_auth" = [])),
     params(
-        ("tenant_id" = String, Path, description = "The tenant's id"),
+        ("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the first answer is replayed for 24 h"),
     ),
     request_body = CreateMemberRequest,
@@ -214,7 +214,7 @@ fn user_id(req: &HttpRequest) -> Result<UserId, ApiError> {
 #[utoipa::path(
     tag = "users",
     security(("bearer_auth" = [])),
-    params(("tenant_id" = String, Path, description = "The tenant's id"), ("user_id" = String, Path, description = "The member's user id")),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), ("user_id" = uuid::Uuid, Path, description = "The member's user id")),
     responses((status = 200, body = MemberView, headers(("ETag" = String))), (status = 404, description = "No such member for you"))
 )]
 #[get("/api/v1/tenants/{tenant_id}/users/{user_id}")]
@@ -236,8 +236,8 @@ pub async fn get_member(
     tag = "users",
     security(("bearer_auth" = [])),
     params(
-        ("tenant_id" = String, Path, description = "The tenant's id"),
-        ("user_id" = String, Path, description = "The member's user id"),
+        ("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"),
+        ("user_id" = uuid::Uuid, Path, description = "The member's user id"),
         ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale"),
     ),
     request_body = UpdateMemberRequest,
@@ -271,8 +271,8 @@ pub async fn update_member(
     tag = "users",
     security(("bearer_auth" = [])),
     params(
-        ("tenant_id" = String, Path, description = "The tenant's id"),
-        ("user_id" = String, Path, description = "The member's user id"),
+        ("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"),
+        ("user_id" = uuid::Uuid, Path, description = "The member's user id"),
         ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale"),
     ),
     request_body = StatusRequest,
@@ -310,8 +310,8 @@ pub async fn set_member_status(
     tag = "users",
     security(("bearer_auth" = [])),
     params(
-        ("tenant_id" = String, Path, description = "The tenant's id"),
-        ("user_id" = String, Path, description = "The member's user id"),
+        ("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"),
+        ("user_id" = uuid::Uuid, Path, description = "The member's user id"),
         ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale"),
     ),
     responses(
@@ -344,7 +344,7 @@ pub async fn delete_member(
 #[utoipa::path(
     tag = "users",
     security(("bearer_auth" = [])),
-    params(("tenant_id" = String, Path, description = "The tenant's id"), ("user_id" = String, Path, description = "The member's user id")),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), ("user_id" = uuid::Uuid, Path, description = "The member's user id")),
     request_body(content = Option<PasswordResetRequest>, description = "Optional"),
     responses(
         (status = 200, description = "A temporary password, shown once", body = PasswordResetResponse),
@@ -400,7 +400,7 @@ pub async fn reset_member_password(
 #[utoipa::path(
     tag = "users",
     security(("bearer_auth" = [])),
-    params(("tenant_id" = String, Path, description = "The tenant's id"), ("user_id" = String, Path, description = "The member's user id")),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), ("user_id" = uuid::Uuid, Path, description = "The member's user id")),
     responses(
         (status = 200, description = "The sessions are ended", body = SessionsEnded),
         (status = 403, description = "Your role cannot manage this member, or it is yourself (use DELETE /me/sessions/{id})"),
@@ -425,7 +425,7 @@ pub async fn end_member_sessions(
 #[utoipa::path(
     tag = "users",
     security(("bearer_auth" = [])),
-    params(("tenant_id" = String, Path, description = "The tenant's id"), ("user_id" = String, Path, description = "The member's user id")),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), ("user_id" = uuid::Uuid, Path, description = "The member's user id")),
     responses(
         (status = 200, description = "Unlocked (also when it was not locked)", body = MemberView, headers(("ETag" = String))),
         (status = 403, description = "Your role cannot manage this member, or it is yourself"),
@@ -453,7 +453,7 @@ pub async fn unlock_member(
 #[utoipa::path(
     tag = "users",
     security(("bearer_auth" = [])),
-    params(("tenant_id" = String, Path, description = "The tenant's id")),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id")),
     request_body = BulkRequest,
     responses(
         (status = 200, description = "Every item's outcome", body = BulkResponse),
@@ -514,8 +514,8 @@ pub async fn bulk_action(
     tag = "users",
     security(("bearer_auth" = [])),
     params(
-        ("tenant_id" = String, Path, description = "The tenant's id"),
-        ("user_id" = String, Path, description = "The manager's user id"),
+        ("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"),
+        ("user_id" = uuid::Uuid, Path, description = "The manager's user id"),
         ReportsParams,
     ),
     responses(

@@ -799,11 +799,13 @@ pub(crate) fn insert_regions(
     Ok(())
 }
 
-/// What a create did: made the member, or found the first answer for the same
-/// `Idempotency-Key`.
+/// What a create did: made the member, found the first answer for the same
+/// `Idempotency-Key`, or found that the email already has an account (a member of other
+/// tenants only), so nothing was written: the caller invites that person instead.
 pub enum Created {
     New(Box<MemberRecord>),
     Replayed(Replay),
+    HasAccount,
 }
 
 /// Renders the answer kept for an idempotent retry (never with secrets).
@@ -818,7 +820,8 @@ pub enum Credential<'a> {
 }
 
 /// Creates a member with a new identity. With an idempotency key, the first answer is stored
-/// in the same transaction.
+/// in the same transaction. An email that already has an account writes nothing and answers
+/// [`Created::HasAccount`].
 pub fn create(
     conn: &mut AnyConnection,
     ctx: &TenantContext,
@@ -861,17 +864,15 @@ pub fn create(
                 .filter(m::user_id.eq(&existing))
                 .count()
                 .get_result::<i64>(conn)?;
-            return Err(if here > 0 {
-                ApiError::conflict("already-member", format!("{} is already a member of this tenant", new.email))
-            } else {
-                ApiError::conflict(
-                    "identity-exists-invite",
-                    format!(
-                        "{} already has a Roster account; invite them to this tenant instead of creating them",
-                        new.email
-                    ),
-                )
-            });
+            if here > 0 {
+                return Err(ApiError::conflict(
+                    "already-member",
+                    format!("{} is already a member of this tenant", new.email),
+                ));
+            }
+            // Never changed or shown here: the person is invited and joins with their own
+            // credentials.
+            return Ok(Created::HasAccount);
         }
         if let Some(name) = &new.username {
             ensure_username_free(conn, name, None)?;

@@ -1262,7 +1262,7 @@ fn load_resettable(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId) 
     if !is_managed(conn, &ctx.tenant_text(), &user.as_text())? {
         return Err(ApiError::conflict(
             "identity-not-managed",
-            "this person's sign-in is not managed by this tenant, so no admin here can set their password; they can reset it themselves by email",
+            "this person's sign-in is not managed by this tenant, so no admin here can set their password; send them a reset link instead (POST .../users/{user_id}/password-reset with `delivery: email`), or they reset it themselves by email",
         ));
     }
     Ok(rec)
@@ -1285,7 +1285,8 @@ fn audit_reset(
 }
 
 /// Emails the member a link to choose a new password (their current one keeps working until
-/// they do).
+/// they do). Also for a person this tenant does not manage: the link goes to them, and no
+/// admin sees or sets their secret.
 pub fn email_password_reset(
     conn: &mut AnyConnection,
     ctx: &TenantContext,
@@ -1295,7 +1296,7 @@ pub fn email_password_reset(
 ) -> Result<MemberRecord, ApiError> {
     let uid = user.as_text();
     super::tenant_write(conn, ctx, |conn| {
-        let rec = load_resettable(conn, ctx, user)?;
+        let rec = load_checked(conn, ctx, user, MemberAction::ResetPassword)?;
         let row = u::users.filter(u::id.eq(&uid)).select(UserRow::as_select()).first(conn)?;
         let tenant: String = t::tenants.filter(t::id.eq(ctx.tenant_text())).select(t::name).first(conn)?;
         let why = format!("An administrator of {tenant} asked for a new password for your Roster account.");

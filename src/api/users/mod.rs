@@ -358,9 +358,11 @@ pub async fn delete_member(
 ///
 /// `delivery: temporary_password` (the default): a new temporary password, generated unless
 /// you send one, shown once; the member's tokens stop working and they must choose a new
-/// password at next sign-in. `delivery: email`: the member gets a link (one hour, single use)
-/// to choose a new password themselves; answers 202. Only for people whose sign-in this tenant
-/// manages (409 `identity-not-managed` otherwise). The body is optional.
+/// password at next sign-in; only for people whose sign-in this tenant manages (409
+/// `identity-not-managed` for someone who is also a member elsewhere). `delivery: email`: the
+/// member gets a link (one hour, single use) to choose a new password themselves; answers 202.
+/// This works for everyone you may reset, as the link goes only to the person. The body is
+/// optional.
 #[utoipa::path(
     tag = "users",
     security(("bearer_auth" = [])),
@@ -371,7 +373,7 @@ pub async fn delete_member(
         (status = 202, description = "The email with the link is queued", body = PasswordResetEmailed),
         (status = 403, description = "Your role cannot reset this member's password, or it is yourself"),
         (status = 404, description = "No such member for you"),
-        (status = 409, description = "The person's sign-in is not managed by this tenant"),
+        (status = 409, description = "`delivery: temporary_password`: the person's sign-in is not managed by this tenant (send a link with `delivery: email`)"),
         (status = 422, description = "The typed password breaks the policy"),
         (status = 429, description = "`delivery: email`: too many emails from this tenant or to this address this hour"),
     )

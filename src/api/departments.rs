@@ -124,12 +124,17 @@ fn department_response(status: actix_web::http::StatusCode, d: Department) -> Ht
 
 /// List departments with their sections and member counts.
 ///
-/// Everyone in the tenant may read them (counts are of the members you can see).
+/// Owners and admins (counts are of the members you can see); operators and viewers see only
+/// themselves here (403).
 #[utoipa::path(
     tag = "departments",
     security(("bearer_auth" = [])),
     params(("tenant_id" = String, Path, description = "The tenant's id")),
-    responses((status = 200, body = DepartmentList), (status = 404, description = "No such tenant for you"))
+    responses(
+        (status = 200, body = DepartmentList),
+        (status = 403, description = "Your role cannot read departments"),
+        (status = 404, description = "No such tenant for you"),
+    )
 )]
 #[get("/api/v1/tenants/{tenant_id}/departments")]
 pub async fn list_departments(state: web::Data<AppState>, access: TenantAccess) -> Result<HttpResponse, ApiError> {
@@ -165,6 +170,8 @@ pub async fn create_department(
 }
 
 /// Read a department.
+///
+/// Owners and admins.
 #[utoipa::path(
     tag = "departments",
     security(("bearer_auth" = [])),
@@ -172,7 +179,11 @@ pub async fn create_department(
         ("tenant_id" = String, Path, description = "The tenant's id"),
         ("department_id" = String, Path, description = "The department's id"),
     ),
-    responses((status = 200, body = DepartmentView, headers(("ETag" = String))), (status = 404, description = "No such department"))
+    responses(
+        (status = 200, body = DepartmentView, headers(("ETag" = String))),
+        (status = 403, description = "Your role cannot read departments"),
+        (status = 404, description = "No such department"),
+    )
 )]
 #[get("/api/v1/tenants/{tenant_id}/departments/{department_id}")]
 pub async fn get_department(

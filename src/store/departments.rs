@@ -196,6 +196,7 @@ fn assemble(
 
 /// Every department of the tenant, by name.
 pub fn list(conn: &mut AnyConnection, ctx: &TenantContext) -> Result<Vec<Department>, ApiError> {
+    members::require(ctx, TenantAction::ReadDepartments)?;
     let rows = d::departments
         .filter(d::tenant_id.eq(ctx.tenant_text()))
         .order((d::name, d::id))
@@ -215,6 +216,7 @@ fn load(conn: &mut AnyConnection, ctx: &TenantContext, id: &str) -> Result<Depar
 }
 
 pub fn get(conn: &mut AnyConnection, ctx: &TenantContext, id: &str) -> Result<Department, ApiError> {
+    members::require(ctx, TenantAction::ReadDepartments)?;
     let row = load(conn, ctx, id)?;
     assemble(conn, ctx, vec![row])?.pop().ok_or_else(|| not_found("department"))
 }

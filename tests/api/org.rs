@@ -167,7 +167,11 @@ async fn departments_and_sections_are_resources_members_name() {
     assert_problem(res, 403).await;
     let res = app.send_json(Method::POST, &departments_path(&owner), &owner.token, json!({"name": "  "})).await;
     assert_eq!(assert_problem(res, 422).await["errors"][0]["field"], "name");
-    assert_eq!(departments(&app, &viewer).await.len(), 3, "everyone reads them");
+    assert_eq!(departments(&app, &owner).await.len(), 3);
+    // Operators and viewers see only themselves here.
+    assert_problem(app.get(&departments_path(&viewer), &viewer.token).await, 403).await;
+    let viewers_support = format!("{}/{}", departments_path(&viewer), support["id"].as_str().unwrap());
+    assert_problem(app.get(&viewers_support, &viewer.token).await, 403).await;
 
     // Rename: every member shows the new name; If-Match guards it.
     let ops = named(&list, "Ops").clone();

@@ -38,12 +38,15 @@ pub struct SectionRow {
     pub updated_at: NaiveDateTime,
 }
 
+/// A section and how many members (of those the caller can see) are in it.
+pub type Section = (SectionRow, i64);
+
 /// A department with its sections and member counts (of the members the caller can see).
 #[derive(Debug, Clone)]
 pub struct Department {
     pub row: DepartmentRow,
     pub members: i64,
-    pub sections: Vec<(SectionRow, i64)>,
+    pub sections: Vec<Section>,
 }
 
 fn not_found(what: &str) -> ApiError {
@@ -362,12 +365,26 @@ fn load_section(
         .ok_or_else(|| not_found("section"))
 }
 
+/// One section of a department, with its member count.
+pub fn get_section(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    department: &str,
+    id: &str,
+) -> Result<Section, ApiError> {
+    members::require(ctx, TenantAction::ReadDepartments)?;
+    let dept = load(conn, ctx, department)?;
+    let row = load_section(conn, ctx, department, id)?;
+    let members = counts(conn, ctx)?.get(&(dept.name, Some(row.name.clone()))).copied().unwrap_or(0);
+    Ok((row, members))
+}
+
 pub fn create_section(
     conn: &mut AnyConnection,
     ctx: &TenantContext,
     department: &str,
     name: &str,
-) -> Result<Department, ApiError> {
+) -> Result<Section, ApiError> {
     members::require(ctx, TenantAction::ManageDepartments)?;
     let tenant = ctx.tenant_text();
     super::tenant_write(conn, ctx, |conn| {
@@ -385,7 +402,7 @@ pub fn create_section(
             None,
             Some(json!({"department_id": department, "name": name})),
         )?;
-        get(conn, ctx, department)
+        get_section(conn, ctx, department, &id)
     })
 }
 
@@ -396,7 +413,7 @@ pub fn rename_section(
     id: &str,
     name: &str,
     if_match: Option<i32>,
-) -> Result<Department, ApiError> {
+) -> Result<Section, ApiError> {
     members::require(ctx, TenantAction::ManageDepartments)?;
     let tenant = ctx.tenant_text();
     super::tenant_write(conn, ctx, |conn| {
@@ -428,7 +445,7 @@ pub fn rename_section(
                 Some(json!({"name": name, "members_renamed": moved})),
             )?;
         }
-        get(conn, ctx, department)
+        get_section(conn, ctx, department, id)
     })
 }
 

@@ -91,6 +91,7 @@ async fn every_tenant_route_from_another_tenant_is_404_and_leaks_nothing() {
         (Method::PATCH, format!("/api/v1/tenants/{bt}/departments/{b_dept}"), Some(name.clone())),
         (Method::DELETE, format!("/api/v1/tenants/{bt}/departments/{b_dept}"), None),
         (Method::POST, format!("/api/v1/tenants/{bt}/departments/{b_dept}/sections"), Some(name.clone())),
+        (Method::GET, format!("/api/v1/tenants/{bt}/departments/{b_dept}/sections/{b_section}"), None),
         (Method::PATCH, format!("/api/v1/tenants/{bt}/departments/{b_dept}/sections/{b_section}"), Some(name.clone())),
         (Method::DELETE, format!("/api/v1/tenants/{bt}/departments/{b_dept}/sections/{b_section}"), None),
         (Method::GET, format!("/api/v1/tenants/{at}/users/{b_user}"), None),
@@ -111,6 +112,7 @@ async fn every_tenant_route_from_another_tenant_is_404_and_leaks_nothing() {
         (Method::PATCH, format!("/api/v1/tenants/{at}/departments/{b_dept}"), Some(name.clone())),
         (Method::DELETE, format!("/api/v1/tenants/{at}/departments/{b_dept}"), None),
         (Method::POST, format!("/api/v1/tenants/{at}/departments/{b_dept}/sections"), Some(name.clone())),
+        (Method::GET, format!("/api/v1/tenants/{at}/departments/{b_dept}/sections/{b_section}"), None),
     ];
     for (method, path, body) in &routes {
         let mut rb = app.request(method.clone(), path, Some(&a.token));

@@ -282,6 +282,63 @@ async fn departments_and_sections_are_resources_members_name() {
     assert_problem(app.get(&format!("{}/{sales_id}", departments_path(&stranger)), &stranger.token).await, 404).await;
 }
 
+#[tokio::test]
+async fn a_section_is_a_resource_of_its_own() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("enterprise").await;
+    let viewer = app.new_member(&owner, "viewer", &[]).await;
+    let res = app.send_json(Method::POST, &departments_path(&owner), &owner.token, json!({"name": "Ops"})).await;
+    let ops: Value = res.json().await.unwrap();
+    let ops_id = ops["id"].as_str().unwrap();
+    let sections = format!("{}/{ops_id}/sections", departments_path(&owner));
+
+    // Creating answers the section, with its address.
+    let res = app.send_json(Method::POST, &sections, &owner.token, json!({"name": "Night"})).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let location = res.headers().get("location").unwrap().to_str().unwrap().to_string();
+    assert_eq!(res.headers().get("etag").unwrap(), "\"1\"");
+    let night: Value = res.json().await.unwrap();
+    assert_eq!(location, format!("{sections}/{}", night["id"].as_str().unwrap()));
+    assert_eq!((night["name"].as_str(), night["department_id"].as_str()), (Some("Night"), Some(ops_id)));
+    assert_eq!((night["member_count"].as_i64(), night["version"].as_i64()), (Some(0), Some(1)));
+    assert!(night.get("sections").is_none(), "the section, not its department: {night}");
+
+    // Read on its own, with the members in it.
+    app.add_member(
+        &owner,
+        json!({"email": "night@example.test", "full_name": "N", "role": "viewer", "department": "Ops", "section": "Night"}),
+    )
+    .await;
+    let res = app.get(&location, &owner.token).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers().get("etag").unwrap(), "\"1\"");
+    let read: Value = res.json().await.unwrap();
+    assert_eq!((read["id"].as_str(), read["member_count"].as_i64()), (night["id"].as_str(), Some(1)));
+
+    // Renaming answers the section, guarded by its ETag.
+    let rename = |version: &str, name: &str| {
+        app.request(Method::PATCH, &location, Some(&owner.token))
+            .header("If-Match", version)
+            .json(&json!({"name": name}))
+            .send()
+    };
+    assert_problem(rename("\"7\"", "Nights").await.unwrap(), 412).await;
+    let res = rename("\"1\"", "Nights").await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers().get("etag").unwrap(), "\"2\"");
+    let renamed: Value = res.json().await.unwrap();
+    assert_eq!((renamed["name"].as_str(), renamed["version"].as_i64()), (Some("Nights"), Some(2)));
+    assert_eq!(renamed["member_count"], 1);
+
+    // Only under its own department, and only for owners and admins.
+    let res = app.send_json(Method::POST, &departments_path(&owner), &owner.token, json!({"name": "Sales"})).await;
+    let sales_id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let elsewhere = location.replace(ops_id, &sales_id);
+    assert_problem(app.get(&elsewhere, &owner.token).await, 404).await;
+    assert_problem(app.get(&format!("{sections}/{}", uuid::Uuid::now_v7()), &owner.token).await, 404).await;
+    assert_problem(app.get(&location, &viewer.token).await, 403).await;
+}
+
 async fn bulk(app: &TestApp, by: &Persona, body: Value) -> reqwest::Response {
     app.send_json(Method::POST, &format!("/api/v1/tenants/{}/users/bulk", by.tenant_id), &by.token, body).await
 }

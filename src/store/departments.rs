@@ -228,6 +228,8 @@ fn name_taken(what: &str, name: &str) -> ApiError {
     ApiError::conflict("name-taken", format!("a {what} named {name:?} already exists here"))
 }
 
+/// Records `action` (`department.*` or `section.*`) on the department or section `id`; the
+/// target type is the action's noun.
 fn audit_department(
     conn: &mut AnyConnection,
     ctx: &TenantContext,
@@ -236,11 +238,8 @@ fn audit_department(
     before: Option<serde_json::Value>,
     after: Option<serde_json::Value>,
 ) -> Result<(), ApiError> {
-    audit::record(
-        conn,
-        ctx,
-        AuditEntry { action, target_type: "department", target_id: Some(id.into()), before, after },
-    )
+    let target_type = if action.starts_with("section.") { "section" } else { "department" };
+    audit::record(conn, ctx, AuditEntry { action, target_type, target_id: Some(id.into()), before, after })
 }
 
 pub fn create(conn: &mut AnyConnection, ctx: &TenantContext, name: &str) -> Result<Department, ApiError> {

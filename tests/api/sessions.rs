@@ -61,6 +61,67 @@ async fn refresh_rotates_and_a_reused_token_ends_the_session() {
     assert_problem(res, 422).await;
 }
 
+/// A refresh token that is not a live one answers 401 (problem+json, `WWW-Authenticate`)
+/// whatever its shape, so "on 401, sign in again" is all a client needs; only a body without
+/// the string is a client bug (422).
+#[tokio::test]
+async fn every_refresh_token_that_is_not_live_answers_401() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("plus").await;
+    let (access, live, _) = sign_in(&app, &owner).await;
+    let (_, used, _) = sign_in(&app, &owner).await;
+    let (_, rotated_to) = refresh_ok(&app, &used).await;
+    let (_, expired, expired_session) = sign_in(&app, &owner).await;
+    let run_out = format!("UPDATE sessions SET expires_at = created_at WHERE id = '{expired_session}'");
+    assert_eq!(app.execute_sql(&run_out), 1);
+    let (ended_access, ended, _) = sign_in(&app, &owner).await;
+    let res = app.request(Method::POST, "/api/v1/auth/logout", Some(&ended_access)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let cut = &live[..live.len() - 1];
+    let longer = format!("{live}A");
+    let long = "A".repeat(201);
+    let huge = "A".repeat(10_000);
+    let padded = format!(" {live} ");
+    for (what, token) in [
+        ("empty", ""),
+        ("blank", "   "),
+        ("too short", "abc"),
+        ("one character short", cut),
+        ("one character long", &longer),
+        ("longer than any token", &long),
+        ("far longer", &huge),
+        ("not base64", "!!!not*base64???###"),
+        ("not ASCII", "ключ-обновления-токена"),
+        ("padded with spaces", &padded),
+        ("an access token", &access),
+        ("unknown", "kq3V1x1nS2u8rYbqk0mZ7w"),
+        ("expired", &expired),
+        ("ended by logout", &ended),
+        ("already used", &used),
+    ] {
+        let res = refresh(&app, token).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{what}");
+        assert_eq!(res.headers().get("www-authenticate").map(|v| v.to_str().unwrap()), Some("Bearer"), "{what}");
+        assert_eq!(assert_problem(res, 401).await["type"], "urn:roster:problem:unauthorized", "{what}");
+    }
+    // Reusing a token ended its session: the token it was rotated to is refused as well.
+    assert_problem(refresh(&app, &rotated_to).await, 401).await;
+    // The live one still refreshes: none of the above touched it.
+    refresh_ok(&app, &live).await;
+    // A body that is not an object with a string `refresh_token`: the client's bug, 422.
+    for body in [json!({}), json!({"refresh_token": null}), json!({"refresh_token": 42}), json!("x"), json!(7)] {
+        let res = app.request(Method::POST, "/api/v1/auth/refresh", None).json(&body).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_problem(res, 422).await;
+    }
+    // Signing out with an access token that is not a live one: 401 too.
+    for token in ["", "not-a-jwt", ended_access.as_str()] {
+        let res = app.request(Method::POST, "/api/v1/auth/logout", None).bearer_auth(token).send().await.unwrap();
+        assert!(res.headers().get("www-authenticate").is_some(), "logout with {token:?}");
+        assert_problem(res, 401).await;
+    }
+}
+
 /// Many requests with one refresh token at once: one gets through; the rest are reuse, which
 /// ends the session, so nobody holding a copy can go on.
 #[tokio::test]

@@ -408,7 +408,7 @@ pub struct Facets {
     pub roles: Vec<(String, i64)>,
     pub statuses: Vec<(String, i64)>,
     pub departments: Vec<(Option<String>, i64)>,
-    /// Region id, name, members in it (directly).
+    /// Region id, name, members in it or its sub-regions (what `region=<id>` lists).
     pub regions: Vec<(String, String, i64)>,
 }
 
@@ -431,22 +431,9 @@ pub fn facets(conn: &mut AnyConnection, ctx: &TenantContext, f: &ListFilter) -> 
     }
     let links: Vec<(String, String)> =
         mr::membership_regions.filter(mr::tenant_id.eq(&tenant)).select((mr::user_id, mr::region_id)).load(conn)?;
-    let mut per_region: HashMap<String, i64> = HashMap::new();
-    for (user, region) in links {
-        if ids.contains(&user) {
-            *per_region.entry(region).or_default() += 1;
-        }
-    }
-    let names: HashMap<String, String> =
-        r::regions.filter(r::tenant_id.eq(&tenant)).select((r::id, r::name)).load(conn)?.into_iter().collect();
-    let mut regions: Vec<(String, String, i64)> = per_region
-        .into_iter()
-        .map(|(id, n)| {
-            let name = names.get(&id).cloned().unwrap_or_default();
-            (id, name, n)
-        })
-        .collect();
-    regions.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    let tree: Vec<(String, String, Option<String>)> =
+        r::regions.filter(r::tenant_id.eq(&tenant)).select((r::id, r::name, r::parent_id)).load(conn)?;
+    let regions = region_counts(&links, &tree, &ids);
     Ok(Facets {
         total: ids.len() as i64,
         roles: roles.into_iter().collect(),
@@ -454,6 +441,37 @@ pub fn facets(conn: &mut AnyConnection, ctx: &TenantContext, f: &ListFilter) -> 
         departments: departments.into_iter().collect(),
         regions,
     })
+}
+
+/// Members of `ids` per region (id, name, count; by name), counted as the `region` filter
+/// lists them: a region counts the members in it or in any region below it, each once.
+/// `links` are (member, region) pairs, `tree` the tenant's regions as (id, name, parent).
+fn region_counts(
+    links: &[(String, String)],
+    tree: &[(String, String, Option<String>)],
+    ids: &HashSet<String>,
+) -> Vec<(String, String, i64)> {
+    let parents: HashMap<&str, &str> =
+        tree.iter().filter_map(|(id, _, parent)| parent.as_deref().map(|p| (id.as_str(), p))).collect();
+    // Every member's regions and all the regions above them.
+    let mut reached: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for (user, region) in links.iter().filter(|(user, _)| ids.contains(user)) {
+        let seen = reached.entry(user.as_str()).or_default();
+        let mut at = Some(region.as_str());
+        while let Some(id) = at.filter(|id| seen.insert(id)) {
+            at = parents.get(id).copied();
+        }
+    }
+    let mut per_region: HashMap<&str, i64> = HashMap::new();
+    for region in reached.into_values().flatten() {
+        *per_region.entry(region).or_default() += 1;
+    }
+    let mut out: Vec<(String, String, i64)> = tree
+        .iter()
+        .filter_map(|(id, name, _)| per_region.get(id.as_str()).map(|n| (id.clone(), name.clone(), *n)))
+        .collect();
+    out.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    out
 }
 
 /// The `region` filter with its sub-regions, as ids.

@@ -114,6 +114,56 @@ async fn facets_count_what_the_caller_may_see() {
     assert_eq!(res.status(), StatusCode::OK);
 }
 
+/// A region's facet counts what clicking it lists: its members and its sub-regions', each
+/// once, under the caller's scope and the other filters.
+#[tokio::test]
+async fn region_facets_count_what_the_region_filter_lists() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("enterprise").await;
+    let parent = app.create_region(&owner, "Parent", None).await;
+    let child = app.create_region(&owner, "Child", Some(&parent)).await;
+    let grandchild = app.create_region(&owner, "Grandchild", Some(&child)).await;
+    let other = app.create_region(&owner, "Other", None).await;
+    let admin = app.new_member(&owner, "admin", &[&child]).await;
+    for (role, regions) in [
+        ("viewer", vec![&child]),
+        ("viewer", vec![&parent]),
+        ("operator", vec![&grandchild]),
+        ("viewer", vec![&child, &other]),
+        ("operator", vec![&other]),
+        ("viewer", vec![&child, &grandchild]),
+    ] {
+        app.add_member(
+            &owner,
+            json!({"email": format!("{}@example.test", uuid::Uuid::now_v7().simple()), "full_name": "R",
+                   "role": role, "regions": regions}),
+        )
+        .await;
+    }
+    let region_count = |facets: &Value, id: &str| {
+        facets["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["region_id"] == id)
+            .map_or(0, |r| r["count"].as_i64().unwrap())
+    };
+    let all = facets(&app, &owner, "").await;
+    let counts: Vec<i64> = [&parent, &child, &grandchild, &other].iter().map(|r| region_count(&all, r)).collect();
+    assert_eq!(counts, [6, 5, 2, 2], "parent: everyone but the one only in Other; child: with the admin");
+    // Under every caller's scope and with other filters, each count is the filtered list's total.
+    for (who, by, extra) in [("owner", &owner, ""), ("owner", &owner, "role=viewer&"), ("admin", &admin, "")] {
+        let sidebar = facets(&app, by, extra).await;
+        for region in [&parent, &child, &grandchild, &other] {
+            let listed = page(&app, by, &format!("{extra}region={region}&limit=1")).await["total"].as_i64().unwrap();
+            assert_eq!(region_count(&sidebar, region), listed, "{who} {extra} {region}: {sidebar}");
+        }
+    }
+    // The admin (in Child) sees the members within Child and below, and itself.
+    let scoped = facets(&app, &admin, "").await;
+    assert_eq!((region_count(&scoped, &parent), region_count(&scoped, &other)), (4, 0), "{scoped}");
+}
+
 fn departments_path(by: &Persona) -> String {
     format!("/api/v1/tenants/{}/departments", by.tenant_id)
 }

@@ -88,7 +88,8 @@ pub async fn list_members(
 /// Counts for a filter sidebar: members by role, status, department and region.
 ///
 /// Takes the list's filters (`sort`, `limit` and `cursor` are ignored) and counts only members
-/// you can see.
+/// you can see. Each count is what the list shows with that value added as a filter: a
+/// region's count includes its sub-regions, as `region=<id>` does.
 #[utoipa::path(
     tag = "users",
     security(("bearer_auth" = [])),

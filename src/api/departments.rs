@@ -99,6 +99,28 @@ impl NameRequest {
     }
 }
 
+/// The path of one department (for the document; handlers read it with [`path_id`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct DepartmentPath {
+    /// The tenant's id
+    pub tenant_id: String,
+    /// The department's id
+    pub department_id: String,
+}
+
+/// The path of one section (for the document; handlers read it with [`path_id`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SectionPath {
+    /// The tenant's id
+    pub tenant_id: String,
+    /// The department's id
+    pub department_id: String,
+    /// The section's id
+    pub section_id: String,
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -185,10 +207,7 @@ pub async fn create_department(
 #[utoipa::path(
     tag = "departments",
     security(("bearer_auth" = [])),
-    params(
-        ("tenant_id" = String, Path, description = "The tenant's id"),
-        ("department_id" = String, Path, description = "The department's id"),
-    ),
+    params(DepartmentPath),
     responses(
         (status = 200, body = DepartmentView, headers(("ETag" = String))),
         (status = 403, description = "Your role cannot read departments"),
@@ -211,8 +230,7 @@ pub async fn get_department(
     tag = "departments",
     security(("bearer_auth" = [])),
     params(
-        ("tenant_id" = String, Path, description = "The tenant's id"),
-        ("department_id" = String, Path, description = "The department's id"),
+        DepartmentPath,
         ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale"),
     ),
     request_body = NameRequest,
@@ -247,8 +265,7 @@ pub async fn rename_department(
     tag = "departments",
     security(("bearer_auth" = [])),
     params(
-        ("tenant_id" = String, Path, description = "The tenant's id"),
-        ("department_id" = String, Path, description = "The department's id"),
+        DepartmentPath,
         ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale"),
         DeleteParams,
     ),
@@ -283,10 +300,7 @@ pub async fn delete_department(
 #[utoipa::path(
     tag = "departments",
     security(("bearer_auth" = [])),
-    params(
-        ("tenant_id" = String, Path, description = "The tenant's id"),
-        ("department_id" = String, Path, description = "The department's id"),
-    ),
+    params(DepartmentPath),
     request_body = NameRequest,
     responses(
         (status = 201, description = "The new section", body = SectionView, headers(("ETag" = String), ("Location" = String, description = "The section's address"))),
@@ -322,11 +336,7 @@ pub async fn create_section(
 #[utoipa::path(
     tag = "departments",
     security(("bearer_auth" = [])),
-    params(
-        ("tenant_id" = String, Path, description = "The tenant's id"),
-        ("department_id" = String, Path, description = "The department's id"),
-        ("section_id" = String, Path, description = "The section's id"),
-    ),
+    params(SectionPath),
     responses(
         (status = 200, body = SectionView, headers(("ETag" = String))),
         (status = 403, description = "Your role cannot read departments"),
@@ -349,9 +359,7 @@ pub async fn get_section(
     tag = "departments",
     security(("bearer_auth" = [])),
     params(
-        ("tenant_id" = String, Path, description = "The tenant's id"),
-        ("department_id" = String, Path, description = "The department's id"),
-        ("section_id" = String, Path, description = "The section's id"),
+        SectionPath,
         ("If-Match" = Option<String>, Header, description = "The section's version you read; 412 when stale"),
     ),
     request_body = NameRequest,
@@ -388,9 +396,7 @@ pub async fn rename_section(
     tag = "departments",
     security(("bearer_auth" = [])),
     params(
-        ("tenant_id" = String, Path, description = "The tenant's id"),
-        ("department_id" = String, Path, description = "The department's id"),
-        ("section_id" = String, Path, description = "The section's id"),
+        SectionPath,
         ("If-Match" = Option<String>, Header, description = "The section's version you read; 412 when stale"),
         DeleteParams,
     ),

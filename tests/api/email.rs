@@ -367,9 +367,6 @@ async fn admin_sends_a_reset_link_to_a_person_shared_with_another_tenant() {
     assert_eq!(confirm(&app, &reset_token(&mail), "a passphrase only I know").await.status(), StatusCode::OK);
     let login = app.login_ok(&member.email, "a passphrase only I know", None).await;
     assert_eq!(login["tenants"].as_array().unwrap().len(), 2);
-    let res = app
-        .get(&format!("/api/v1/tenants/{}/audit-events?action=member.password_reset", owner.tenant_id), &owner.token)
-        .await;
-    let events: Value = res.json().await.unwrap();
-    assert_eq!(events["items"][0]["after"]["delivery"], "email", "{events}");
+    let events = app.audit_events(&owner, "member.password_reset").await;
+    assert_eq!(events[0]["after"]["delivery"], "email", "{events:?}");
 }

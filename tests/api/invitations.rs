@@ -398,16 +398,10 @@ async fn creating_a_member_whose_email_has_an_account_invites_them() {
     assert_eq!(me["regions"], json!([north]));
     assert_eq!(app.login_ok(&person.email, &person.password, None).await["tenants"].as_array().unwrap().len(), 2);
     // Audited as invitations are.
-    let events: Value = app
-        .get(&format!("/api/v1/tenants/{}/audit-events?action=invitation.*", owner.tenant_id), &owner.token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let actions: Vec<&str> =
-        events["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let events = app.audit_events(&owner, "invitation.*").await;
+    let actions: Vec<&str> = events.iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["invitation.accepted", "invitation.created"]);
-    let created = &events["items"][1];
+    let created = &events[1];
     assert_eq!((created["target_type"].as_str(), &created["target_id"]), (Some("invitation"), &invitation["id"]));
     // Now a member: 409 as before.
     let res = send(&owner, None, body).await;
@@ -449,14 +443,7 @@ async fn invitation_emails_and_lookups_are_rate_limited() {
     assert_eq!(all["items"].as_array().unwrap().len(), 2);
     // Creating a member whose email has an account sends an invitation: limited alike.
     let elsewhere = app.new_owner("plus").await;
-    let res = app
-        .send_json(
-            Method::POST,
-            &format!("/api/v1/tenants/{}/users", owner.tenant_id),
-            &owner.token,
-            json!({"email": elsewhere.email, "full_name": "E", "role": "viewer"}),
-        )
-        .await;
+    let res = app.post_member(&owner, json!({"email": elsewhere.email, "full_name": "E", "role": "viewer"})).await;
     assert_problem(res, 429).await;
     // Guessing links: per client address.
     for _ in 0..3 {

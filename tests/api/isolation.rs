@@ -200,24 +200,11 @@ async fn a_shared_person_gives_no_way_into_the_other_tenant() {
     assert_problem(app.get(&format!("/api/v1/tenants/{bt}/users"), &a.token).await, 404).await;
     // Creating P again in A: already a member. Creating P in a third tenant: an invitation,
     // which shows nothing of P.
-    let res = app
-        .send_json(
-            Method::POST,
-            &format!("/api/v1/tenants/{}/users", a.tenant_id),
-            &a.token,
-            json!({"email": p.email, "full_name": "P", "role": "viewer"}),
-        )
-        .await;
+    let p_again = json!({"email": p.email, "full_name": "P", "role": "viewer"});
+    let res = app.post_member(&a, p_again.clone()).await;
     assert_eq!(assert_problem(res, 409).await["type"], "urn:roster:problem:already-member");
     let c = app.new_owner("plus").await;
-    let res = app
-        .send_json(
-            Method::POST,
-            &format!("/api/v1/tenants/{}/users", c.tenant_id),
-            &c.token,
-            json!({"email": p.email, "full_name": "P", "role": "viewer"}),
-        )
-        .await;
+    let res = app.post_member(&c, p_again).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let text = res.text().await.unwrap();
     assert!(!text.contains(&p.user_id) && !text.contains(bt) && !text.contains(&a.tenant_id), "{text}");

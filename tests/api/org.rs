@@ -389,20 +389,14 @@ async fn a_section_is_a_resource_of_its_own() {
     assert_problem(app.get(&location, &viewer.token).await, 403).await;
 
     // Audited with the section as the target, the department's events with the department.
-    let audit = |filter: &str| {
-        let url = format!("/api/v1/tenants/{}/audit-events?action={filter}", owner.tenant_id);
-        let app = &app;
-        let token = owner.token.clone();
-        async move { app.get(&url, &token).await.json::<Value>().await.unwrap()["items"].as_array().unwrap().clone() }
-    };
-    let events = audit("section.*").await;
+    let events = app.audit_events(&owner, "section.*").await;
     let seen: Vec<(&str, &str, &str)> = events
         .iter()
         .map(|e| (e["action"].as_str().unwrap(), e["target_type"].as_str().unwrap(), e["target_id"].as_str().unwrap()))
         .collect();
     let id = night["id"].as_str().unwrap();
     assert_eq!(seen, [("section.renamed", "section", id), ("section.created", "section", id)]);
-    for event in audit("department.*").await {
+    for event in app.audit_events(&owner, "department.*").await {
         assert_eq!(event["target_type"], "department", "{event}");
     }
 }

@@ -25,12 +25,6 @@ async fn sign_in(app: &TestApp, who: &Persona) -> (String, String, String) {
     (s("access_token"), s("refresh_token"), s("session_id"))
 }
 
-async fn events(app: &TestApp, owner: &Persona, action: &str) -> Vec<Value> {
-    let path = format!("/api/v1/tenants/{}/audit-events?action={action}", owner.tenant_id);
-    let body: Value = app.get(&path, &owner.token).await.json().await.unwrap();
-    body["items"].as_array().unwrap().clone()
-}
-
 #[tokio::test]
 async fn refresh_rotates_and_a_reused_token_ends_the_session() {
     let app = spawn_app().await;
@@ -52,7 +46,7 @@ async fn refresh_rotates_and_a_reused_token_ends_the_session() {
         assert_problem(app.get("/api/v1/me", token).await, 401).await;
         assert_problem(other.get(&format!("/api/v1/tenants/{}/users", owner.tenant_id), token).await, 401).await;
     }
-    let found = events(&app, &owner, "session.refresh_token_reused").await;
+    let found = app.audit_events(&owner, "session.refresh_token_reused").await;
     assert_eq!(found.len(), 1);
     assert_eq!(found[0]["after"]["session_id"], session);
     // Unknown and malformed tokens.
@@ -184,8 +178,8 @@ async fn logout_and_ending_a_session_stop_its_tokens_at_once() {
     let ids: Vec<&str> = list["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
     assert!(!ids.contains(&s1.as_str()) && !ids.contains(&s3.as_str()) && ids.contains(&s2.as_str()));
     refresh_ok(&app, &r2).await;
-    assert_eq!(events(&app, &owner, "user.signed_out").await.len(), 1);
-    assert_eq!(events(&app, &owner, "session.ended").await.len(), 1);
+    assert_eq!(app.audit_events(&owner, "user.signed_out").await.len(), 1);
+    assert_eq!(app.audit_events(&owner, "session.ended").await.len(), 1);
 }
 
 #[tokio::test]
@@ -218,7 +212,7 @@ async fn owners_and_admins_end_a_members_sessions_in_their_tenant() {
     assert_problem(refresh(&app, &refresh_token).await, 401).await;
     // They can sign in again (disabling stops that).
     sign_in(&app, &member).await;
-    assert_eq!(events(&app, &owner, "member.sessions_ended").await.len(), 1);
+    assert_eq!(app.audit_events(&owner, "member.sessions_ended").await.len(), 1);
 }
 
 /// A person in two tenants: ending their sessions or disabling them in one leaves their
@@ -242,7 +236,7 @@ async fn disabling_ends_sessions_in_that_tenant_only() {
     assert_eq!(app.get(&format!("/api/v1/tenants/{b_id}/users"), &b_access).await.status(), StatusCode::OK);
     let (b2, _) = refresh_ok(&app, &b_refresh).await;
     assert_eq!(app.get(&format!("/api/v1/tenants/{b_id}/users"), &b2).await.status(), StatusCode::OK);
-    let disabled = events(&app, &co_owner, "member.disabled").await;
+    let disabled = app.audit_events(&co_owner, "member.disabled").await;
     assert!(disabled[0]["after"]["sessions_ended"].as_i64().unwrap() >= 1, "{disabled:?}");
 }
 
@@ -317,7 +311,7 @@ async fn repeated_failures_lock_the_account_until_an_admin_clears_it() {
         .await
         .unwrap();
     assert!(list["items"][0]["locked_until"].is_string(), "{list}");
-    let audit = events(&app, &owner, "user.locked").await;
+    let audit = app.audit_events(&owner, "user.locked").await;
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0]["after"]["lock_seconds"], 600);
 
@@ -336,7 +330,7 @@ async fn repeated_failures_lock_the_account_until_an_admin_clears_it() {
         .unwrap();
     assert!(list["items"][0].get("locked_until").is_none(), "{list}");
     app.login_ok(&member.email, &member.password, None).await;
-    assert_eq!(events(&app, &owner, "member.unlocked").await.len(), 1);
+    assert_eq!(app.audit_events(&owner, "member.unlocked").await.len(), 1);
     // A success starts the count again: two more failures do not lock.
     for _ in 0..2 {
         assert_problem(app.login(wrong.clone()).await, 401).await;
@@ -362,7 +356,8 @@ async fn the_lock_grows_with_each_further_failure() {
     assert_problem(app.login(wrong.clone()).await, 401).await;
     tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
     assert_problem(app.login(wrong.clone()).await, 401).await;
-    let secs: Vec<i64> = events(&app, &owner, "user.locked")
+    let secs: Vec<i64> = app
+        .audit_events(&owner, "user.locked")
         .await
         .iter()
         .map(|e| e["after"]["lock_seconds"].as_i64().unwrap())
@@ -370,7 +365,7 @@ async fn the_lock_grows_with_each_further_failure() {
     assert_eq!(secs, vec![4, 2, 1], "newest first");
     // Failures while locked do not count: the lock stays 4 s and nothing new is recorded.
     assert_problem(app.login(wrong.clone()).await, 401).await;
-    assert_eq!(events(&app, &owner, "user.locked").await.len(), 3);
+    assert_eq!(app.audit_events(&owner, "user.locked").await.len(), 3);
     // A completed password change by an admin reset also clears it.
     let reset = format!("/api/v1/tenants/{}/users/{}/password-reset", owner.tenant_id, member.user_id);
     let res = app.request(Method::POST, &reset, Some(&owner.token)).send().await.unwrap();

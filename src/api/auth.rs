@@ -357,7 +357,7 @@ pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
-/// Longer than any refresh token this service hands out (22 characters): not worth a lookup.
+/// Refresh tokens are 22 characters; a string beyond this is refused without a lookup.
 const REFRESH_TOKEN_MAX_LEN: usize = 200;
 
 fn refresh_refused(detail: &str) -> ApiError {

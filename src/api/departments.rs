@@ -11,14 +11,18 @@ use crate::AppState;
 use crate::api::{etag, if_match};
 use crate::auth::TenantAccess;
 use crate::auth::guard::parse_path_id;
+use crate::domain::TenantId;
 use crate::error::ApiError;
-use crate::store::departments::{self, Department};
+use crate::store::departments::{self, Department, Section};
 
 /// A section of a department.
 #[derive(Serialize, ToSchema)]
 pub struct SectionView {
     #[schema(format = Uuid)]
     pub id: String,
+    /// The department it belongs to.
+    #[schema(format = Uuid)]
+    pub department_id: String,
     #[schema(example = "Night shift")]
     pub name: String,
     /// Members in it (of those you can see).
@@ -44,24 +48,27 @@ pub struct DepartmentView {
     pub updated_at: DateTime<Utc>,
 }
 
+impl From<Section> for SectionView {
+    fn from((s, n): Section) -> Self {
+        Self {
+            id: s.id,
+            department_id: s.department_id,
+            name: s.name,
+            member_count: n,
+            version: s.version,
+            created_at: s.created_at.and_utc(),
+            updated_at: s.updated_at.and_utc(),
+        }
+    }
+}
+
 impl From<Department> for DepartmentView {
     fn from(d: Department) -> Self {
         Self {
             id: d.row.id,
             name: d.row.name,
             member_count: d.members,
-            sections: d
-                .sections
-                .into_iter()
-                .map(|(s, n)| SectionView {
-                    id: s.id,
-                    name: s.name,
-                    member_count: n,
-                    version: s.version,
-                    created_at: s.created_at.and_utc(),
-                    updated_at: s.updated_at.and_utc(),
-                })
-                .collect(),
+            sections: d.sections.into_iter().map(SectionView::from).collect(),
             version: d.row.version,
             created_at: d.row.created_at.and_utc(),
             updated_at: d.row.updated_at.and_utc(),
@@ -96,6 +103,33 @@ impl NameRequest {
     }
 }
 
+/// The path of one department (for the document; handlers read it with [`path_id`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct DepartmentPath {
+    /// The tenant's id
+    #[param(schema_with = crate::api::params::uuid)]
+    pub tenant_id: String,
+    /// The department's id
+    #[param(schema_with = crate::api::params::uuid)]
+    pub department_id: String,
+}
+
+/// The path of one section (for the document; handlers read it with [`path_id`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SectionPath {
+    /// The tenant's id
+    #[param(schema_with = crate::api::params::uuid)]
+    pub tenant_id: String,
+    /// The department's id
+    #[param(schema_with = crate::api::params::uuid)]
+    pub department_id: String,
+    /// The section's id
+    #[param(schema_with = crate::api::params::uuid)]
+    pub section_id: String,
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -126,14 +160,23 @@ fn department_response(status: actix_web::http::StatusCode, d: Department) -> Ht
     HttpResponse::build(status).insert_header(etag(version)).json(DepartmentView::from(d))
 }
 
+fn section_response(status: actix_web::http::StatusCode, section: Section) -> HttpResponse {
+    HttpResponse::build(status).insert_header(etag(section.0.version)).json(SectionView::from(section))
+}
+
 /// List departments with their sections and member counts.
 ///
-/// Everyone in the tenant may read them (counts are of the members you can see).
+/// Owners and admins (counts are of the members you can see); operators and viewers see only
+/// themselves here (403).
 #[utoipa::path(
     tag = "departments",
     security(("bearer_auth" = [])),
     params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id")),
-    responses((status = 200, body = DepartmentList), (status = 404, description = "No such tenant for you"))
+    responses(
+        (status = 200, body = DepartmentList),
+        (status = 403, description = "Your role cannot read departments"),
+        (status = 404, description = "No such tenant for you"),
+    )
 )]
 #[get("/api/v1/tenants/{tenant_id}/departments")]
 pub async fn list_departments(state: web::Data<AppState>, access: TenantAccess) -> Result<HttpResponse, ApiError> {
@@ -170,15 +213,16 @@ pub async fn create_department(
 
 /// Read a department.
 ///
-/// With its sections and how many members (that you can see) are in each. Owners and admins only.
+/// Owners and admins.
 #[utoipa::path(
     tag = "departments",
     security(("bearer_auth" = [])),
-    params(
-        ("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"),
-        ("department_id" = uuid::Uuid, Path, description = "The department's id"),
-    ),
-    responses((status = 200, body = DepartmentView, headers(("ETag" = String))), (status = 404, description = "No such department"))
+    params(DepartmentPath),
+    responses(
+        (status = 200, body = DepartmentView, headers(("ETag" = String))),
+        (status = 403, description = "Your role cannot read departments"),
+        (status = 404, description = "No such department"),
+    )
 )]
 #[get("/api/v1/tenants/{tenant_id}/departments/{department_id}")]
 pub async fn get_department(
@@ -199,8 +243,7 @@ pub async fn get_department(
     tag = "departments",
     security(("bearer_auth" = [])),
     params(
-        ("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"),
-        ("department_id" = uuid::Uuid, Path, description = "The department's id"),
+        DepartmentPath,
         ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale"),
     ),
     request_body = NameRequest,
@@ -235,8 +278,7 @@ pub async fn rename_department(
     tag = "departments",
     security(("bearer_auth" = [])),
     params(
-        ("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"),
-        ("department_id" = uuid::Uuid, Path, description = "The department's id"),
+        DepartmentPath,
         ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale"),
         DeleteParams,
     ),
@@ -267,18 +309,14 @@ pub async fn delete_department(
 
 /// Add a section to a department.
 ///
-/// Answers the new section, with its `Location`. A name another section of the department has
-/// answers 409.
+/// Answers the new section, with its address in `Location`.
 #[utoipa::path(
     tag = "departments",
     security(("bearer_auth" = [])),
-    params(
-        ("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"),
-        ("department_id" = uuid::Uuid, Path, description = "The department's id"),
-    ),
+    params(DepartmentPath),
     request_body = NameRequest,
     responses(
-        (status = 201, description = "The department with its new section", body = DepartmentView),
+        (status = 201, description = "The new section", body = SectionView, headers(("ETag" = String), ("Location" = String, description = "The section's address"))),
         (status = 403, description = "Your role cannot manage departments"),
         (status = 404, description = "No such department"),
         (status = 409, description = "The department has a section with this name"),
@@ -292,10 +330,41 @@ pub async fn create_section(
     req: HttpRequest,
     body: crate::api::json::Json<NameRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let tenant: TenantId = parse_path_id(&req, "tenant_id")?;
     let id = path_id(&req, "department_id")?;
     let name = body.into_inner().name()?;
-    let d = access.run_write(&state.pool, move |conn, ctx| departments::create_section(conn, ctx, &id, &name)).await?;
-    Ok(department_response(actix_web::http::StatusCode::CREATED, d))
+    let dept = id.clone();
+    let section =
+        access.run_write(&state.pool, move |conn, ctx| departments::create_section(conn, ctx, &dept, &name)).await?;
+    let location = format!("/api/v1/tenants/{}/departments/{id}/sections/{}", tenant.as_text(), section.0.id);
+    Ok(HttpResponse::Created()
+        .insert_header(etag(section.0.version))
+        .insert_header((actix_web::http::header::LOCATION, location))
+        .json(SectionView::from(section)))
+}
+
+/// Read a section.
+///
+/// Owners and admins.
+#[utoipa::path(
+    tag = "departments",
+    security(("bearer_auth" = [])),
+    params(SectionPath),
+    responses(
+        (status = 200, body = SectionView, headers(("ETag" = String))),
+        (status = 403, description = "Your role cannot read departments"),
+        (status = 404, description = "No such department or section"),
+    )
+)]
+#[get("/api/v1/tenants/{tenant_id}/departments/{department_id}/sections/{section_id}")]
+pub async fn get_section(
+    state: web::Data<AppState>,
+    access: TenantAccess,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let (dept, id) = (path_id(&req, "department_id")?, path_id(&req, "section_id")?);
+    let section = access.run(&state.pool, move |conn, ctx| departments::get_section(conn, ctx, &dept, &id)).await?;
+    Ok(section_response(actix_web::http::StatusCode::OK, section))
 }
 
 /// Rename a section: every member in it shows the new name.
@@ -305,14 +374,12 @@ pub async fn create_section(
     tag = "departments",
     security(("bearer_auth" = [])),
     params(
-        ("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"),
-        ("department_id" = uuid::Uuid, Path, description = "The department's id"),
-        ("section_id" = uuid::Uuid, Path, description = "The section's id"),
+        SectionPath,
         ("If-Match" = Option<String>, Header, description = "The section's version you read; 412 when stale"),
     ),
     request_body = NameRequest,
     responses(
-        (status = 200, description = "The department with the renamed section", body = DepartmentView),
+        (status = 200, description = "The renamed section", body = SectionView, headers(("ETag" = String))),
         (status = 403, description = "Your role cannot manage departments"),
         (status = 404, description = "No such department or section"),
         (status = 409, description = "The department has another section with this name"),
@@ -330,10 +397,10 @@ pub async fn rename_section(
     let (dept, id) = (path_id(&req, "department_id")?, path_id(&req, "section_id")?);
     let name = body.into_inner().name()?;
     let version = if_match(&req)?;
-    let d = access
+    let section = access
         .run_write(&state.pool, move |conn, ctx| departments::rename_section(conn, ctx, &dept, &id, &name, version))
         .await?;
-    Ok(HttpResponse::Ok().json(DepartmentView::from(d)))
+    Ok(section_response(actix_web::http::StatusCode::OK, section))
 }
 
 /// Delete a section.
@@ -344,9 +411,7 @@ pub async fn rename_section(
     tag = "departments",
     security(("bearer_auth" = [])),
     params(
-        ("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"),
-        ("department_id" = uuid::Uuid, Path, description = "The department's id"),
-        ("section_id" = uuid::Uuid, Path, description = "The section's id"),
+        SectionPath,
         ("If-Match" = Option<String>, Header, description = "The section's version you read; 412 when stale"),
         DeleteParams,
     ),
@@ -384,6 +449,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(rename_department)
         .service(delete_department)
         .service(create_section)
+        .service(get_section)
         .service(rename_section)
         .service(delete_section);
 }

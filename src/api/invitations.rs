@@ -16,13 +16,14 @@ use crate::api::{Problems, page_limit};
 use crate::auth::guard::parse_path_id;
 use crate::auth::policy::TenantAction;
 use crate::auth::rate_limit::client_key;
-use crate::auth::{RequestMeta, TenantAccess};
+use crate::auth::{RequestMeta, TenantAccess, TenantContext};
 use crate::db;
 use crate::domain::ids::parse_stored;
 use crate::domain::password::check_policy;
 use crate::domain::{EmailAddress, RegionId, Role, UserId};
 use crate::error::{ApiError, FieldError};
-use crate::store::invitations::{self, Acceptor, InvitationRow, InvitationState, Mailer, NewInvitation};
+use crate::store::idempotency::{IdempotencyKey, Render};
+use crate::store::invitations::{self, Acceptor, InvitationRow, InvitationState, Invited, Mailer, NewInvitation};
 use crate::store::{members, sessions};
 
 /// Whom to invite, with which role and regions.
@@ -150,12 +151,37 @@ pub async fn create_invitation(
     let email = email.ok_or_else(|| ApiError::internal("email parsed"))?;
     let ctx = access.check(&state.pool).await?;
     members::require(&ctx, TenantAction::CreateMember)?;
-    state.limits.tenant_email(&ctx.tenant_text(), email.as_str())?;
     let new = NewInvitation { email, role: body.role, regions };
+    Ok(match send_invitation(&state, ctx, new, None, false).await? {
+        Invited::New(row) => HttpResponse::Created().json(InvitationView::from(&*row)),
+        Invited::Replayed(replay) => crate::api::replayed(replay),
+    })
+}
+
+/// Invites `new.email` (within the email allowances, unless `allowance_spent` says this
+/// request already counted its email) and wakes the mail worker. With an idempotency key, the
+/// answer is kept with `status`.
+pub(crate) async fn send_invitation(
+    state: &web::Data<AppState>,
+    ctx: TenantContext,
+    new: NewInvitation,
+    idem: Option<(IdempotencyKey, u16)>,
+    allowance_spent: bool,
+) -> Result<Invited, ApiError> {
+    if !allowance_spent {
+        state.limits.tenant_email(&ctx.tenant_text(), new.email.as_str())?;
+    }
     let st = state.clone();
-    let row = db::run_write(&state.pool, move |conn| invitations::create(conn, &ctx, new, &mailer(&st))).await?;
-    state.mail_queued.notify_one();
-    Ok(HttpResponse::Created().json(InvitationView::from(&row)))
+    let invited = db::run_write(&state.pool, move |conn| {
+        let render = |row: &InvitationRow| serde_json::to_string(&InvitationView::from(row)).unwrap_or_default();
+        let idem = idem.as_ref().map(|(key, status)| (key, *status, &render as Render<'_, InvitationRow>));
+        invitations::create(conn, &ctx, new, &mailer(&st), idem)
+    })
+    .await?;
+    if let Invited::New(_) = invited {
+        state.mail_queued.notify_one();
+    }
+    Ok(invited)
 }
 
 /// List invitations, newest first.

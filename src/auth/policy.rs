@@ -41,6 +41,9 @@ pub enum TenantAction {
     /// List members (the rows shown are narrowed by [`Actor::member_visibility`]).
     ListMembers,
     CreateMember,
+    /// Departments and sections: list and read (owners and admins; operators and viewers see
+    /// only themselves here).
+    ReadDepartments,
     /// Departments and sections: create, rename, delete (owners and admins, as for members).
     ManageDepartments,
     /// Settings, plan, billing owner, regions.
@@ -49,10 +52,11 @@ pub enum TenantAction {
 }
 
 impl TenantAction {
-    pub const ALL: [TenantAction; 6] = [
+    pub const ALL: [TenantAction; 7] = [
         TenantAction::ReadTenant,
         TenantAction::ListMembers,
         TenantAction::CreateMember,
+        TenantAction::ReadDepartments,
         TenantAction::ManageDepartments,
         TenantAction::ManageTenant,
         TenantAction::ReadAudit,
@@ -140,8 +144,8 @@ impl Actor {
         match (self.role, action) {
             (_, ReadTenant | ListMembers) => Decision::Allow,
             (Role::Owner, _) => Decision::Allow,
-            (Role::Admin, CreateMember | ManageDepartments) if self.admin_active() => Decision::Allow,
-            (Role::Admin, CreateMember | ManageDepartments) => {
+            (Role::Admin, CreateMember | ReadDepartments | ManageDepartments) if self.admin_active() => Decision::Allow,
+            (Role::Admin, CreateMember | ReadDepartments | ManageDepartments) => {
                 Decision::Forbidden("this tenant has turned user administration off for admins")
             }
             (Role::Admin, ManageTenant | ReadAudit) => Decision::Forbidden("only owners can do this"),
@@ -278,6 +282,37 @@ mod tests {
             assert_eq!(a.can_member(MemberAction::Read, me), Decision::Allow);
             for action in [MemberAction::ChangeRoleOrRegions, MemberAction::ChangeStatus, MemberAction::Delete] {
                 assert!(matches!(a.can_member(action, me), Decision::Forbidden(_)), "{role:?} {action:?}");
+            }
+        }
+    }
+
+    /// DESIGN.md section 3, the tenant-wide rows: every role (and an admin with user
+    /// administration switched off) x every tenant action.
+    #[test]
+    fn tenant_actions_cell_by_cell() {
+        use TenantAction::*;
+        let mut switched_off = actor(Role::Admin, &[10]);
+        switched_off.admins_can_manage_users = false;
+        // ReadTenant, ListMembers, CreateMember, ReadDepartments, ManageDepartments, ManageTenant, ReadAudit
+        let table = [
+            ("owner", actor(Role::Owner, &[]), [true, true, true, true, true, true, true]),
+            ("admin", actor(Role::Admin, &[10]), [true, true, true, true, true, false, false]),
+            ("admin, administration off", switched_off, [true, true, false, false, false, false, false]),
+            ("operator", actor(Role::Operator, &[10]), [true, true, false, false, false, false, false]),
+            ("viewer", actor(Role::Viewer, &[10]), [true, true, false, false, false, false, false]),
+        ];
+        assert_eq!(
+            TenantAction::ALL,
+            [ReadTenant, ListMembers, CreateMember, ReadDepartments, ManageDepartments, ManageTenant, ReadAudit]
+        );
+        for (name, who, allowed) in table {
+            for (action, allow) in TenantAction::ALL.into_iter().zip(allowed) {
+                let got = who.can(action);
+                if allow {
+                    assert_eq!(got, Decision::Allow, "{name} {action:?}");
+                } else {
+                    assert!(matches!(got, Decision::Forbidden(_)), "{name} {action:?}: {got:?}");
+                }
             }
         }
     }

@@ -38,12 +38,15 @@ pub struct SectionRow {
     pub updated_at: NaiveDateTime,
 }
 
+/// A section and how many members (of those the caller can see) are in it.
+pub type Section = (SectionRow, i64);
+
 /// A department with its sections and member counts (of the members the caller can see).
 #[derive(Debug, Clone)]
 pub struct Department {
     pub row: DepartmentRow,
     pub members: i64,
-    pub sections: Vec<(SectionRow, i64)>,
+    pub sections: Vec<Section>,
 }
 
 fn not_found(what: &str) -> ApiError {
@@ -196,6 +199,7 @@ fn assemble(
 
 /// Every department of the tenant, by name.
 pub fn list(conn: &mut AnyConnection, ctx: &TenantContext) -> Result<Vec<Department>, ApiError> {
+    members::require(ctx, TenantAction::ReadDepartments)?;
     let rows = d::departments
         .filter(d::tenant_id.eq(ctx.tenant_text()))
         .order((d::name, d::id))
@@ -215,6 +219,7 @@ fn load(conn: &mut AnyConnection, ctx: &TenantContext, id: &str) -> Result<Depar
 }
 
 pub fn get(conn: &mut AnyConnection, ctx: &TenantContext, id: &str) -> Result<Department, ApiError> {
+    members::require(ctx, TenantAction::ReadDepartments)?;
     let row = load(conn, ctx, id)?;
     assemble(conn, ctx, vec![row])?.pop().ok_or_else(|| not_found("department"))
 }
@@ -223,6 +228,8 @@ fn name_taken(what: &str, name: &str) -> ApiError {
     ApiError::conflict("name-taken", format!("a {what} named {name:?} already exists here"))
 }
 
+/// Records `action` (`department.*` or `section.*`) on the department or section `id`; the
+/// target type is the action's noun.
 fn audit_department(
     conn: &mut AnyConnection,
     ctx: &TenantContext,
@@ -231,11 +238,8 @@ fn audit_department(
     before: Option<serde_json::Value>,
     after: Option<serde_json::Value>,
 ) -> Result<(), ApiError> {
-    audit::record(
-        conn,
-        ctx,
-        AuditEntry { action, target_type: "department", target_id: Some(id.into()), before, after },
-    )
+    let target_type = if action.starts_with("section.") { "section" } else { "department" };
+    audit::record(conn, ctx, AuditEntry { action, target_type, target_id: Some(id.into()), before, after })
 }
 
 pub fn create(conn: &mut AnyConnection, ctx: &TenantContext, name: &str) -> Result<Department, ApiError> {
@@ -360,12 +364,26 @@ fn load_section(
         .ok_or_else(|| not_found("section"))
 }
 
+/// One section of a department, with its member count.
+pub fn get_section(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    department: &str,
+    id: &str,
+) -> Result<Section, ApiError> {
+    members::require(ctx, TenantAction::ReadDepartments)?;
+    let dept = load(conn, ctx, department)?;
+    let row = load_section(conn, ctx, department, id)?;
+    let members = counts(conn, ctx)?.get(&(dept.name, Some(row.name.clone()))).copied().unwrap_or(0);
+    Ok((row, members))
+}
+
 pub fn create_section(
     conn: &mut AnyConnection,
     ctx: &TenantContext,
     department: &str,
     name: &str,
-) -> Result<Department, ApiError> {
+) -> Result<Section, ApiError> {
     members::require(ctx, TenantAction::ManageDepartments)?;
     let tenant = ctx.tenant_text();
     super::tenant_write(conn, ctx, |conn| {
@@ -383,7 +401,7 @@ pub fn create_section(
             None,
             Some(json!({"department_id": department, "name": name})),
         )?;
-        get(conn, ctx, department)
+        get_section(conn, ctx, department, &id)
     })
 }
 
@@ -394,7 +412,7 @@ pub fn rename_section(
     id: &str,
     name: &str,
     if_match: Option<i32>,
-) -> Result<Department, ApiError> {
+) -> Result<Section, ApiError> {
     members::require(ctx, TenantAction::ManageDepartments)?;
     let tenant = ctx.tenant_text();
     super::tenant_write(conn, ctx, |conn| {
@@ -426,7 +444,7 @@ pub fn rename_section(
                 Some(json!({"name": name, "members_renamed": moved})),
             )?;
         }
-        get(conn, ctx, department)
+        get_section(conn, ctx, department, id)
     })
 }
 

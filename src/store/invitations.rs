@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::audit::{self, AuditActor, AuditEntry};
+use super::idempotency::{self, IdempotencyKey, Render, Replay};
 use super::members::{self, ensure_regions_exist, ensure_seat, insert_regions};
 use super::outbox;
 use crate::auth::master_key::MasterKey;
@@ -181,21 +182,36 @@ fn audit_invitation(
     audit::record(conn, ctx, entry)
 }
 
-/// Invites `new.email`: policy as for creating members; takes a seat.
+/// What an invite did: sent a new invitation, or found the first answer for the same
+/// `Idempotency-Key`.
+pub enum Invited {
+    New(Box<InvitationRow>),
+    Replayed(Replay),
+}
+
+/// Invites `new.email`: policy as for creating members; takes a seat. With an idempotency key
+/// (`status` is the answer's), the first answer is stored in the same transaction.
 pub fn create(
     conn: &mut AnyConnection,
     ctx: &TenantContext,
     new: NewInvitation,
     mailer: &Mailer<'_>,
-) -> Result<InvitationRow, ApiError> {
+    idem: Option<(&IdempotencyKey, u16, Render<'_, InvitationRow>)>,
+) -> Result<Invited, ApiError> {
     members::require(ctx, crate::auth::policy::TenantAction::CreateMember)?;
     if let Err((field, why)) = ctx.actor().can_grant(new.role, &new.regions) {
         return Err(ApiError::forbidden("grant-exceeds-own", format!("{field}: {why}")));
     }
     let tenant = ctx.tenant_text();
+    let actor = ctx.actor().user_id.as_text();
     write_tx(conn, |conn| {
         lock_tenant(conn, &tenant)?;
         ctx.recheck(conn)?;
+        if let Some((key, _, _)) = idem
+            && let Some(replay) = idempotency::find(conn, &tenant, &actor, key)?
+        {
+            return Ok(Invited::Replayed(replay));
+        }
         let email = new.email.as_str();
         let member = m::memberships
             .inner_join(u::users)
@@ -261,7 +277,10 @@ pub fn create(
             .execute(conn)?;
         send(conn, ctx, &row, &token, mailer)?;
         audit_invitation(conn, ctx, "invitation.created", &row, None)?;
-        Ok(row)
+        if let Some((key, status, render)) = idem {
+            idempotency::save(conn, &tenant, &actor, key, status, &render(&row))?;
+        }
+        Ok(Invited::New(Box::new(row)))
     })
 }
 

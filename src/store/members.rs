@@ -408,7 +408,7 @@ pub struct Facets {
     pub roles: Vec<(String, i64)>,
     pub statuses: Vec<(String, i64)>,
     pub departments: Vec<(Option<String>, i64)>,
-    /// Region id, name, members in it (directly).
+    /// Region id, name, members in it or its sub-regions (what `region=<id>` lists).
     pub regions: Vec<(String, String, i64)>,
 }
 
@@ -431,22 +431,9 @@ pub fn facets(conn: &mut AnyConnection, ctx: &TenantContext, f: &ListFilter) -> 
     }
     let links: Vec<(String, String)> =
         mr::membership_regions.filter(mr::tenant_id.eq(&tenant)).select((mr::user_id, mr::region_id)).load(conn)?;
-    let mut per_region: HashMap<String, i64> = HashMap::new();
-    for (user, region) in links {
-        if ids.contains(&user) {
-            *per_region.entry(region).or_default() += 1;
-        }
-    }
-    let names: HashMap<String, String> =
-        r::regions.filter(r::tenant_id.eq(&tenant)).select((r::id, r::name)).load(conn)?.into_iter().collect();
-    let mut regions: Vec<(String, String, i64)> = per_region
-        .into_iter()
-        .map(|(id, n)| {
-            let name = names.get(&id).cloned().unwrap_or_default();
-            (id, name, n)
-        })
-        .collect();
-    regions.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    let tree: Vec<(String, String, Option<String>)> =
+        r::regions.filter(r::tenant_id.eq(&tenant)).select((r::id, r::name, r::parent_id)).load(conn)?;
+    let regions = region_counts(&links, &tree, &ids);
     Ok(Facets {
         total: ids.len() as i64,
         roles: roles.into_iter().collect(),
@@ -454,6 +441,37 @@ pub fn facets(conn: &mut AnyConnection, ctx: &TenantContext, f: &ListFilter) -> 
         departments: departments.into_iter().collect(),
         regions,
     })
+}
+
+/// Members of `ids` per region (id, name, count; by name), counted as the `region` filter
+/// lists them: a region counts the members in it or in any region below it, each once.
+/// `links` are (member, region) pairs, `tree` the tenant's regions as (id, name, parent).
+fn region_counts(
+    links: &[(String, String)],
+    tree: &[(String, String, Option<String>)],
+    ids: &HashSet<String>,
+) -> Vec<(String, String, i64)> {
+    let parents: HashMap<&str, &str> =
+        tree.iter().filter_map(|(id, _, parent)| parent.as_deref().map(|p| (id.as_str(), p))).collect();
+    // Every member's regions and all the regions above them.
+    let mut reached: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for (user, region) in links.iter().filter(|(user, _)| ids.contains(user)) {
+        let seen = reached.entry(user.as_str()).or_default();
+        let mut at = Some(region.as_str());
+        while let Some(id) = at.filter(|id| seen.insert(id)) {
+            at = parents.get(id).copied();
+        }
+    }
+    let mut per_region: HashMap<&str, i64> = HashMap::new();
+    for region in reached.into_values().flatten() {
+        *per_region.entry(region).or_default() += 1;
+    }
+    let mut out: Vec<(String, String, i64)> = tree
+        .iter()
+        .filter_map(|(id, name, _)| per_region.get(id.as_str()).map(|n| (id.clone(), name.clone(), *n)))
+        .collect();
+    out.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    out
 }
 
 /// The `region` filter with its sub-regions, as ids.
@@ -799,11 +817,13 @@ pub(crate) fn insert_regions(
     Ok(())
 }
 
-/// What a create did: made the member, or found the first answer for the same
-/// `Idempotency-Key`.
+/// What a create did: made the member, found the first answer for the same
+/// `Idempotency-Key`, or found that the email already has an account (a member of other
+/// tenants only), so nothing was written: the caller invites that person instead.
 pub enum Created {
     New(Box<MemberRecord>),
     Replayed(Replay),
+    HasAccount,
 }
 
 /// Renders the answer kept for an idempotent retry (never with secrets).
@@ -818,7 +838,8 @@ pub enum Credential<'a> {
 }
 
 /// Creates a member with a new identity. With an idempotency key, the first answer is stored
-/// in the same transaction.
+/// in the same transaction. An email that already has an account writes nothing and answers
+/// [`Created::HasAccount`].
 pub fn create(
     conn: &mut AnyConnection,
     ctx: &TenantContext,
@@ -861,17 +882,15 @@ pub fn create(
                 .filter(m::user_id.eq(&existing))
                 .count()
                 .get_result::<i64>(conn)?;
-            return Err(if here > 0 {
-                ApiError::conflict("already-member", format!("{} is already a member of this tenant", new.email))
-            } else {
-                ApiError::conflict(
-                    "identity-exists-invite",
-                    format!(
-                        "{} already has a Roster account; invite them to this tenant instead of creating them",
-                        new.email
-                    ),
-                )
-            });
+            if here > 0 {
+                return Err(ApiError::conflict(
+                    "already-member",
+                    format!("{} is already a member of this tenant", new.email),
+                ));
+            }
+            // Never changed or shown here: the person is invited and joins with their own
+            // credentials.
+            return Ok(Created::HasAccount);
         }
         if let Some(name) = &new.username {
             ensure_username_free(conn, name, None)?;
@@ -1261,7 +1280,7 @@ fn load_resettable(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId) 
     if !is_managed(conn, &ctx.tenant_text(), &user.as_text())? {
         return Err(ApiError::conflict(
             "identity-not-managed",
-            "this person's sign-in is not managed by this tenant, so no admin here can set their password; they can reset it themselves by email",
+            "this person's sign-in is not managed by this tenant, so no admin here can set their password; send them a reset link instead (POST .../users/{user_id}/password-reset with `delivery: email`), or they reset it themselves by email",
         ));
     }
     Ok(rec)
@@ -1284,7 +1303,8 @@ fn audit_reset(
 }
 
 /// Emails the member a link to choose a new password (their current one keeps working until
-/// they do).
+/// they do). Also for a person this tenant does not manage: the link goes to them, and no
+/// admin sees or sets their secret.
 pub fn email_password_reset(
     conn: &mut AnyConnection,
     ctx: &TenantContext,
@@ -1294,7 +1314,7 @@ pub fn email_password_reset(
 ) -> Result<MemberRecord, ApiError> {
     let uid = user.as_text();
     super::tenant_write(conn, ctx, |conn| {
-        let rec = load_resettable(conn, ctx, user)?;
+        let rec = load_checked(conn, ctx, user, MemberAction::ResetPassword)?;
         let row = u::users.filter(u::id.eq(&uid)).select(UserRow::as_select()).first(conn)?;
         let tenant: String = t::tenants.filter(t::id.eq(ctx.tenant_text())).select(t::name).first(conn)?;
         let why = format!("An administrator of {tenant} asked for a new password for your Roster account.");

@@ -352,3 +352,33 @@ async fn admin_sends_a_reset_link() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(smtp.messages().len(), 1);
 }
+
+/// A person who is also a member of another tenant: no admin here sets their password, but
+/// the link to choose one goes to them.
+#[tokio::test]
+async fn admin_sends_a_reset_link_to_a_person_shared_with_another_tenant() {
+    let smtp = SmtpServer::start();
+    let app = spawn_app_with(|c| c.smtp_url = Some(secrecy::SecretString::from(smtp.url()))).await;
+    let (owner, member) = member(&app).await;
+    let elsewhere = app.create_tenant("Elsewhere", &member.email, "plus").await;
+    let path = format!("/api/v1/tenants/{}/users/{}/password-reset", owner.tenant_id, member.user_id);
+    // Setting or showing their secret stays refused.
+    for body in [json!({}), json!({"temporary_password": "a typed temporary password"})] {
+        let res = app.send_json(Method::POST, &path, &owner.token, body).await;
+        assert_eq!(assert_problem(res, 409).await["type"], "urn:roster:problem:identity-not-managed");
+    }
+    let res = app.send_json(Method::POST, &path, &owner.token, json!({"delivery": "email"})).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let text = res.text().await.unwrap();
+    assert!(!text.contains(elsewhere["tenant_id"].as_str().unwrap()) && !text.contains("Elsewhere"), "{text}");
+    let mail = parse(&wait_for(1, || smtp.messages()).await[0]);
+    assert!(mail.to.contains(&member.email));
+    assert!(mail.text.contains("An administrator of Tenant asked"), "{}", mail.text);
+    // Their password works until they choose a new one, which then opens both tenants.
+    app.login_ok(&member.email, &member.password, Some(&owner.tenant_id)).await;
+    assert_eq!(confirm(&app, &reset_token(&mail), "a passphrase only I know").await.status(), StatusCode::OK);
+    let login = app.login_ok(&member.email, "a passphrase only I know", None).await;
+    assert_eq!(login["tenants"].as_array().unwrap().len(), 2);
+    let events = app.audit_events(&owner, "member.password_reset").await;
+    assert_eq!(events[0]["after"]["delivery"], "email", "{events:?}");
+}

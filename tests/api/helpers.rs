@@ -238,10 +238,14 @@ impl TestApp {
         }
     }
 
+    /// `POST .../users` as `by` with `body`.
+    pub async fn post_member(&self, by: &Persona, body: Value) -> Response {
+        self.send_json(Method::POST, &format!("/api/v1/tenants/{}/users", by.tenant_id), &by.token, body).await
+    }
+
     /// Creates a member as `by` from `body` and returns its id (asserting 201).
     pub async fn add_member(&self, by: &Persona, body: Value) -> String {
-        let res =
-            self.send_json(Method::POST, &format!("/api/v1/tenants/{}/users", by.tenant_id), &by.token, body).await;
+        let res = self.post_member(by, body).await;
         assert_eq!(res.status(), StatusCode::CREATED, "create member");
         let created: Value = res.json().await.expect("json");
         created["id"].as_str().expect("id").to_string()
@@ -318,6 +322,14 @@ impl TestApp {
             self.get(&format!("/api/v1/tenants/{}/users?status=all&limit=1", owner.tenant_id), &owner.token).await;
         let body: Value = res.json().await.expect("json");
         body["total"].as_i64().expect("total")
+    }
+
+    /// The newest audit events (up to 50) whose action matches `action` (`section.*` and the
+    /// like), as `owner` reads them.
+    pub async fn audit_events(&self, owner: &Persona, action: &str) -> Vec<Value> {
+        let path = format!("/api/v1/tenants/{}/audit-events?action={action}", owner.tenant_id);
+        let body: Value = self.get(&path, &owner.token).await.json().await.expect("json");
+        body["items"].as_array().expect("items").clone()
     }
 
     pub async fn audit_count(&self, owner: &Persona) -> i64 {

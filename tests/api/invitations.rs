@@ -342,6 +342,88 @@ async fn a_member_created_with_an_email_chooses_their_password() {
     assert!(login["refresh_token"].is_string());
 }
 
+/// "Add user" with the email of someone who already has an account (elsewhere): they are
+/// invited, under the invitation rules, and nothing of their account shows.
+#[tokio::test]
+async fn creating_a_member_whose_email_has_an_account_invites_them() {
+    let (smtp, app) = with_smtp().await;
+    let home = app.new_owner("plus").await;
+    let person = app.new_member(&home, "operator", &[]).await;
+    let other = app.new_member(&home, "viewer", &[]).await;
+    let owner = app.new_owner("free").await; // 6 seats
+    let north = app.create_region(&owner, "North", None).await;
+    let admin = app.new_member(&owner, "admin", &[&north]).await;
+    let users = format!("/api/v1/tenants/{}/users", owner.tenant_id);
+    let send = |by: &Persona, key: Option<&str>, body: Value| {
+        let mut rb = app.request(Method::POST, &users, Some(&by.token)).json(&body);
+        if let Some(key) = key {
+            rb = rb.header("Idempotency-Key", key);
+        }
+        async move { rb.send().await.unwrap() }
+    };
+    let body = json!({
+        "email": person.email.to_uppercase(), "full_name": "Someone Else", "username": "taken-over",
+        "role": "viewer", "regions": [north], "job_title": "Driver"
+    });
+    let res = send(&owner, Some("add-person"), body.clone()).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let invitation: Value = res.json().await.unwrap();
+    assert_eq!(invitation["status"], "pending");
+    assert_eq!(invitation["email"], person.email.as_str());
+    assert_eq!((invitation["role"].as_str(), &invitation["regions"]), (Some("viewer"), &json!([north])));
+    // Nothing of the person beyond what was sent: no id, name, status or other tenant.
+    let text = invitation.to_string();
+    for secret in [&person.user_id, &home.tenant_id, "Test operator", "active", "temporary_password"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    assert_eq!(app.member_count(&owner).await, 2, "not a member until they accept");
+    // A retry with the key replays the answer; without it, the open invitation is in the way.
+    let again = send(&owner, Some("add-person"), body.clone()).await;
+    assert_eq!(again.status(), StatusCode::ACCEPTED);
+    assert_eq!(again.headers().get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], invitation["id"]);
+    let res = send(&owner, None, body.clone()).await;
+    assert_eq!(assert_problem(res, 409).await["type"], "urn:roster:problem:invitation-pending");
+    let listed: Value = app.get(&invitations(&owner), &owner.token).await.json().await.unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+
+    // The invitation email; they join with their own password, keeping their name.
+    let mail = parse(&wait_for(1, || smtp.messages()).await[0]);
+    assert!(mail.to.contains(&person.email) && mail.subject.contains("invited you to Tenant"), "{}", mail.subject);
+    let res = accept(&app, &link_token(&mail, "accept-invitation"), json!({"password": person.password})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let joined: Value = res.json().await.unwrap();
+    let me: Value = app.get("/api/v1/me", joined["access_token"].as_str().unwrap()).await.json().await.unwrap();
+    assert_eq!((me["full_name"].as_str(), me["role"].as_str()), (Some("Test operator"), Some("viewer")));
+    assert_eq!(me["regions"], json!([north]));
+    assert_eq!(app.login_ok(&person.email, &person.password, None).await["tenants"].as_array().unwrap().len(), 2);
+    // Audited as invitations are.
+    let events = app.audit_events(&owner, "invitation.*").await;
+    let actions: Vec<&str> = events.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["invitation.accepted", "invitation.created"]);
+    let created = &events[1];
+    assert_eq!((created["target_type"].as_str(), &created["target_id"]), (Some("invitation"), &invitation["id"]));
+    // Now a member: 409 as before.
+    let res = send(&owner, None, body).await;
+    assert_eq!(assert_problem(res, 409).await["type"], "urn:roster:problem:already-member");
+
+    // The invitation policy: an admin invites operators and viewers within its regions.
+    let other_body = |role: &str, regions: Value| json!({"email": other.email, "full_name": "O", "role": role, "regions": regions, "delivery": "email"});
+    assert_problem(send(&admin, None, other_body("admin", json!([north]))).await, 403).await;
+    assert_problem(send(&admin, None, other_body("viewer", json!([]))).await, 403).await;
+    let res = send(&admin, None, other_body("viewer", json!([north]))).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let mails = wait_for(2, || smtp.messages()).await;
+    assert!(parse(&mails[1]).to.contains(&other.email));
+    // Seats: the owner, the admin, the person and the open invitation hold 4 of 6.
+    app.create_member(&owner, "viewer", &[]).await;
+    app.create_member(&owner, "viewer", &[]).await;
+    let res = send(&owner, None, json!({"email": home.email, "full_name": "H", "role": "viewer"})).await;
+    assert_eq!(assert_problem(res, 409).await["type"], "urn:roster:problem:seat-limit-reached");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(smtp.messages().len(), 2);
+}
+
 #[tokio::test]
 async fn invitation_emails_and_lookups_are_rate_limited() {
     let app = spawn_app_with(|c| {
@@ -359,6 +441,10 @@ async fn invitation_emails_and_lookups_are_rate_limited() {
     // Nothing was made.
     let all: Value = app.get(&invitations(&owner), &owner.token).await.json().await.unwrap();
     assert_eq!(all["items"].as_array().unwrap().len(), 2);
+    // Creating a member whose email has an account sends an invitation: limited alike.
+    let elsewhere = app.new_owner("plus").await;
+    let res = app.post_member(&owner, json!({"email": elsewhere.email, "full_name": "E", "role": "viewer"})).await;
+    assert_problem(res, 429).await;
     // Guessing links: per client address.
     for _ in 0..3 {
         assert_problem(preview(&app, "guess").await, 404).await;

@@ -91,6 +91,7 @@ async fn every_tenant_route_from_another_tenant_is_404_and_leaks_nothing() {
         (Method::PATCH, format!("/api/v1/tenants/{bt}/departments/{b_dept}"), Some(name.clone())),
         (Method::DELETE, format!("/api/v1/tenants/{bt}/departments/{b_dept}"), None),
         (Method::POST, format!("/api/v1/tenants/{bt}/departments/{b_dept}/sections"), Some(name.clone())),
+        (Method::GET, format!("/api/v1/tenants/{bt}/departments/{b_dept}/sections/{b_section}"), None),
         (Method::PATCH, format!("/api/v1/tenants/{bt}/departments/{b_dept}/sections/{b_section}"), Some(name.clone())),
         (Method::DELETE, format!("/api/v1/tenants/{bt}/departments/{b_dept}/sections/{b_section}"), None),
         (Method::GET, format!("/api/v1/tenants/{at}/users/{b_user}"), None),
@@ -111,6 +112,7 @@ async fn every_tenant_route_from_another_tenant_is_404_and_leaks_nothing() {
         (Method::PATCH, format!("/api/v1/tenants/{at}/departments/{b_dept}"), Some(name.clone())),
         (Method::DELETE, format!("/api/v1/tenants/{at}/departments/{b_dept}"), None),
         (Method::POST, format!("/api/v1/tenants/{at}/departments/{b_dept}/sections"), Some(name.clone())),
+        (Method::GET, format!("/api/v1/tenants/{at}/departments/{b_dept}/sections/{b_section}"), None),
     ];
     for (method, path, body) in &routes {
         let mut rb = app.request(method.clone(), path, Some(&a.token));
@@ -196,18 +198,16 @@ async fn a_shared_person_gives_no_way_into_the_other_tenant() {
     assert!(!text.contains(bt) && !text.contains("Tenant B private"), "{text}");
     // A's owner reaches nothing of B.
     assert_problem(app.get(&format!("/api/v1/tenants/{bt}/users"), &a.token).await, 404).await;
-    // Creating P again in A: already a member. Creating P in a third tenant: invite instead.
+    // Creating P again in A: already a member. Creating P in a third tenant: an invitation,
+    // which shows nothing of P.
+    let p_again = json!({"email": p.email, "full_name": "P", "role": "viewer"});
+    let res = app.post_member(&a, p_again.clone()).await;
+    assert_eq!(assert_problem(res, 409).await["type"], "urn:roster:problem:already-member");
     let c = app.new_owner("plus").await;
-    let res = app
-        .send_json(
-            Method::POST,
-            &format!("/api/v1/tenants/{}/users", c.tenant_id),
-            &c.token,
-            json!({"email": p.email, "full_name": "P", "role": "viewer"}),
-        )
-        .await;
-    let body = assert_problem(res, 409).await;
-    assert_eq!(body["type"], "urn:roster:problem:identity-exists-invite");
+    let res = app.post_member(&c, p_again).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let text = res.text().await.unwrap();
+    assert!(!text.contains(&p.user_id) && !text.contains(bt) && !text.contains(&a.tenant_id), "{text}");
     // P still signs in to B with their own password; deleting P from A keeps the identity.
     app.set_status(&a, &p.user_id, "disabled").await.error_for_status().unwrap();
     let res = app.request(Method::DELETE, &p_in_a, Some(&a.token)).send().await.unwrap();

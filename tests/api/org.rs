@@ -114,6 +114,56 @@ async fn facets_count_what_the_caller_may_see() {
     assert_eq!(res.status(), StatusCode::OK);
 }
 
+/// A region's facet counts what clicking it lists: its members and its sub-regions', each
+/// once, under the caller's scope and the other filters.
+#[tokio::test]
+async fn region_facets_count_what_the_region_filter_lists() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("enterprise").await;
+    let parent = app.create_region(&owner, "Parent", None).await;
+    let child = app.create_region(&owner, "Child", Some(&parent)).await;
+    let grandchild = app.create_region(&owner, "Grandchild", Some(&child)).await;
+    let other = app.create_region(&owner, "Other", None).await;
+    let admin = app.new_member(&owner, "admin", &[&child]).await;
+    for (role, regions) in [
+        ("viewer", vec![&child]),
+        ("viewer", vec![&parent]),
+        ("operator", vec![&grandchild]),
+        ("viewer", vec![&child, &other]),
+        ("operator", vec![&other]),
+        ("viewer", vec![&child, &grandchild]),
+    ] {
+        app.add_member(
+            &owner,
+            json!({"email": format!("{}@example.test", uuid::Uuid::now_v7().simple()), "full_name": "R",
+                   "role": role, "regions": regions}),
+        )
+        .await;
+    }
+    let region_count = |facets: &Value, id: &str| {
+        facets["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["region_id"] == id)
+            .map_or(0, |r| r["count"].as_i64().unwrap())
+    };
+    let all = facets(&app, &owner, "").await;
+    let counts: Vec<i64> = [&parent, &child, &grandchild, &other].iter().map(|r| region_count(&all, r)).collect();
+    assert_eq!(counts, [6, 5, 2, 2], "parent: everyone but the one only in Other; child: with the admin");
+    // Under every caller's scope and with other filters, each count is the filtered list's total.
+    for (who, by, extra) in [("owner", &owner, ""), ("owner", &owner, "role=viewer&"), ("admin", &admin, "")] {
+        let sidebar = facets(&app, by, extra).await;
+        for region in [&parent, &child, &grandchild, &other] {
+            let listed = page(&app, by, &format!("{extra}region={region}&limit=1")).await["total"].as_i64().unwrap();
+            assert_eq!(region_count(&sidebar, region), listed, "{who} {extra} {region}: {sidebar}");
+        }
+    }
+    // The admin (in Child) sees the members within Child and below, and itself.
+    let scoped = facets(&app, &admin, "").await;
+    assert_eq!((region_count(&scoped, &parent), region_count(&scoped, &other)), (4, 0), "{scoped}");
+}
+
 fn departments_path(by: &Persona) -> String {
     format!("/api/v1/tenants/{}/departments", by.tenant_id)
 }
@@ -167,7 +217,11 @@ async fn departments_and_sections_are_resources_members_name() {
     assert_problem(res, 403).await;
     let res = app.send_json(Method::POST, &departments_path(&owner), &owner.token, json!({"name": "  "})).await;
     assert_eq!(assert_problem(res, 422).await["errors"][0]["field"], "name");
-    assert_eq!(departments(&app, &viewer).await.len(), 3, "everyone reads them");
+    assert_eq!(departments(&app, &owner).await.len(), 3);
+    // Operators and viewers see only themselves here.
+    assert_problem(app.get(&departments_path(&viewer), &viewer.token).await, 403).await;
+    let viewers_support = format!("{}/{}", departments_path(&viewer), support["id"].as_str().unwrap());
+    assert_problem(app.get(&viewers_support, &viewer.token).await, 403).await;
 
     // Rename: every member shows the new name; If-Match guards it.
     let ops = named(&list, "Ops").clone();
@@ -276,6 +330,75 @@ async fn departments_and_sections_are_resources_members_name() {
     assert_problem(app.get(&format!("/api/v1/tenants/{}/departments", owner.tenant_id), &stranger.token).await, 404)
         .await;
     assert_problem(app.get(&format!("{}/{sales_id}", departments_path(&stranger)), &stranger.token).await, 404).await;
+}
+
+#[tokio::test]
+async fn a_section_is_a_resource_of_its_own() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("enterprise").await;
+    let viewer = app.new_member(&owner, "viewer", &[]).await;
+    let res = app.send_json(Method::POST, &departments_path(&owner), &owner.token, json!({"name": "Ops"})).await;
+    let ops: Value = res.json().await.unwrap();
+    let ops_id = ops["id"].as_str().unwrap();
+    let sections = format!("{}/{ops_id}/sections", departments_path(&owner));
+
+    // Creating answers the section, with its address.
+    let res = app.send_json(Method::POST, &sections, &owner.token, json!({"name": "Night"})).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let location = res.headers().get("location").unwrap().to_str().unwrap().to_string();
+    assert_eq!(res.headers().get("etag").unwrap(), "\"1\"");
+    let night: Value = res.json().await.unwrap();
+    assert_eq!(location, format!("{sections}/{}", night["id"].as_str().unwrap()));
+    assert_eq!((night["name"].as_str(), night["department_id"].as_str()), (Some("Night"), Some(ops_id)));
+    assert_eq!((night["member_count"].as_i64(), night["version"].as_i64()), (Some(0), Some(1)));
+    assert!(night.get("sections").is_none(), "the section, not its department: {night}");
+
+    // Read on its own, with the members in it.
+    app.add_member(
+        &owner,
+        json!({"email": "night@example.test", "full_name": "N", "role": "viewer", "department": "Ops", "section": "Night"}),
+    )
+    .await;
+    let res = app.get(&location, &owner.token).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers().get("etag").unwrap(), "\"1\"");
+    let read: Value = res.json().await.unwrap();
+    assert_eq!((read["id"].as_str(), read["member_count"].as_i64()), (night["id"].as_str(), Some(1)));
+
+    // Renaming answers the section, guarded by its ETag.
+    let rename = |version: &str, name: &str| {
+        app.request(Method::PATCH, &location, Some(&owner.token))
+            .header("If-Match", version)
+            .json(&json!({"name": name}))
+            .send()
+    };
+    assert_problem(rename("\"7\"", "Nights").await.unwrap(), 412).await;
+    let res = rename("\"1\"", "Nights").await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers().get("etag").unwrap(), "\"2\"");
+    let renamed: Value = res.json().await.unwrap();
+    assert_eq!((renamed["name"].as_str(), renamed["version"].as_i64()), (Some("Nights"), Some(2)));
+    assert_eq!(renamed["member_count"], 1);
+
+    // Only under its own department, and only for owners and admins.
+    let res = app.send_json(Method::POST, &departments_path(&owner), &owner.token, json!({"name": "Sales"})).await;
+    let sales_id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let elsewhere = location.replace(ops_id, &sales_id);
+    assert_problem(app.get(&elsewhere, &owner.token).await, 404).await;
+    assert_problem(app.get(&format!("{sections}/{}", uuid::Uuid::now_v7()), &owner.token).await, 404).await;
+    assert_problem(app.get(&location, &viewer.token).await, 403).await;
+
+    // Audited with the section as the target, the department's events with the department.
+    let events = app.audit_events(&owner, "section.*").await;
+    let seen: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["target_type"].as_str().unwrap(), e["target_id"].as_str().unwrap()))
+        .collect();
+    let id = night["id"].as_str().unwrap();
+    assert_eq!(seen, [("section.renamed", "section", id), ("section.created", "section", id)]);
+    for event in app.audit_events(&owner, "department.*").await {
+        assert_eq!(event["target_type"], "department", "{event}");
+    }
 }
 
 async fn bulk(app: &TestApp, by: &Persona, body: Value) -> reqwest::Response {

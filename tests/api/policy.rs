@@ -226,6 +226,15 @@ async fn self_rows_and_tenant_wide_actions() {
 
     // Tenant settings, regions, audit: owners only.
     let tenant = format!("/api/v1/tenants/{}", owner.tenant_id);
+    // Departments: owners and admins read them; operators and viewers see only themselves.
+    let res = app.send_json(Method::POST, &format!("{tenant}/departments"), &owner.token, json!({"name": "Ops"})).await;
+    let department = format!("{tenant}/departments/{}", res.json::<Value>().await.unwrap()["id"].as_str().unwrap());
+    for (p, want) in [(&owner, StatusCode::OK), (&admin, StatusCode::OK), (&operator, StatusCode::FORBIDDEN)] {
+        assert_eq!(app.get(&format!("{tenant}/departments"), &p.token).await.status(), want);
+        assert_eq!(app.get(&department, &p.token).await.status(), want);
+    }
+    assert_eq!(app.get(&format!("{tenant}/departments"), &viewer.token).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.get(&department, &viewer.token).await.status(), StatusCode::FORBIDDEN);
     for p in [&admin, &operator, &viewer] {
         assert_eq!(app.get(&tenant, &p.token).await.status(), StatusCode::OK, "any member reads the tenant");
         assert_eq!(app.get(&format!("{tenant}/regions"), &p.token).await.status(), StatusCode::OK);
@@ -262,6 +271,7 @@ async fn self_rows_and_tenant_wide_actions() {
     let page = total(&admin).await;
     assert_eq!(page["total"], 1);
     assert_eq!(app.get(&format!("{users}/{}", operator.user_id), &admin.token).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&format!("{tenant}/departments"), &admin.token).await.status(), StatusCode::FORBIDDEN);
     assert_eq!(
         create(&admin, json!({"email": email(), "full_name": "N", "role": "operator", "regions": [a]})).await,
         403

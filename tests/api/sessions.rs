@@ -25,12 +25,6 @@ async fn sign_in(app: &TestApp, who: &Persona) -> (String, String, String) {
     (s("access_token"), s("refresh_token"), s("session_id"))
 }
 
-async fn events(app: &TestApp, owner: &Persona, action: &str) -> Vec<Value> {
-    let path = format!("/api/v1/tenants/{}/audit-events?action={action}", owner.tenant_id);
-    let body: Value = app.get(&path, &owner.token).await.json().await.unwrap();
-    body["items"].as_array().unwrap().clone()
-}
-
 #[tokio::test]
 async fn refresh_rotates_and_a_reused_token_ends_the_session() {
     let app = spawn_app().await;
@@ -52,13 +46,74 @@ async fn refresh_rotates_and_a_reused_token_ends_the_session() {
         assert_problem(app.get("/api/v1/me", token).await, 401).await;
         assert_problem(other.get(&format!("/api/v1/tenants/{}/users", owner.tenant_id), token).await, 401).await;
     }
-    let found = events(&app, &owner, "session.refresh_token_reused").await;
+    let found = app.audit_events(&owner, "session.refresh_token_reused").await;
     assert_eq!(found.len(), 1);
     assert_eq!(found[0]["after"]["session_id"], session);
     // Unknown and malformed tokens.
     assert_problem(refresh(&app, "made-up").await, 401).await;
     let res = app.request(Method::POST, "/api/v1/auth/refresh", None).json(&json!({})).send().await.unwrap();
     assert_problem(res, 422).await;
+}
+
+/// A refresh token that is not a live one answers 401 (problem+json, `WWW-Authenticate`)
+/// whatever its shape, so "on 401, sign in again" is all a client needs; only a body without
+/// the string is a client bug (422).
+#[tokio::test]
+async fn every_refresh_token_that_is_not_live_answers_401() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("plus").await;
+    let (access, live, _) = sign_in(&app, &owner).await;
+    let (_, used, _) = sign_in(&app, &owner).await;
+    let (_, rotated_to) = refresh_ok(&app, &used).await;
+    let (_, expired, expired_session) = sign_in(&app, &owner).await;
+    let run_out = format!("UPDATE sessions SET expires_at = created_at WHERE id = '{expired_session}'");
+    assert_eq!(app.execute_sql(&run_out), 1);
+    let (ended_access, ended, _) = sign_in(&app, &owner).await;
+    let res = app.request(Method::POST, "/api/v1/auth/logout", Some(&ended_access)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let cut = &live[..live.len() - 1];
+    let longer = format!("{live}A");
+    let long = "A".repeat(201);
+    let huge = "A".repeat(10_000);
+    let padded = format!(" {live} ");
+    for (what, token) in [
+        ("empty", ""),
+        ("blank", "   "),
+        ("too short", "abc"),
+        ("one character short", cut),
+        ("one character long", &longer),
+        ("longer than any token", &long),
+        ("far longer", &huge),
+        ("not base64", "!!!not*base64???###"),
+        ("not ASCII", "ключ-обновления-токена"),
+        ("padded with spaces", &padded),
+        ("an access token", &access),
+        ("unknown", "kq3V1x1nS2u8rYbqk0mZ7w"),
+        ("expired", &expired),
+        ("ended by logout", &ended),
+        ("already used", &used),
+    ] {
+        let res = refresh(&app, token).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{what}");
+        assert_eq!(res.headers().get("www-authenticate").map(|v| v.to_str().unwrap()), Some("Bearer"), "{what}");
+        assert_eq!(assert_problem(res, 401).await["type"], "urn:roster:problem:unauthorized", "{what}");
+    }
+    // Reusing a token ended its session: the token it was rotated to is refused as well.
+    assert_problem(refresh(&app, &rotated_to).await, 401).await;
+    // The live one still refreshes: none of the above touched it.
+    refresh_ok(&app, &live).await;
+    // A body that is not an object with a string `refresh_token`: the client's bug, 422.
+    for body in [json!({}), json!({"refresh_token": null}), json!({"refresh_token": 42}), json!("x"), json!(7)] {
+        let res = app.request(Method::POST, "/api/v1/auth/refresh", None).json(&body).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_problem(res, 422).await;
+    }
+    // Signing out with an access token that is not a live one: 401 too.
+    for token in ["", "not-a-jwt", ended_access.as_str()] {
+        let res = app.request(Method::POST, "/api/v1/auth/logout", None).bearer_auth(token).send().await.unwrap();
+        assert!(res.headers().get("www-authenticate").is_some(), "logout with {token:?}");
+        assert_problem(res, 401).await;
+    }
 }
 
 /// Many requests with one refresh token at once: one gets through; the rest are reuse, which
@@ -123,8 +178,8 @@ async fn logout_and_ending_a_session_stop_its_tokens_at_once() {
     let ids: Vec<&str> = list["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
     assert!(!ids.contains(&s1.as_str()) && !ids.contains(&s3.as_str()) && ids.contains(&s2.as_str()));
     refresh_ok(&app, &r2).await;
-    assert_eq!(events(&app, &owner, "user.signed_out").await.len(), 1);
-    assert_eq!(events(&app, &owner, "session.ended").await.len(), 1);
+    assert_eq!(app.audit_events(&owner, "user.signed_out").await.len(), 1);
+    assert_eq!(app.audit_events(&owner, "session.ended").await.len(), 1);
 }
 
 #[tokio::test]
@@ -157,7 +212,7 @@ async fn owners_and_admins_end_a_members_sessions_in_their_tenant() {
     assert_problem(refresh(&app, &refresh_token).await, 401).await;
     // They can sign in again (disabling stops that).
     sign_in(&app, &member).await;
-    assert_eq!(events(&app, &owner, "member.sessions_ended").await.len(), 1);
+    assert_eq!(app.audit_events(&owner, "member.sessions_ended").await.len(), 1);
 }
 
 /// A person in two tenants: ending their sessions or disabling them in one leaves their
@@ -181,7 +236,7 @@ async fn disabling_ends_sessions_in_that_tenant_only() {
     assert_eq!(app.get(&format!("/api/v1/tenants/{b_id}/users"), &b_access).await.status(), StatusCode::OK);
     let (b2, _) = refresh_ok(&app, &b_refresh).await;
     assert_eq!(app.get(&format!("/api/v1/tenants/{b_id}/users"), &b2).await.status(), StatusCode::OK);
-    let disabled = events(&app, &co_owner, "member.disabled").await;
+    let disabled = app.audit_events(&co_owner, "member.disabled").await;
     assert!(disabled[0]["after"]["sessions_ended"].as_i64().unwrap() >= 1, "{disabled:?}");
 }
 
@@ -256,7 +311,7 @@ async fn repeated_failures_lock_the_account_until_an_admin_clears_it() {
         .await
         .unwrap();
     assert!(list["items"][0]["locked_until"].is_string(), "{list}");
-    let audit = events(&app, &owner, "user.locked").await;
+    let audit = app.audit_events(&owner, "user.locked").await;
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0]["after"]["lock_seconds"], 600);
 
@@ -275,7 +330,7 @@ async fn repeated_failures_lock_the_account_until_an_admin_clears_it() {
         .unwrap();
     assert!(list["items"][0].get("locked_until").is_none(), "{list}");
     app.login_ok(&member.email, &member.password, None).await;
-    assert_eq!(events(&app, &owner, "member.unlocked").await.len(), 1);
+    assert_eq!(app.audit_events(&owner, "member.unlocked").await.len(), 1);
     // A success starts the count again: two more failures do not lock.
     for _ in 0..2 {
         assert_problem(app.login(wrong.clone()).await, 401).await;
@@ -301,7 +356,8 @@ async fn the_lock_grows_with_each_further_failure() {
     assert_problem(app.login(wrong.clone()).await, 401).await;
     tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
     assert_problem(app.login(wrong.clone()).await, 401).await;
-    let secs: Vec<i64> = events(&app, &owner, "user.locked")
+    let secs: Vec<i64> = app
+        .audit_events(&owner, "user.locked")
         .await
         .iter()
         .map(|e| e["after"]["lock_seconds"].as_i64().unwrap())
@@ -309,7 +365,7 @@ async fn the_lock_grows_with_each_further_failure() {
     assert_eq!(secs, vec![4, 2, 1], "newest first");
     // Failures while locked do not count: the lock stays 4 s and nothing new is recorded.
     assert_problem(app.login(wrong.clone()).await, 401).await;
-    assert_eq!(events(&app, &owner, "user.locked").await.len(), 3);
+    assert_eq!(app.audit_events(&owner, "user.locked").await.len(), 3);
     // A completed password change by an admin reset also clears it.
     let reset = format!("/api/v1/tenants/{}/users/{}/password-reset", owner.tenant_id, member.user_id);
     let res = app.request(Method::POST, &reset, Some(&owner.token)).send().await.unwrap();

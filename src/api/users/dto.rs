@@ -465,7 +465,7 @@ pub struct FacetCount {
     pub count: i64,
 }
 
-/// Members in a region (directly, not through sub-regions).
+/// Members in a region or its sub-regions: the `total` of the list filtered by `region=<id>`.
 #[derive(Serialize, ToSchema)]
 pub struct RegionCount {
     #[schema(format = Uuid)]

@@ -10,6 +10,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use self::dto::*;
 use crate::AppState;
+use crate::api::invitations::{InvitationView, send_invitation};
 use crate::api::{etag, if_match};
 use crate::auth::guard::parse_path_id;
 use crate::auth::{TenantAccess, TenantContext};
@@ -17,6 +18,7 @@ use crate::db;
 use crate::domain::password::{check_policy, digest_generated, generate_secret};
 use crate::domain::{MemberStatus, UserId};
 use crate::error::{ApiError, FieldError};
+use crate::store::invitations::{Invited, NewInvitation};
 use crate::store::{members, tenants};
 
 fn member_response(status: actix_web::http::StatusCode, rec: members::MemberRecord) -> HttpResponse {
@@ -86,7 +88,8 @@ pub async fn list_members(
 /// Counts for a filter sidebar: members by role, status, department and region.
 ///
 /// Takes the list's filters (`sort`, `limit` and `cursor` are ignored) and counts only members
-/// you can see.
+/// you can see. Each count is what the list shows with that value added as a filter: a
+/// region's count includes its sub-regions, as `region=<id>` does.
 #[utoipa::path(
     tag = "users",
     security(("bearer_auth" = [])),
@@ -112,8 +115,15 @@ pub async fn member_facets(
 ///
 /// The answer carries the temporary password once (generated unless you typed one); the
 /// member must change it at first sign-in. With `delivery: email` there is none: the member
-/// gets an email with a link (7 days, single use) to choose their password. An email that already has a Roster account
-/// answers 409 `identity-exists-invite`: invite that person instead.
+/// gets an email with a link (7 days, single use) to choose their password.
+///
+/// An email that already has a Roster account (someone who is a member of other tenants) is
+/// never changed or shown here: that person is invited instead, as with
+/// `POST .../invitations`, and the answer is 202 with the invitation. They accept with their
+/// own credentials and join with `role` and `regions`; the other fields (their name, username,
+/// password, job title, department, section, manager, status) are theirs or set once they
+/// have joined. Invitations follow the same rules: a seat, the email allowances (429), 409
+/// `invitation-pending` while one is open for this email.
 ///
 /// With an `Idempotency-Key` header, a retry of the same request within 24 hours answers the
 /// first result again (with `Idempotent-Replayed: true`, and without the temporary password,
@@ -128,11 +138,12 @@ pub async fn member_facets(
     request_body = CreateMemberRequest,
     responses(
         (status = 201, description = "Created", body = MemberCreated, headers(("ETag" = String))),
+        (status = 202, description = "The email already has a Roster account: that person is invited instead (the invitation email is on its way)", body = InvitationView),
         (status = 403, description = "Your role cannot create members, or cannot grant this role or these regions"),
         (status = 404, description = "No such tenant for you"),
-        (status = 409, description = "Seat limit reached, already a member, email has an account (invite), username taken"),
+        (status = 409, description = "Seat limit reached, already a member, an open invitation for this email (resend it), username taken"),
         (status = 422, description = "Invalid fields"),
-        (status = 429, description = "`delivery: email`: too many emails from this tenant or to this address this hour"),
+        (status = 429, description = "`delivery: email`, or an invitation: too many emails from this tenant or to this address this hour"),
     )
 )]
 #[post("/api/v1/tenants/{tenant_id}/users")]
@@ -147,13 +158,16 @@ pub async fn create_member(
     let delivery = body.delivery;
     let (new, typed) = body.parse()?;
     let email = new.email.as_str().to_string();
+    // What the person is invited with when the email already has an account.
+    let invitation = NewInvitation { email: new.email.clone(), role: new.role, regions: new.regions.clone() };
+    let invitation_key = idem.clone();
     let create = move |conn: &mut crate::db::AnyConnection,
                        ctx: &TenantContext,
                        credential: members::Credential<'_>| {
         let render = |rec: &members::MemberRecord| serde_json::to_string(&MemberView::from(rec)).unwrap_or_default();
         members::create(conn, ctx, new, credential, idem.as_ref().map(|k| (k, &render as members::RenderReplay<'_>)))
     };
-    let (secret, created) = match (delivery, typed) {
+    let (secret, ctx, created) = match (delivery, typed) {
         (Delivery::Email, Some(_)) => {
             return Err(ApiError::invalid("temporary_password", "only goes with `delivery: temporary_password`"));
         }
@@ -162,20 +176,22 @@ pub async fn create_member(
             let ctx = access.check(&state.pool).await?;
             members::require(&ctx, crate::auth::policy::TenantAction::CreateMember)?;
             state.limits.tenant_email(&ctx.tenant_text(), &email)?;
-            let st = state.clone();
+            let (st, c) = (state.clone(), ctx.clone());
             let created = db::run_write(&state.pool, move |conn| {
                 let mailer = crate::store::invitations::Mailer { master: &st.master, app_url: &st.config.app_url };
-                create(conn, &ctx, members::Credential::EmailLink(&mailer))
+                create(conn, &c, members::Credential::EmailLink(&mailer))
             })
             .await?;
             state.mail_queued.notify_one();
-            (None, created)
+            (None, ctx, created)
         }
         // Generated: a digest, no hashing work, so the caller is checked with the write itself.
         (Delivery::TemporaryPassword, None) => {
             let secret = generate_secret();
             let hash = members::Credential::Temporary(digest_generated(&secret));
-            (Some(secret), access.run_write(&state.pool, move |conn, ctx| create(conn, ctx, hash)).await?)
+            let (ctx, created) =
+                access.run_write(&state.pool, move |conn, ctx| Ok((ctx.clone(), create(conn, ctx, hash)?))).await?;
+            (Some(secret), ctx, created)
         }
         // Typed: check the caller before spending an argon2 hash on the request.
         (Delivery::TemporaryPassword, Some(typed)) => {
@@ -183,7 +199,8 @@ pub async fn create_member(
             members::require(&ctx, crate::auth::policy::TenantAction::CreateMember)?;
             let (secret, hash) = temporary_password(&state, &ctx, Some(typed), Some(&email)).await?;
             let hash = members::Credential::Temporary(hash);
-            (Some(secret), db::run_write(&state.pool, move |conn| create(conn, &ctx, hash)).await?)
+            let c = ctx.clone();
+            (Some(secret), ctx, db::run_write(&state.pool, move |conn| create(conn, &c, hash)).await?)
         }
     };
     match created {
@@ -199,6 +216,14 @@ pub async fn create_member(
             ))
         }
         members::Created::Replayed(replay) => Ok(crate::api::replayed(replay)),
+        // `delivery: email` already counted its one email against the allowances.
+        members::Created::HasAccount => {
+            let key = invitation_key.map(|k| (k, 202));
+            Ok(match send_invitation(&state, ctx, invitation, key, delivery == Delivery::Email).await? {
+                Invited::New(row) => HttpResponse::Accepted().json(InvitationView::from(&*row)),
+                Invited::Replayed(replay) => crate::api::replayed(replay),
+            })
+        }
     }
 }
 
@@ -338,9 +363,11 @@ pub async fn delete_member(
 ///
 /// `delivery: temporary_password` (the default): a new temporary password, generated unless
 /// you send one, shown once; the member's tokens stop working and they must choose a new
-/// password at next sign-in. `delivery: email`: the member gets a link (one hour, single use)
-/// to choose a new password themselves; answers 202. Only for people whose sign-in this tenant
-/// manages (409 `identity-not-managed` otherwise). The body is optional.
+/// password at next sign-in; only for people whose sign-in this tenant manages (409
+/// `identity-not-managed` for someone who is also a member elsewhere). `delivery: email`: the
+/// member gets a link (one hour, single use) to choose a new password themselves; answers 202.
+/// This works for everyone you may reset, as the link goes only to the person. The body is
+/// optional.
 #[utoipa::path(
     tag = "users",
     security(("bearer_auth" = [])),
@@ -351,7 +378,7 @@ pub async fn delete_member(
         (status = 202, description = "The email with the link is queued", body = PasswordResetEmailed),
         (status = 403, description = "Your role cannot reset this member's password, or it is yourself"),
         (status = 404, description = "No such member for you"),
-        (status = 409, description = "The person's sign-in is not managed by this tenant"),
+        (status = 409, description = "`delivery: temporary_password`: the person's sign-in is not managed by this tenant (send a link with `delivery: email`)"),
         (status = 422, description = "The typed password breaks the policy"),
         (status = 429, description = "`delivery: email`: too many emails from this tenant or to this address this hour"),
     )

@@ -93,8 +93,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
-    #[error("{0}")]
-    MethodNotAllowed(String),
+    /// `allow`: the methods the path serves, for the `Allow` header.
+    #[error("{detail}")]
+    MethodNotAllowed { detail: String, allow: String },
     #[error("{detail}")]
     TooManyRequests { detail: String, retry_after_secs: u64 },
     #[error("{0}")]
@@ -134,7 +135,7 @@ impl ApiError {
             ApiError::PreconditionFailed(_) => ("precondition-failed", "Precondition failed"),
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
             ApiError::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
-            ApiError::MethodNotAllowed(_) => ("method-not-allowed", "Method not allowed"),
+            ApiError::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed"),
             ApiError::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
             ApiError::Internal(_) => ("internal", "Internal server error"),
@@ -178,7 +179,7 @@ impl ResponseError for ApiError {
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -195,6 +196,9 @@ impl ResponseError for ApiError {
         builder.content_type("application/problem+json");
         if matches!(self, ApiError::Unauthorized(_)) {
             builder.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            builder.insert_header((header::ALLOW, allow.as_str()));
         }
         if let ApiError::TooManyRequests { retry_after_secs, .. } = self {
             builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
@@ -227,6 +231,20 @@ impl From<diesel::result::Error> for ApiError {
 impl From<diesel::r2d2::PoolError> for ApiError {
     fn from(e: diesel::r2d2::PoolError) -> Self {
         ApiError::Unavailable(e.to_string())
+    }
+}
+
+/// A problem found before the caller was authenticated (a bad query string on a protected
+/// route), kept in the request until authentication has passed: an unauthenticated caller
+/// hears 401 first, whatever else is wrong with the request.
+pub struct DeferredProblem(pub ApiError);
+
+/// Call once the caller is authenticated: the problem kept for later, if any.
+pub fn deferred_problem(req: &actix_web::HttpRequest) -> Result<(), ApiError> {
+    use actix_web::HttpMessage;
+    match req.extensions_mut().remove::<DeferredProblem>() {
+        Some(DeferredProblem(e)) => Err(e),
+        None => Ok(()),
     }
 }
 

@@ -240,14 +240,7 @@ fn redirect(to: &'static str) -> HttpResponse {
 async fn unknown_route(req: HttpRequest) -> HttpResponse {
     let allowed = api::contract::Contract::get().methods_for_path(req.path());
     if !allowed.is_empty() {
-        let allow = allowed.into_iter().collect::<Vec<_>>().join(", ");
-        let mut res =
-            ApiError::MethodNotAllowed(format!("{} is not served at {}; it answers {allow}", req.method(), req.path()))
-                .error_response();
-        if let Ok(value) = HeaderValue::from_str(&allow) {
-            res.headers_mut().insert(actix_web::http::header::ALLOW, value);
-        }
-        return res;
+        return api::contract::method_not_allowed(req.method().as_str(), req.path(), allowed).error_response();
     }
     ApiError::not_found(format!(
         "no route {} {}; the API is described at /api-docs/openapi.json and /swagger-ui/",

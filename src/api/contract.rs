@@ -10,6 +10,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;
 
+use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
@@ -35,6 +36,36 @@ struct PathEntry {
     segments: Vec<Option<String>>,
     /// Upper-case method -> its query parameters.
     methods: HashMap<String, QuerySpec>,
+    /// More specific templates that match some of the same paths (`/users/export` for
+    /// `/users/{user_id}`).
+    shadowed_by: Vec<usize>,
+}
+
+impl PathEntry {
+    fn literals(&self) -> usize {
+        self.segments.iter().filter(|s| s.is_some()).count()
+    }
+
+    fn fits(&self, path: &str) -> bool {
+        let mut parts = path.split('/');
+        let fits = self.segments.iter().all(|seg| match (seg, parts.next()) {
+            (Some(lit), Some(part)) => lit == part,
+            (None, Some(part)) => !part.is_empty(),
+            (_, None) => false,
+        });
+        fits && parts.next().is_none()
+    }
+
+    /// Whether `other` is more specific and matches some of the paths this one does.
+    fn is_shadowed_by(&self, other: &PathEntry) -> bool {
+        other.segments.len() == self.segments.len()
+            && other.literals() > self.literals()
+            && self.segments.iter().zip(&other.segments).all(|(mine, theirs)| match (mine, theirs) {
+                (Some(a), Some(b)) => a == b,
+                (Some(_), None) => false,
+                (None, _) => true,
+            })
+    }
 }
 
 /// The query parameters of one operation.
@@ -82,8 +113,12 @@ impl Contract {
                         methods.insert(method.to_ascii_uppercase(), QuerySpec::new(op, &components));
                     }
                 }
-                paths.push(PathEntry { template: template.clone(), segments, methods });
+                paths.push(PathEntry { template: template.clone(), segments, methods, shadowed_by: Vec::new() });
             }
+        }
+        for i in 0..paths.len() {
+            let shadows: Vec<usize> = (0..paths.len()).filter(|&j| paths[i].is_shadowed_by(&paths[j])).collect();
+            paths[i].shadowed_by = shadows;
         }
         let by_template = paths.iter().enumerate().map(|(i, p)| (p.template.clone(), i)).collect();
         Contract { bodies, paths, by_template }
@@ -101,18 +136,9 @@ impl Contract {
     /// template it fits (`/users/export` before `/users/{user_id}`); empty when the document
     /// has no such path.
     pub fn methods_for_path(&self, path: &str) -> BTreeSet<String> {
-        let parts: Vec<&str> = path.split('/').collect();
         let mut best: Option<(usize, BTreeSet<String>)> = None;
-        for entry in &self.paths {
-            let fits = entry.segments.len() == parts.len()
-                && entry.segments.iter().zip(&parts).all(|(seg, part)| match seg {
-                    Some(lit) => lit == part,
-                    None => !part.is_empty(),
-                });
-            if !fits {
-                continue;
-            }
-            let literals = entry.segments.iter().filter(|s| s.is_some()).count();
+        for entry in self.paths.iter().filter(|e| e.fits(path)) {
+            let literals = entry.literals();
             match &mut best {
                 Some((n, methods)) if *n == literals => methods.extend(entry.methods.keys().cloned()),
                 Some((n, _)) if *n > literals => {}
@@ -122,19 +148,37 @@ impl Contract {
         best.map(|(_, methods)| methods).unwrap_or_default()
     }
 
-    /// Checks a query string against the operation's documented parameters: unknown names,
-    /// types, formats, enums and ranges, all at once.
     fn check_request(&self, template: &str, req: &ServiceRequest) -> Result<(), ApiError> {
-        let Some(spec) = self.by_template.get(template).and_then(|&i| self.paths[i].methods.get(req.method().as_str()))
-        else {
-            return Ok(());
+        let Some(&i) = self.by_template.get(template) else { return Ok(()) };
+        let method = req.method().as_str();
+        // A more specific documented path that does not serve this method (`GET .../users/bulk`
+        // would otherwise reach `GET .../users/{user_id}`).
+        for &j in &self.paths[i].shadowed_by {
+            let entry = &self.paths[j];
+            if entry.fits(req.path()) && !entry.methods.contains_key(method) {
+                return Err(method_not_allowed(req.method().as_str(), req.path(), entry.methods.keys().cloned()));
+            }
+        }
+        let Some(spec) = self.paths[i].methods.get(method) else {
+            return Err(method_not_allowed(method, req.path(), self.paths[i].methods.keys().cloned()));
         };
         if spec.secured && !has_bearer(req) {
             return Err(ApiError::Unauthorized(
                 "send `Authorization: Bearer <token>` with an access token from POST /api/v1/auth/login".into(),
             ));
         }
-        let query = req.query_string();
+        if let Err(problem) = self.check_query(spec, req.query_string()) {
+            if spec.secured {
+                // Authentication answers first; the guard hands this on once it has passed.
+                req.extensions_mut().insert(crate::error::DeferredProblem(problem));
+            } else {
+                return Err(problem);
+            }
+        }
+        Ok(())
+    }
+
+    fn check_query(&self, spec: &QuerySpec, query: &str) -> Result<(), ApiError> {
         if query.is_empty() && !spec.has_required {
             return Ok(());
         }
@@ -411,6 +455,13 @@ fn field_path(pointer: &str) -> String {
         }
     }
     out
+}
+
+/// 405 naming what the path does serve.
+pub fn method_not_allowed(method: &str, path: &str, allowed: impl IntoIterator<Item = String>) -> ApiError {
+    let allowed: BTreeSet<String> = allowed.into_iter().collect();
+    let allow = allowed.into_iter().collect::<Vec<_>>().join(", ");
+    ApiError::MethodNotAllowed { detail: format!("{method} is not served at {path}; it answers {allow}"), allow }
 }
 
 /// `Authorization: Bearer <something>`, as far as its form goes.

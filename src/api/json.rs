@@ -58,6 +58,31 @@ pub fn parse_json<T: DeserializeOwned + ToSchema>(body: &[u8]) -> Result<T, ApiE
     Ok(value)
 }
 
+/// The raw bytes of a body, for a handler that must check something before parsing it; a body
+/// over the limit is a 413 problem.
+pub struct RawBody(pub web::Bytes);
+
+impl FromRequest for RawBody {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move { bytes.await.map(RawBody).map_err(payload_error) })
+    }
+}
+
+/// A JSON body read by hand (after a check that must come first): content type, schema,
+/// and the digest `Idempotency-Key` compares.
+pub fn parse_body<T: DeserializeOwned + ToSchema>(req: &HttpRequest, body: &[u8]) -> Result<T, ApiError> {
+    require_json_content_type(req)?;
+    let value = parse_json(body)?;
+    use sha2::Digest;
+    let digest = crate::domain::password::hex_lower(&sha2::Sha256::digest(body));
+    actix_web::HttpMessage::extensions_mut(req).insert(BodyDigest(digest));
+    Ok(value)
+}
+
 pub fn require_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
     let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
@@ -80,11 +105,7 @@ impl<T: DeserializeOwned + ToSchema + 'static> FromRequest for Json<T> {
         Box::pin(async move {
             require_json_content_type(&req)?;
             let body = bytes.await.map_err(payload_error)?;
-            let value = parse_json(&body)?;
-            use sha2::Digest;
-            let digest = crate::domain::password::hex_lower(&sha2::Sha256::digest(&body));
-            actix_web::HttpMessage::extensions_mut(&req).insert(BodyDigest(digest));
-            Ok(Json(value))
+            parse_body(&req, &body).map(Json)
         })
     }
 }

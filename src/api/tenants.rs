@@ -172,11 +172,14 @@ fn check_platform_token(state: &AppState, req: &HttpRequest) -> Result<(), ApiEr
 pub async fn create_tenant(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: crate::api::json::Json<CreateTenantRequest>,
+    body: crate::api::json::RawBody,
 ) -> Result<HttpResponse, ApiError> {
+    // The token first: a caller without it learns nothing from the body's problems.
     check_platform_token(&state, &req)?;
+    crate::error::deferred_problem(&req)?;
+    let body: CreateTenantRequest = crate::api::json::parse_body(&req, &body.0)?;
     let idem = crate::api::idempotency_key(&req)?;
-    match create_tenant_keyed(&state, body.into_inner(), RequestMeta::from_request(&req), idem).await? {
+    match create_tenant_keyed(&state, body, RequestMeta::from_request(&req), idem).await? {
         Answer::New(created) => Ok(HttpResponse::Created().insert_header(("Cache-Control", "no-store")).json(created)),
         Answer::Replayed(replay) => Ok(crate::api::replayed(replay)),
     }

@@ -316,6 +316,7 @@ fn tenant_access(req: &HttpRequest) -> Result<(web::Data<AppState>, TenantAccess
             "tenant {tenant_id} not found (your token is for another tenant or none: use POST /api/v1/auth/switch)"
         )));
     }
+    crate::error::deferred_problem(req)?;
     Ok((st, TenantAccess { tenant_id, user_id, claims, meta: RequestMeta::from_request(req) }))
 }
 
@@ -378,6 +379,7 @@ fn identity_from_request(
         if !allow_password_change {
             refuse_password_change_only(&claims)?;
         }
+        crate::error::deferred_problem(&req)?;
         Ok(Identity { user_id, claims, meta: RequestMeta::from_request(&req) })
     })
 }

@@ -175,6 +175,7 @@ impl Application {
                 .default_service(web::to(unknown_route))
                 .wrap(from_fn(api::contract::check_request))
                 .wrap(actix_web::middleware::Condition::new(!cors_origins.is_empty(), cors(&cors_origins)))
+                .wrap(from_fn(refused_preflight_as_problem))
                 .wrap(from_fn(api::metrics::record))
                 .wrap(from_fn(request_id))
                 .wrap(
@@ -229,6 +230,30 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
         cors = cors.allowed_origin(origin);
     }
     cors
+}
+
+/// A preflight the CORS rules refuse (another origin, method or header) answers a problem like
+/// every other refusal, not the CORS middleware's plain text.
+async fn refused_preflight_as_problem(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody>>, actix_web::Error> {
+    let preflight = req.method() == actix_web::http::Method::OPTIONS
+        && req.headers().contains_key(actix_web::http::header::ACCESS_CONTROL_REQUEST_METHOD);
+    let res = next.call(req).await?;
+    let is_problem = res
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if preflight && res.status() == actix_web::http::StatusCode::BAD_REQUEST && !is_problem {
+        let problem = ApiError::bad_request(
+            "cors-refused",
+            "this origin, method or header may not call the API from a browser (see ROSTER_CORS_ORIGINS)",
+        );
+        let (req, _) = res.into_parts();
+        return Ok(ServiceResponse::new(req, problem.error_response()).map_into_right_body());
+    }
+    Ok(res.map_into_left_body())
 }
 
 fn redirect(to: &'static str) -> HttpResponse {

@@ -4,6 +4,8 @@
 mod auth;
 mod cli;
 mod concurrency;
+mod contract;
+mod cors;
 mod email;
 mod errors;
 mod helpers;

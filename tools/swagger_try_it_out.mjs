@@ -1,6 +1,7 @@
 // Swagger UI click-through: "Authorize" with a token from login, then "Try it out" and "Execute" on
 // GET /api/v1/me and on a tenant route; fails unless both answer 200. Needs Node.js, Debian's
-// chromium and `npm install playwright-core` (not part of CI, which has no browser).
+// chromium and playwright-core (pinned in tools/package.json; ./test installs it) (not part of CI,
+// which has no browser).
 //
 //   BASE=http://127.0.0.1:8080 TOKEN=<access token> TENANT=<tenant id> node tools/swagger_try_it_out.mjs
 import { chromium } from 'playwright-core';

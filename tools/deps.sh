@@ -25,6 +25,7 @@ DEBIAN_PACKAGES=(
   "nodejs           | command -v node"                             # spectral and redocly (tools/package.json)
   "npm              | command -v npm"
   "curl             | command -v curl"                             # tools/contract-check speaks HTTP with it
+  "chromium         | test -x /usr/bin/chromium"                   # tests/api/cors.rs: a real page on another origin
 )
 
 deps_log() { echo "== $*" >&2; }

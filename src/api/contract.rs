@@ -316,7 +316,7 @@ fn collect<'a>(errors: impl Iterator<Item = ValidationError<'a>>, query: bool) -
     }
     // "must not be blank" says nothing more about a field that is empty.
     let empty: Vec<String> = out.iter().filter(|e| e.message == "must not be empty").map(|e| e.field.clone()).collect();
-    out.retain(|e| !(e.message == "must not be blank" && empty.contains(&e.field)));
+    out.retain(|e| !(e.message.starts_with("must not be blank") && empty.contains(&e.field)));
     out.sort_by(|a, b| a.field.cmp(&b.field));
     out.dedup();
     out
@@ -368,6 +368,13 @@ fn push_error(out: &mut Vec<FieldError>, e: &ValidationError<'_>, query: bool) {
                 out.extend(inner);
             }
         }
+        ValidationErrorKind::Not { schema } => {
+            // `{"not": {"required": [field], "description": why}}`: a field that does not go
+            // with the others.
+            let field = schema.pointer("/required/0").and_then(Value::as_str).unwrap_or_default();
+            let why = schema.get("description").and_then(Value::as_str).unwrap_or("does not go with the other fields");
+            out.push(FieldError::new(if field.is_empty() { here() } else { at(field) }, why));
+        }
         ValidationErrorKind::UniqueItems => {
             let items = instance.as_array().map(Vec::as_slice).unwrap_or_default();
             for (i, item) in items.iter().enumerate() {
@@ -408,7 +415,12 @@ fn message(kind: &ValidationErrorKind, instance: &Value) -> String {
         ValidationErrorKind::MinItems { limit } => format!("must have at least {limit} items"),
         ValidationErrorKind::MaxItems { limit } => format!("must have at most {limit} items"),
         ValidationErrorKind::UniqueItems => "must not list an item twice".to_string(),
-        ValidationErrorKind::Pattern { pattern } if pattern == r"\S" => "must not be blank".to_string(),
+        ValidationErrorKind::Pattern { pattern } if pattern == super::NUL_FREE => {
+            "must not contain the NUL character".to_string()
+        }
+        ValidationErrorKind::Pattern { pattern } if pattern == super::NON_BLANK => {
+            "must not be blank (nor contain the NUL character)".to_string()
+        }
         ValidationErrorKind::Pattern { pattern } => format!("must match the pattern {pattern}{}", got()),
         ValidationErrorKind::Format { format } => match format.as_str() {
             "uuid" => format!("must be an id (a UUID such as 01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e30){}", got()),

@@ -108,10 +108,10 @@ impl NameRequest {
 #[into_params(parameter_in = Path)]
 pub struct DepartmentPath {
     /// The tenant's id
-    #[param(schema_with = crate::api::params::uuid)]
+    #[param(value_type = uuid::Uuid)]
     pub tenant_id: String,
     /// The department's id
-    #[param(schema_with = crate::api::params::uuid)]
+    #[param(value_type = uuid::Uuid)]
     pub department_id: String,
 }
 
@@ -120,13 +120,13 @@ pub struct DepartmentPath {
 #[into_params(parameter_in = Path)]
 pub struct SectionPath {
     /// The tenant's id
-    #[param(schema_with = crate::api::params::uuid)]
+    #[param(value_type = uuid::Uuid)]
     pub tenant_id: String,
     /// The department's id
-    #[param(schema_with = crate::api::params::uuid)]
+    #[param(value_type = uuid::Uuid)]
     pub department_id: String,
     /// The section's id
-    #[param(schema_with = crate::api::params::uuid)]
+    #[param(value_type = uuid::Uuid)]
     pub section_id: String,
 }
 

@@ -171,6 +171,144 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     ProblemResponses.modify(&mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     doc.servers = Some(vec![utoipa::openapi::Server::new(DEFAULT_SERVER)]);
+    header_schemas(&mut doc);
+    conditional_rules(&mut doc);
+    forbid_nul(doc)
+}
+
+/// `If-Match` and `Idempotency-Key` as the server reads them.
+fn header_schemas(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    for item in doc.paths.paths.values_mut() {
+        for op in
+            [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
+        {
+            for p in op.parameters.iter_mut().flatten().filter(|p| p.parameter_in == ParameterIn::Header) {
+                let schema = match p.name.as_str() {
+                    "If-Match" => ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .pattern(Some(r#"^(\*|(W/)?"[0-9]{1,9}")$"#))
+                        .examples([r#""3""#]),
+                    "Idempotency-Key" => ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length(Some(1))
+                        .max_length(Some(255))
+                        .pattern(Some(r"^[\x21-\x7E]+$"))
+                        .examples(["0193e6a2-7f1e-7c2b-9d4f-2a6b8c0d1e30"]),
+                    _ => continue,
+                };
+                p.schema = Some(RefOr::T(schema.build().into()));
+            }
+        }
+    }
+}
+
+/// Rules between fields that the derive cannot say, as JSON Schema `if`/`then` (kept in the
+/// schema's extensions, which serialise beside its other keywords). Each `not` carries the
+/// message the `contract` check shows.
+fn conditional_rules(doc: &mut utoipa::openapi::OpenApi) {
+    use serde_json::json;
+    use utoipa::openapi::schema::Schema;
+    let only_with = |field: &str, message: &str| json!({"not": {"required": [field], "description": message}});
+    let temporary_password_rule = json!([{
+        "if": {"required": ["delivery"], "properties": {"delivery": {"const": "email"}}},
+        "then": only_with("temporary_password", "only goes with `delivery: temporary_password`"),
+    }]);
+    let bulk_rules = json!([
+        {
+            "if": {"required": ["action"], "properties": {"action": {"const": "set_role"}}},
+            "then": {"required": ["role"]},
+            "else": only_with("role", "only goes with `action: set_role`"),
+        },
+        {
+            "if": {"required": ["action"], "properties": {"action": {"const": "set_department"}}},
+            "then": {"required": ["department"]},
+            "else": {"allOf": [
+                only_with("department", "only goes with `action: set_department`"),
+                only_with("section", "only goes with `action: set_department`"),
+            ]},
+        },
+    ]);
+    let Some(components) = doc.components.as_mut() else { return };
+    for (name, rules) in [
+        ("CreateMemberRequest", &temporary_password_rule),
+        ("AdminPasswordResetRequest", &temporary_password_rule),
+        ("BulkRequest", &bulk_rules),
+    ] {
+        if let Some(RefOr::T(Schema::Object(o))) = components.schemas.get_mut(name) {
+            o.extensions.get_or_insert_with(Default::default).insert("allOf".into(), rules.clone());
+        }
+    }
+}
+
+/// A free-text string anywhere in a request: anything but the NUL character (PostgreSQL text
+/// cannot hold it).
+pub const NUL_FREE: &str = r"^[^\x00]*$";
+/// A name: not blank, and no NUL character.
+pub const NON_BLANK: &str = r"^[^\x00]*[^\x00\s][^\x00]*$";
+
+/// Every free-text string schema (no format, enum or pattern of its own) refuses the NUL
+/// character, and `\S` (not blank) becomes [`NON_BLANK`]: the document says what the server
+/// refuses, and the `contract` check refuses it before it reaches the database.
+fn forbid_nul(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, Schema, SchemaType, Type};
+    fn schema(s: &mut Schema) {
+        match s {
+            Schema::Object(o) => {
+                let is_string = match &o.schema_type {
+                    SchemaType::Type(t) => *t == Type::String,
+                    SchemaType::Array(ts) => ts.contains(&Type::String),
+                    SchemaType::AnyValue => false,
+                };
+                if is_string && o.format.is_none() && o.enum_values.is_none() {
+                    match o.pattern.as_deref() {
+                        None => o.pattern = Some(NUL_FREE.to_string()),
+                        Some(r"\S") => o.pattern = Some(NON_BLANK.to_string()),
+                        Some(_) => {}
+                    }
+                }
+                o.properties.values_mut().for_each(ref_or);
+                if let Some(extra) = o.additional_properties.as_deref_mut()
+                    && let AdditionalProperties::RefOr(r) = extra
+                {
+                    ref_or(r);
+                }
+            }
+            Schema::Array(a) => {
+                if let ArrayItems::RefOrSchema(items) = &mut a.items {
+                    ref_or(items);
+                }
+            }
+            Schema::OneOf(x) => x.items.iter_mut().for_each(ref_or),
+            Schema::AnyOf(x) => x.items.iter_mut().for_each(ref_or),
+            Schema::AllOf(x) => x.items.iter_mut().for_each(ref_or),
+            _ => {}
+        }
+    }
+    fn ref_or(r: &mut RefOr<Schema>) {
+        if let RefOr::T(s) = r {
+            schema(s);
+        }
+    }
+    if let Some(components) = doc.components.as_mut() {
+        components.schemas.values_mut().for_each(ref_or);
+    }
+    for item in doc.paths.paths.values_mut() {
+        for op in
+            [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
+        {
+            for p in op.parameters.iter_mut().flatten() {
+                if let Some(s) = p.schema.as_mut() {
+                    ref_or(s);
+                }
+            }
+            for content in op.request_body.iter_mut().flat_map(|b| b.content.values_mut()) {
+                if let Some(s) = content.schema.as_mut() {
+                    ref_or(s);
+                }
+            }
+        }
+    }
     doc
 }
 
@@ -289,7 +427,8 @@ pub fn json_or_empty<T: serde::de::DeserializeOwned + utoipa::ToSchema + Default
     req: &HttpRequest,
     body: &[u8],
 ) -> Result<T, ApiError> {
-    if body.iter().all(|b| b.is_ascii_whitespace()) {
+    let text = body.trim_ascii();
+    if text.is_empty() || text == b"null" {
         return Ok(T::default());
     }
     json::require_json_content_type(req)?;

@@ -31,7 +31,7 @@ pub struct CreateTenantRequest {
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub owner_full_name: Option<String>,
     /// The owner's password; generated (and returned once) when absent.
-    #[schema(min_length = 8, max_length = 256)]
+    #[schema(min_length = 12, max_length = 256)]
     pub owner_password: Option<String>,
     /// Default `free`.
     pub plan: Option<Plan>,

@@ -265,7 +265,7 @@ pub struct CreateMemberRequest {
     #[schema(value_type = Option<UserId>)]
     pub manager_id: Option<String>,
     /// `active` (default) or `disabled`.
-    pub status: Option<MemberStatus>,
+    pub status: Option<SettableStatus>,
     /// A temporary password you choose (the member changes it at first sign-in).
     #[schema(min_length = 8, max_length = 256)]
     pub temporary_password: Option<String>,
@@ -286,7 +286,7 @@ impl CreateMemberRequest {
         let username = clean(self.username).and_then(|u| parse_username(&mut p, "username", &u));
         let regions = parse_regions(&mut p, &self.regions);
         let manager_id = clean(self.manager_id).and_then(|m| parse_user_id(&mut p, "manager_id", &m));
-        let status = self.status.unwrap_or(MemberStatus::Active);
+        let status = self.status.map(MemberStatus::from).unwrap_or(MemberStatus::Active);
         if !matches!(status, MemberStatus::Active | MemberStatus::Disabled) {
             p.add("status", "must be active or disabled (invite people to make them invited)");
         }
@@ -401,7 +401,25 @@ impl UpdateMemberRequest {
 #[schema(example = json!({"status": "disabled"}))]
 pub struct StatusRequest {
     /// `active` or `disabled`.
-    pub status: MemberStatus,
+    pub status: SettableStatus,
+}
+
+/// The statuses an owner or admin sets directly (`pending_approval` ends by approving or
+/// rejecting; invitations are their own resource).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SettableStatus {
+    Active,
+    Disabled,
+}
+
+impl From<SettableStatus> for MemberStatus {
+    fn from(s: SettableStatus) -> Self {
+        match s {
+            SettableStatus::Active => MemberStatus::Active,
+            SettableStatus::Disabled => MemberStatus::Disabled,
+        }
+    }
 }
 
 /// How a member gets (back) in after an admin creates them or resets their password.

@@ -101,8 +101,8 @@ fn allowed(ctx: &TenantContext, plan: &str) -> Result<(), ApiError> {
     security(("bearer_auth" = [])),
     params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), ExportParams, ListParams),
     responses(
-        (status = 200, description = "The members, streamed: CSV with a header line, or a JSON array of members",
-            content_type = "text/csv", body = String),
+        (status = 200, description = "The members, streamed: CSV with a header line (`format=csv`), or a JSON array of members (`format=json`)",
+            content((String = "text/csv"), (Vec<MemberView> = "application/json"))),
         (status = 403, description = "Not an owner, or the plan does not include exports (`plan-upgrade-required`)"),
         (status = 404, description = "No such tenant for you"),
         (status = 422, description = "A filter or the format is invalid"),

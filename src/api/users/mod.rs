@@ -318,7 +318,7 @@ pub async fn set_member_status(
     body: crate::api::json::Json<StatusRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let user = user_id(&req)?;
-    let status = body.into_inner().status;
+    let status = MemberStatus::from(body.into_inner().status);
     if !matches!(status, MemberStatus::Active | MemberStatus::Disabled) {
         return Err(ApiError::invalid("status", "must be active or disabled"));
     }

@@ -70,10 +70,15 @@ fn decode(bytes: &[u8]) -> Result<&str, ApiError> {
         return Err(file_problem("the file is UTF-16; save it as CSV UTF-8"));
     }
     let bytes = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
-    std::str::from_utf8(bytes).map_err(|e| {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
         let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
         file_problem(format!("the file is not UTF-8 text (line {line} has a byte that is not); save it as CSV UTF-8"))
-    })
+    })?;
+    if let Some(at) = text.find('\0') {
+        let line = text[..at].matches('\n').count() + 1;
+        return Err(file_problem(format!("line {line} holds the NUL character, which no field may contain")));
+    }
+    Ok(text)
 }
 
 /// `;` when the header line has more semicolons than commas (outside quotes), else `,`.

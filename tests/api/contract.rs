@@ -309,3 +309,29 @@ async fn a_method_a_path_does_not_serve_answers_405_with_allow() {
     let res = app.client.delete(format!("{}/api/v1/nowhere", app.address)).send().await.unwrap();
     assert_problem(res, 404).await;
 }
+
+/// PostgreSQL text cannot hold the NUL character: it is refused wherever text comes in, as the
+/// document says, instead of failing in the database.
+#[tokio::test]
+async fn the_nul_character_is_refused_in_bodies_and_queries() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("plus").await;
+    let t = &owner.tenant_id;
+    let res = app
+        .send_json(Method::POST, &format!("/api/v1/tenants/{t}/departments"), &owner.token, json!({"name": "a\u{0}b"}))
+        .await;
+    let body = assert_problem(res, 422).await;
+    assert_eq!(body["errors"][0]["field"], "name", "{body}");
+    let res = app.get(&format!("/api/v1/tenants/{t}/users?q=a%00b"), &owner.token).await;
+    let body = assert_problem(res, 422).await;
+    assert_eq!(body["errors"][0]["field"], "q", "{body}");
+    let res = app
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/tenants/{t}/users/{}", owner.user_id),
+            &owner.token,
+            json!({"job_title": "\u{0}"}),
+        )
+        .await;
+    assert_problem(res, 422).await;
+}

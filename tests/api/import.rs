@@ -205,6 +205,20 @@ async fn encodings_separators_and_limits_get_clear_answers() {
     let utf16: Vec<u8> = [0xFF, 0xFE, b'e', 0, b'm', 0].to_vec();
     let problem = assert_problem(import(&app, &owner, "", utf16).await, 422).await;
     assert!(problem["errors"][0]["message"].as_str().unwrap().contains("UTF-16"));
+    // No field may hold the NUL character (PostgreSQL text cannot): refused, the line named.
+    let problem = assert_problem(
+        import(
+            &app,
+            &owner,
+            "",
+            "email,full_name
+nul@import.test,A\0B\n",
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert!(problem["errors"][0]["message"].as_str().unwrap().contains("line 2"), "{problem}");
     assert_problem(import(&app, &owner, "", "").await, 422).await;
     assert_problem(import(&app, &owner, "", "email,full_name\n").await, 422).await;
     // Tabs are not a separator: the one header column is unknown.

@@ -215,7 +215,12 @@ pub async fn list_invitations(
     let cursor = match q.cursor {
         Some(c) => Some(
             c.parse::<uuid::Uuid>()
-                .map_err(|_| ApiError::invalid("cursor", "is not a cursor from this list"))?
+                .map_err(|_| {
+                    ApiError::invalid(
+                        "cursor",
+                        "is not one this list handed out (`next_cursor`); start again without it",
+                    )
+                })?
                 .to_string(),
         ),
         None => None,

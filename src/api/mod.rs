@@ -209,7 +209,7 @@ fn header_schemas(doc: &mut utoipa::openapi::OpenApi) {
 fn conditional_rules(doc: &mut utoipa::openapi::OpenApi) {
     use serde_json::json;
     use utoipa::openapi::schema::Schema;
-    let only_with = |field: &str, message: &str| json!({"not": {"required": [field], "description": message}});
+    let only_with = |field: &str, message: &str| json!({"not": {"required": [field], "properties": {field: {}}, "description": message}});
     let temporary_password_rule = json!([{
         "if": {"required": ["delivery"], "properties": {"delivery": {"const": "email"}}},
         "then": only_with("temporary_password", "only goes with `delivery: temporary_password`"),
@@ -217,12 +217,12 @@ fn conditional_rules(doc: &mut utoipa::openapi::OpenApi) {
     let bulk_rules = json!([
         {
             "if": {"required": ["action"], "properties": {"action": {"const": "set_role"}}},
-            "then": {"required": ["role"]},
+            "then": {"required": ["role"], "properties": {"role": {"type": "string"}}},
             "else": only_with("role", "only goes with `action: set_role`"),
         },
         {
             "if": {"required": ["action"], "properties": {"action": {"const": "set_department"}}},
-            "then": {"required": ["department"]},
+            "then": {"required": ["department"], "properties": {"department": {}}},
             "else": {"allOf": [
                 only_with("department", "only goes with `action: set_department`"),
                 only_with("section", "only goes with `action: set_department`"),
@@ -251,8 +251,19 @@ pub const NON_BLANK: &str = r"^[^\x00]*[^\x00\s][^\x00]*$";
 /// character, and `\S` (not blank) becomes [`NON_BLANK`]: the document says what the server
 /// refuses, and the `contract` check refuses it before it reaches the database.
 fn forbid_nul(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use std::collections::BTreeSet;
     use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, Schema, SchemaType, Type};
-    fn schema(s: &mut Schema) {
+    /// Applies the rule to every string schema under `r`, and collects the components it names.
+    fn walk(r: &mut RefOr<Schema>, named: &mut BTreeSet<String>) {
+        let s = match r {
+            RefOr::Ref(reference) => {
+                if let Some(name) = reference.ref_location.strip_prefix("#/components/schemas/") {
+                    named.insert(name.to_string());
+                }
+                return;
+            }
+            RefOr::T(s) => s,
+        };
         match s {
             Schema::Object(o) => {
                 let is_string = match &o.schema_type {
@@ -267,46 +278,46 @@ fn forbid_nul(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
                         Some(_) => {}
                     }
                 }
-                o.properties.values_mut().for_each(ref_or);
-                if let Some(extra) = o.additional_properties.as_deref_mut()
-                    && let AdditionalProperties::RefOr(r) = extra
-                {
-                    ref_or(r);
+                o.properties.values_mut().for_each(|p| walk(p, named));
+                if let Some(AdditionalProperties::RefOr(extra)) = o.additional_properties.as_deref_mut() {
+                    walk(extra, named);
                 }
             }
             Schema::Array(a) => {
                 if let ArrayItems::RefOrSchema(items) = &mut a.items {
-                    ref_or(items);
+                    walk(items, named);
                 }
             }
-            Schema::OneOf(x) => x.items.iter_mut().for_each(ref_or),
-            Schema::AnyOf(x) => x.items.iter_mut().for_each(ref_or),
-            Schema::AllOf(x) => x.items.iter_mut().for_each(ref_or),
+            Schema::OneOf(x) => x.items.iter_mut().for_each(|i| walk(i, named)),
+            Schema::AnyOf(x) => x.items.iter_mut().for_each(|i| walk(i, named)),
+            Schema::AllOf(x) => x.items.iter_mut().for_each(|i| walk(i, named)),
             _ => {}
         }
     }
-    fn ref_or(r: &mut RefOr<Schema>) {
-        if let RefOr::T(s) = r {
-            schema(s);
-        }
-    }
-    if let Some(components) = doc.components.as_mut() {
-        components.schemas.values_mut().for_each(ref_or);
-    }
+    // Requests only: what the server sends back (an unknown field's name echoed in `errors`)
+    // is not held to it.
+    let mut named = BTreeSet::new();
     for item in doc.paths.paths.values_mut() {
         for op in
             [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
         {
             for p in op.parameters.iter_mut().flatten() {
                 if let Some(s) = p.schema.as_mut() {
-                    ref_or(s);
+                    walk(s, &mut named);
                 }
             }
             for content in op.request_body.iter_mut().flat_map(|b| b.content.values_mut()) {
                 if let Some(s) = content.schema.as_mut() {
-                    ref_or(s);
+                    walk(s, &mut named);
                 }
             }
+        }
+    }
+    let mut done = BTreeSet::new();
+    while let Some(name) = named.iter().find(|n| !done.contains(*n)).cloned() {
+        done.insert(name.clone());
+        if let Some(schema) = doc.components.as_mut().and_then(|c| c.schemas.get_mut(&name)) {
+            walk(schema, &mut named);
         }
     }
     doc

@@ -10,8 +10,7 @@ pub fn encode(key: &str, id: &str) -> String {
 }
 
 pub fn decode(cursor: &str) -> Result<(String, String), ApiError> {
-    let bad =
-        || ApiError::bad_request("invalid-cursor", "`cursor` is not one this service issued; start again without it");
+    let bad = || ApiError::invalid("cursor", "is not one this list handed out (`next_cursor`); start again without it");
     let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| bad())?;
     let (key, id): (String, String) = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     Ok((key, id))

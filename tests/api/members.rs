@@ -229,7 +229,8 @@ async fn list_filters_sorts_and_pages() {
         assert_eq!(body["errors"][0]["field"], field, "{query}");
     }
     let res = app.get(&format!("{path}?cursor=garbage"), &owner.token).await;
-    assert_problem(res, 400).await;
+    let body = assert_problem(res, 422).await;
+    assert_eq!(body["errors"][0]["field"], "cursor");
     let res = app.get(&format!("{path}?limit=abc"), &owner.token).await;
     let body = assert_problem(res, 422).await;
     assert_eq!(body["errors"][0]["field"], "limit");

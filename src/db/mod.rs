@@ -1,7 +1,8 @@
 //! Storage plumbing: the two-backend connection, the pool, migrations and transactions.
 //!
-//! Owns how we talk to SQLite and PostgreSQL; knows nothing about tenants or policy.
-//! Every call through here is synchronous: callers run it on the blocking pool (`run`).
+//! Owns how we talk to SQLite and PostgreSQL, and the one place that reaches the backend's own
+//! connection ([`on_backend!`]); knows nothing about tenants or policy. Every call through here
+//! is synchronous: callers run it on the blocking pool (`run`).
 
 pub mod among;
 pub mod models;
@@ -26,6 +27,32 @@ pub enum AnyConnection {
     Postgresql(diesel::PgConnection),
     Sqlite(diesel::SqliteConnection),
 }
+
+/// Runs a statement on the backend's own connection: for what the two-backend enum cannot
+/// build (`on_conflict`, `for_update`, multi-row inserts, transaction control, backend SQL).
+/// Every such statement in the crate goes through here.
+///
+/// - `on_backend!(conn, |c| statement)`: the same statement on either backend; it is
+///   compiled once per backend, with `c` the `PgConnection` or the `SqliteConnection`.
+/// - `on_backend!(conn, postgres: |c| statement, sqlite: |c| statement)`: one per backend
+///   (`_` for a backend with nothing to do).
+///
+/// `conn` is a `&mut AnyConnection` (or an `AnyConnection` place); the value is the arm's.
+macro_rules! on_backend {
+    ($conn:expr, |$c:pat_param| $each:expr) => {
+        match $conn {
+            $crate::db::AnyConnection::Postgresql($c) => $each,
+            $crate::db::AnyConnection::Sqlite($c) => $each,
+        }
+    };
+    ($conn:expr, postgres: |$pg:pat_param| $on_pg:expr, sqlite: |$lite:pat_param| $on_lite:expr $(,)?) => {
+        match $conn {
+            $crate::db::AnyConnection::Postgresql($pg) => $on_pg,
+            $crate::db::AnyConnection::Sqlite($lite) => $on_lite,
+        }
+    };
+}
+pub(crate) use on_backend;
 
 /// The backend a URL selects, decided by its scheme alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,10 +145,7 @@ impl ManageConnection for ConnectionManager {
     }
 
     fn has_broken(&self, conn: &mut AnyConnection) -> bool {
-        match conn {
-            AnyConnection::Postgresql(c) => AnsiTransactionManager::is_broken_transaction_manager(c),
-            AnyConnection::Sqlite(c) => AnsiTransactionManager::is_broken_transaction_manager(c),
-        }
+        on_backend!(conn, |c| AnsiTransactionManager::is_broken_transaction_manager(c))
     }
 }
 
@@ -202,35 +226,29 @@ pub fn build_pool(url: &str, max_size: u32) -> Result<Pool, String> {
 
 impl AnyConnection {
     pub fn kind(&self) -> BackendKind {
-        match self {
-            AnyConnection::Postgresql(_) => BackendKind::Postgres,
-            AnyConnection::Sqlite(_) => BackendKind::Sqlite,
-        }
+        on_backend!(self, postgres: |_| BackendKind::Postgres, sqlite: |_| BackendKind::Sqlite)
     }
 }
 
 /// Applies pending migrations of the connection's backend; safe with several instances
 /// starting at once (advisory lock on PostgreSQL, an immediate transaction on SQLite).
 pub fn run_migrations(conn: &mut AnyConnection) -> Result<Vec<String>, String> {
-    let applied = match conn {
-        AnyConnection::Postgresql(c) => {
+    let names = |applied: Vec<diesel::migration::MigrationVersion<'_>>| -> Vec<String> {
+        applied.iter().map(|m| m.to_string()).collect()
+    };
+    on_backend!(conn,
+        postgres: |c| {
             c.batch_execute("SELECT pg_advisory_lock(72010501)").map_err(|e| e.to_string())?;
-            let result = c
-                .run_pending_migrations(POSTGRES_MIGRATIONS)
-                .map(|v| v.iter().map(|m| m.to_string()).collect::<Vec<_>>())
-                .map_err(|e| e.to_string());
+            let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(names).map_err(|e| e.to_string());
             let _ = c.batch_execute("SELECT pg_advisory_unlock(72010501)");
-            result?
-        }
-        AnyConnection::Sqlite(c) => {
+            result
+        },
+        sqlite: |c| {
             // Take the write lock first so a second migrator waits instead of colliding.
             c.batch_execute("BEGIN IMMEDIATE; COMMIT;").map_err(|e| e.to_string())?;
-            c.run_pending_migrations(SQLITE_MIGRATIONS)
-                .map(|v| v.iter().map(|m| m.to_string()).collect::<Vec<_>>())
-                .map_err(|e| e.to_string())?
-        }
-    };
-    Ok(applied)
+            c.run_pending_migrations(SQLITE_MIGRATIONS).map(names).map_err(|e| e.to_string())
+        },
+    )
 }
 
 /// SQLite has one writer at a time. Writers of this process queue here, so they never sit in
@@ -246,30 +264,27 @@ pub fn write_tx<T>(
     f: impl FnOnce(&mut AnyConnection) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
     let nested = writer::in_batch();
-    let _writer = match conn {
-        AnyConnection::Sqlite(_) if !nested => {
-            Some(SQLITE_WRITER.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
-        }
-        _ => None,
-    };
-    match conn {
+    let _writer = (conn.kind() == BackendKind::Sqlite && !nested)
+        .then(|| SQLITE_WRITER.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+    on_backend!(&mut *conn,
+        postgres: |c| AnsiTransactionManager::begin_transaction(c)?,
         // Inside a writer batch the transaction is open: this becomes a savepoint.
-        AnyConnection::Sqlite(c) if nested => AnsiTransactionManager::begin_transaction(c)?,
-        AnyConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
-        AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
-    }
+        sqlite: |c| if nested {
+            AnsiTransactionManager::begin_transaction(c)?
+        } else {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+        },
+    );
     let mut result = f(conn);
-    if let (Ok(_), AnyConnection::Sqlite(c)) = (&result, &mut *conn)
+    if result.is_ok()
         && !nested
-        && let Err(e) = flush_search_index(c)
+        && let Err(e) = on_backend!(&mut *conn, postgres: |_| Ok(()), sqlite: |c| flush_search_index(c))
     {
         result = Err(e.into());
     }
-    let end = match (&result, conn) {
-        (Ok(_), AnyConnection::Sqlite(c)) => AnsiTransactionManager::commit_transaction(c),
-        (Ok(_), AnyConnection::Postgresql(c)) => AnsiTransactionManager::commit_transaction(c),
-        (Err(_), AnyConnection::Sqlite(c)) => AnsiTransactionManager::rollback_transaction(c),
-        (Err(_), AnyConnection::Postgresql(c)) => AnsiTransactionManager::rollback_transaction(c),
+    let end = match &result {
+        Ok(_) => on_backend!(conn, |c| AnsiTransactionManager::commit_transaction(c)),
+        Err(_) => on_backend!(conn, |c| AnsiTransactionManager::rollback_transaction(c)),
     };
     match (result, end) {
         (Ok(v), Ok(())) => Ok(v),
@@ -293,9 +308,12 @@ pub fn flush_search_index(c: &mut diesel::SqliteConnection) -> QueryResult<()> {
 /// PostgreSQL; on SQLite the immediate transaction already holds the database write lock.
 pub fn lock_tenant(conn: &mut AnyConnection, tenant_id: &str) -> Result<(), ApiError> {
     use schema::tenants::dsl as t;
-    if let AnyConnection::Postgresql(c) = conn {
-        t::tenants.filter(t::id.eq(tenant_id)).select(t::id).for_update().first::<String>(c)?;
-    }
+    on_backend!(conn,
+        postgres: |c| {
+            t::tenants.filter(t::id.eq(tenant_id)).select(t::id).for_update().first::<String>(c)?;
+        },
+        sqlite: |_| {},
+    );
     Ok(())
 }
 
@@ -303,9 +321,12 @@ pub fn lock_tenant(conn: &mut AnyConnection, tenant_id: &str) -> Result<(), ApiE
 /// (plan, seat limit) run in parallel, while a settings change waits for them. No-op on SQLite.
 pub fn lock_tenant_shared(conn: &mut AnyConnection, tenant_id: &str) -> Result<(), ApiError> {
     use schema::tenants::dsl as t;
-    if let AnyConnection::Postgresql(c) = conn {
-        t::tenants.filter(t::id.eq(tenant_id)).select(t::id).for_share().first::<String>(c)?;
-    }
+    on_backend!(conn,
+        postgres: |c| {
+            t::tenants.filter(t::id.eq(tenant_id)).select(t::id).for_share().first::<String>(c)?;
+        },
+        sqlite: |_| {},
+    );
     Ok(())
 }
 

@@ -70,10 +70,7 @@ impl SqliteWriter {
 }
 
 fn sqlite(conn: &mut AnyConnection) -> Option<&mut diesel::SqliteConnection> {
-    match conn {
-        AnyConnection::Sqlite(c) => Some(c),
-        AnyConnection::Postgresql(_) => None,
-    }
+    super::on_backend!(conn, postgres: |_| None, sqlite: |c| Some(c))
 }
 
 /// How long the writer waits with nothing to do before tidying the search index.

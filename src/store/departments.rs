@@ -12,8 +12,8 @@ use super::audit::{self, AuditEntry};
 use super::members;
 use crate::auth::TenantContext;
 use crate::auth::policy::TenantAction;
-use crate::db::AnyConnection;
 use crate::db::schema::{departments::dsl as d, memberships::dsl as m, sections::dsl as s};
+use crate::db::{AnyConnection, on_backend};
 use crate::domain::now;
 use crate::error::ApiError;
 
@@ -53,21 +53,6 @@ fn not_found(what: &str) -> ApiError {
     ApiError::not_found(format!("{what} not found"))
 }
 
-/// Inserts unless a row with the same unique name exists (another transaction may be making
-/// the same one at this moment: it waits for that one, then leaves it be).
-macro_rules! insert_once {
-    ($conn:expr, $table:expr, $values:expr, $target:expr) => {
-        match $conn {
-            AnyConnection::Sqlite(c) => {
-                diesel::insert_into($table).values($values).on_conflict($target).do_nothing().execute(c)?
-            }
-            AnyConnection::Postgresql(c) => {
-                diesel::insert_into($table).values($values).on_conflict($target).do_nothing().execute(c)?
-            }
-        }
-    };
-}
-
 /// The department named `name`, created when the tenant has none yet. Inside the caller's
 /// write transaction; safe when several create the same one at once.
 pub fn ensure(conn: &mut AnyConnection, tenant: &str, name: &str) -> Result<String, ApiError> {
@@ -90,7 +75,13 @@ pub fn ensure(conn: &mut AnyConnection, tenant: &str, name: &str) -> Result<Stri
         d::created_at.eq(at),
         d::updated_at.eq(at),
     );
-    insert_once!(conn, d::departments, values, (d::tenant_id, d::name));
+    // Unless another transaction is making the same one right now: it waits for that one,
+    // then leaves it be.
+    on_backend!(conn, |c| diesel::insert_into(d::departments)
+        .values(values)
+        .on_conflict((d::tenant_id, d::name))
+        .do_nothing()
+        .execute(c))?;
     find(conn)?.ok_or_else(|| ApiError::internal("department vanished"))
 }
 
@@ -121,7 +112,11 @@ pub fn ensure_section(
         s::created_at.eq(at),
         s::updated_at.eq(at),
     );
-    insert_once!(conn, s::sections, values, (s::department_id, s::name));
+    on_backend!(conn, |c| diesel::insert_into(s::sections)
+        .values(values)
+        .on_conflict((s::department_id, s::name))
+        .do_nothing()
+        .execute(c))?;
     find(conn)?.ok_or_else(|| ApiError::internal("section vanished"))
 }
 

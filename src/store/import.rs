@@ -19,7 +19,7 @@ use crate::db::schema::{
     audit_events::dsl as a, membership_regions::dsl as mr, memberships::dsl as m, regions::dsl as r, tenants::dsl as t,
     users::dsl as u,
 };
-use crate::db::{AnyConnection, lock_tenant, write_tx};
+use crate::db::{AnyConnection, lock_tenant, on_backend, write_tx};
 use crate::domain::password::{digest_generated, generate_secret};
 use crate::domain::{EmailAddress, MemberStatus, Role, UserId, now};
 use crate::error::{ApiError, FieldError};
@@ -582,18 +582,10 @@ fn write(
     for (department, section) in &placements {
         super::departments::ensure_for_member(conn, &tenant, Some(department), section.as_deref())?;
     }
-    // Many rows per statement (well under SQLite's 32,766 bound values); a batch insert is
-    // written per backend.
-    macro_rules! batch {
-        ($table:expr, $values:expr) => {
-            match conn {
-                AnyConnection::Sqlite(c) => diesel::insert_into($table).values($values).execute(c)?,
-                AnyConnection::Postgresql(c) => diesel::insert_into($table).values($values).execute(c)?,
-            }
-        };
-    }
+    // Many rows per statement (well under SQLite's 32,766 bound values): a multi-row insert
+    // runs on the backend's own connection.
     for chunk in users.chunks(1000) {
-        batch!(u::users, chunk);
+        on_backend!(&mut *conn, |c| diesel::insert_into(u::users).values(chunk).execute(c))?;
     }
     // Members first without managers (a manager may be a later row), then their managers.
     let managers: Vec<(String, String)> =
@@ -602,7 +594,7 @@ fn write(
         membership.manager_id = None;
     }
     for chunk in memberships.chunks(1000) {
-        batch!(m::memberships, chunk);
+        on_backend!(&mut *conn, |c| diesel::insert_into(m::memberships).values(chunk).execute(c))?;
     }
     for (member, boss) in &managers {
         diesel::update(m::memberships.filter(m::tenant_id.eq(&tenant)).filter(m::user_id.eq(member)))
@@ -612,10 +604,10 @@ fn write(
     for chunk in links.chunks(1000) {
         let values: Vec<_> =
             chunk.iter().map(|(t, u, r)| (mr::tenant_id.eq(t), mr::user_id.eq(u), mr::region_id.eq(r))).collect();
-        batch!(mr::membership_regions, values);
+        on_backend!(&mut *conn, |c| diesel::insert_into(mr::membership_regions).values(values).execute(c))?;
     }
     for chunk in audits.chunks(1000) {
-        batch!(a::audit_events, chunk);
+        on_backend!(&mut *conn, |c| diesel::insert_into(a::audit_events).values(chunk).execute(c))?;
     }
     if let Delivery::Emails(mailer) = delivery {
         let tenant_name: String = t::tenants.filter(t::id.eq(&tenant)).select(t::name).first(conn)?;

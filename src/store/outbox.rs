@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::master_key::MasterKey;
 use crate::db::schema::outbox::dsl as o;
-use crate::db::{AnyConnection, write_tx};
+use crate::db::{AnyConnection, on_backend, write_tx};
 use crate::domain::now;
 use crate::error::ApiError;
 
@@ -93,11 +93,11 @@ pub fn claim(conn: &mut AnyConnection, master: &MasterKey) -> Result<Vec<Claimed
             .order(o::created_at)
             .limit(BATCH)
             .select((o::id, o::recipient, o::sealed_message, o::attempts));
-        let rows: Vec<(String, String, Option<String>, i32)> = match conn {
+        let rows: Vec<(String, String, Option<String>, i32)> = on_backend!(&mut *conn,
             // Rows another instance is claiming right now are skipped, not waited for.
-            AnyConnection::Postgresql(c) => due.for_update().skip_locked().load(c)?,
-            AnyConnection::Sqlite(c) => due.load(c)?,
-        };
+            postgres: |c| due.for_update().skip_locked().load(c)?,
+            sqlite: |c| due.load(c)?,
+        );
         let ids: Vec<&String> = rows.iter().map(|r| &r.0).collect();
         diesel::update(o::outbox.filter(o::id.eq_any(ids)))
             .set(o::locked_until.eq(Some(at + Duration::seconds(LEASE_SECS))))

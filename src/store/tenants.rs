@@ -10,7 +10,7 @@ use crate::auth::policy::TenantAction;
 use crate::auth::{RequestMeta, TenantContext};
 use crate::db::models::{MembershipRow, TenantRow, UserRow, search_text};
 use crate::db::schema::{memberships::dsl as m, tenants::dsl as t, users::dsl as u};
-use crate::db::{AnyConnection, write_tx};
+use crate::db::{AnyConnection, on_backend, write_tx};
 use crate::domain::{EmailAddress, MemberStatus, Plan, Role, TenantId, UserId, now};
 use crate::error::ApiError;
 
@@ -81,10 +81,8 @@ pub fn create(
 /// Serialises keyed platform creations: a transaction-scoped advisory lock on PostgreSQL; on
 /// SQLite the immediate write transaction already does.
 fn lock_idempotency_scope(conn: &mut AnyConnection) -> Result<(), ApiError> {
-    if let AnyConnection::Postgresql(c) = conn {
-        use diesel::connection::SimpleConnection;
-        c.batch_execute("SELECT pg_advisory_xact_lock(72010502)")?;
-    }
+    use diesel::connection::SimpleConnection;
+    on_backend!(conn, postgres: |c| c.batch_execute("SELECT pg_advisory_xact_lock(72010502)")?, sqlite: |_| {});
     Ok(())
 }
 

@@ -13,7 +13,6 @@ use crate::auth::policy::TenantAction;
 use crate::db::models::AuditRow;
 use crate::error::ApiError;
 use crate::store::audit::{self, AuditFilter};
-use crate::store::members::require;
 
 /// One recorded change.
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -145,7 +144,7 @@ pub async fn list_audit_events(
     };
     let (mut rows, total) = access
         .run(&state.pool, move |conn, ctx| {
-            require(ctx, TenantAction::ReadAudit)?;
+            ctx.actor().require(TenantAction::ReadAudit)?;
             audit::list(conn, ctx, &filter)
         })
         .await?;

@@ -24,7 +24,7 @@ use crate::domain::{EmailAddress, RegionId, Role, UserId};
 use crate::error::{ApiError, FieldError};
 use crate::store::idempotency::{IdempotencyKey, Render};
 use crate::store::invitations::{self, Acceptor, InvitationRow, InvitationState, Invited, Mailer, NewInvitation};
-use crate::store::{members, sessions};
+use crate::store::sessions;
 
 /// Whom to invite, with which role and regions.
 #[derive(Deserialize, ToSchema, Validate)]
@@ -150,7 +150,7 @@ pub async fn create_invitation(
     p.finish()?;
     let email = email.ok_or_else(|| ApiError::internal("email parsed"))?;
     let ctx = access.check(&state.pool).await?;
-    members::require(&ctx, TenantAction::CreateMember)?;
+    ctx.actor().require(TenantAction::CreateMember)?;
     let new = NewInvitation { email, role: body.role, regions };
     Ok(match send_invitation(&state, ctx, new, None, false).await? {
         Invited::New(row) => HttpResponse::Created().json(InvitationView::from(&*row)),

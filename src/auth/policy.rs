@@ -5,11 +5,13 @@
 //! Denials come in two kinds: `NotFound` when the target lies outside what the caller may see
 //! (another tenant, outside an admin's regions, or anyone but self for operators and viewers),
 //! so existence never leaks; `Forbidden` when the caller sees the target but its role can
-//! never do the action.
+//! never do the action. [`Decision::or_refuse`] and the `require*` methods turn a decision into
+//! the API's answer (404 or 403); nothing else maps a decision to an error.
 
 use std::collections::HashSet;
 
 use crate::domain::{RegionId, Role, UserId};
+use crate::error::ApiError;
 
 /// What a caller tries to do to one member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -228,6 +230,33 @@ impl Actor {
     /// Whether this actor reads member lists without touching region tables.
     pub fn is_owner(&self) -> bool {
         self.role == Role::Owner
+    }
+}
+
+// ---------------------------------------------------------------- the API's answer
+
+impl Decision {
+    /// The decision as the API answers it: go on, 404 (the member is not there for this
+    /// caller), or 403 with the reason.
+    pub fn or_refuse(self) -> Result<(), ApiError> {
+        match self {
+            Decision::Allow => Ok(()),
+            Decision::NotFound => Err(ApiError::not_found("member not found")),
+            Decision::Forbidden(why) => Err(ApiError::forbidden("forbidden", why)),
+        }
+    }
+}
+
+impl Actor {
+    /// [`Actor::can`], answered: 403 with the reason when refused.
+    pub fn require(&self, action: TenantAction) -> Result<(), ApiError> {
+        self.can(action).or_refuse()
+    }
+
+    /// [`Actor::can_grant`], answered: 403 `grant-exceeds-own` naming the field.
+    pub fn require_grant(&self, role: Role, regions: &[RegionId]) -> Result<(), ApiError> {
+        self.can_grant(role, regions)
+            .map_err(|(field, why)| ApiError::forbidden("grant-exceeds-own", format!("{field}: {why}")))
     }
 }
 

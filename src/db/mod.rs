@@ -304,6 +304,19 @@ pub fn flush_search_index(c: &mut diesel::SqliteConnection) -> QueryResult<()> {
     )
 }
 
+/// Escapes `%`, `_` and `\\` for a `LIKE ... ESCAPE '\\'` pattern (also PostgreSQL's default
+/// escape, so a pattern without the clause reads the same).
+pub fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Serialises writers of one tenant: `SELECT ... FOR UPDATE` on the tenant row on
 /// PostgreSQL; on SQLite the immediate transaction already holds the database write lock.
 pub fn lock_tenant(conn: &mut AnyConnection, tenant_id: &str) -> Result<(), ApiError> {

@@ -102,7 +102,7 @@ pub fn list(conn: &mut AnyConnection, ctx: &TenantContext, f: &AuditFilter) -> R
         let mut q = a::audit_events.filter(a::tenant_id.eq(tenant.clone())).into_boxed();
         if let Some(v) = &f.action {
             q = if let Some(prefix) = v.strip_suffix(".*") {
-                q.filter(a::action.like(format!("{}.%", super::members::escape_like(prefix))).escape('\\'))
+                q.filter(a::action.like(format!("{}.%", crate::db::escape_like(prefix))).escape('\\'))
             } else {
                 q.filter(a::action.eq(v.clone()))
             };

@@ -194,7 +194,7 @@ fn assemble(
 
 /// Every department of the tenant, by name.
 pub fn list(conn: &mut AnyConnection, ctx: &TenantContext) -> Result<Vec<Department>, ApiError> {
-    members::require(ctx, TenantAction::ReadDepartments)?;
+    ctx.actor().require(TenantAction::ReadDepartments)?;
     let rows = d::departments
         .filter(d::tenant_id.eq(ctx.tenant_text()))
         .order((d::name, d::id))
@@ -214,7 +214,7 @@ fn load(conn: &mut AnyConnection, ctx: &TenantContext, id: &str) -> Result<Depar
 }
 
 pub fn get(conn: &mut AnyConnection, ctx: &TenantContext, id: &str) -> Result<Department, ApiError> {
-    members::require(ctx, TenantAction::ReadDepartments)?;
+    ctx.actor().require(TenantAction::ReadDepartments)?;
     let row = load(conn, ctx, id)?;
     assemble(conn, ctx, vec![row])?.pop().ok_or_else(|| not_found("department"))
 }
@@ -238,7 +238,7 @@ fn audit_department(
 }
 
 pub fn create(conn: &mut AnyConnection, ctx: &TenantContext, name: &str) -> Result<Department, ApiError> {
-    members::require(ctx, TenantAction::ManageDepartments)?;
+    ctx.actor().require(TenantAction::ManageDepartments)?;
     let tenant = ctx.tenant_text();
     super::tenant_write(conn, ctx, |conn| {
         let taken = d::departments.filter(d::tenant_id.eq(&tenant)).filter(d::name.eq(name)).count();
@@ -259,7 +259,7 @@ pub fn rename(
     name: &str,
     if_match: Option<i32>,
 ) -> Result<Department, ApiError> {
-    members::require(ctx, TenantAction::ManageDepartments)?;
+    ctx.actor().require(TenantAction::ManageDepartments)?;
     let tenant = ctx.tenant_text();
     super::tenant_write(conn, ctx, |conn| {
         let before = load(conn, ctx, id)?;
@@ -305,7 +305,7 @@ pub fn delete(
     reassign_to: Option<&str>,
     if_match: Option<i32>,
 ) -> Result<(), ApiError> {
-    members::require(ctx, TenantAction::ManageDepartments)?;
+    ctx.actor().require(TenantAction::ManageDepartments)?;
     let tenant = ctx.tenant_text();
     super::tenant_write(conn, ctx, |conn| {
         let before = load(conn, ctx, id)?;
@@ -366,7 +366,7 @@ pub fn get_section(
     department: &str,
     id: &str,
 ) -> Result<Section, ApiError> {
-    members::require(ctx, TenantAction::ReadDepartments)?;
+    ctx.actor().require(TenantAction::ReadDepartments)?;
     let dept = load(conn, ctx, department)?;
     let row = load_section(conn, ctx, department, id)?;
     let members = counts(conn, ctx)?.get(&(dept.name, Some(row.name.clone()))).copied().unwrap_or(0);
@@ -379,7 +379,7 @@ pub fn create_section(
     department: &str,
     name: &str,
 ) -> Result<Section, ApiError> {
-    members::require(ctx, TenantAction::ManageDepartments)?;
+    ctx.actor().require(TenantAction::ManageDepartments)?;
     let tenant = ctx.tenant_text();
     super::tenant_write(conn, ctx, |conn| {
         load(conn, ctx, department)?;
@@ -408,7 +408,7 @@ pub fn rename_section(
     name: &str,
     if_match: Option<i32>,
 ) -> Result<Section, ApiError> {
-    members::require(ctx, TenantAction::ManageDepartments)?;
+    ctx.actor().require(TenantAction::ManageDepartments)?;
     let tenant = ctx.tenant_text();
     super::tenant_write(conn, ctx, |conn| {
         let dept = load(conn, ctx, department)?;
@@ -451,7 +451,7 @@ pub fn delete_section(
     reassign_to: Option<&str>,
     if_match: Option<i32>,
 ) -> Result<(), ApiError> {
-    members::require(ctx, TenantAction::ManageDepartments)?;
+    ctx.actor().require(TenantAction::ManageDepartments)?;
     let tenant = ctx.tenant_text();
     super::tenant_write(conn, ctx, |conn| {
         let dept = load(conn, ctx, department)?;

@@ -302,7 +302,7 @@ pub fn run(
     dry_run: bool,
     delivery: Delivery<'_>,
 ) -> Result<Vec<Imported>, ApiError> {
-    super::members::require(ctx, TenantAction::CreateMember)?;
+    ctx.actor().require(TenantAction::CreateMember)?;
     let tenant = ctx.tenant_text();
     let actor = ctx.actor().clone();
     write_tx(conn, |conn| {

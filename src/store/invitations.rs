@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::audit::{self, AuditActor, AuditEntry};
 use super::idempotency::{self, IdempotencyKey, Render, Replay};
-use super::members::{self, ensure_regions_exist, ensure_seat, insert_regions};
+use super::members::{ensure_regions_exist, ensure_seat, insert_regions};
 use super::outbox;
 use crate::auth::master_key::MasterKey;
 use crate::auth::{RequestMeta, TenantContext};
@@ -198,10 +198,8 @@ pub fn create(
     mailer: &Mailer<'_>,
     idem: Option<(&IdempotencyKey, u16, Render<'_, InvitationRow>)>,
 ) -> Result<Invited, ApiError> {
-    members::require(ctx, crate::auth::policy::TenantAction::CreateMember)?;
-    if let Err((field, why)) = ctx.actor().can_grant(new.role, &new.regions) {
-        return Err(ApiError::forbidden("grant-exceeds-own", format!("{field}: {why}")));
-    }
+    ctx.actor().require(crate::auth::policy::TenantAction::CreateMember)?;
+    ctx.actor().require_grant(new.role, &new.regions)?;
     let tenant = ctx.tenant_text();
     let actor = ctx.actor().user_id.as_text();
     write_tx(conn, |conn| {
@@ -293,7 +291,7 @@ pub fn list(
     cursor: Option<&str>,
     limit: i64,
 ) -> Result<(Vec<InvitationRow>, Option<String>), ApiError> {
-    members::require(ctx, crate::auth::policy::TenantAction::CreateMember)?;
+    ctx.actor().require(crate::auth::policy::TenantAction::CreateMember)?;
     let mut query = i::invitations.filter(i::tenant_id.eq(ctx.tenant_text())).into_boxed();
     let at = now();
     query = match state {
@@ -315,7 +313,7 @@ pub fn list(
 }
 
 pub fn get(conn: &mut AnyConnection, ctx: &TenantContext, id: &str) -> Result<InvitationRow, ApiError> {
-    members::require(ctx, crate::auth::policy::TenantAction::CreateMember)?;
+    ctx.actor().require(crate::auth::policy::TenantAction::CreateMember)?;
     load(conn, ctx, id)
 }
 
@@ -331,7 +329,7 @@ pub fn resend(
     id: &str,
     mailer: &Mailer<'_>,
 ) -> Result<InvitationRow, ApiError> {
-    members::require(ctx, crate::auth::policy::TenantAction::CreateMember)?;
+    ctx.actor().require(crate::auth::policy::TenantAction::CreateMember)?;
     super::tenant_write(conn, ctx, |conn| {
         let before = load(conn, ctx, id)?;
         match before.state() {
@@ -358,7 +356,7 @@ pub fn resend(
 
 /// Withdraws an invitation: its link stops working and its seat is free.
 pub fn revoke(conn: &mut AnyConnection, ctx: &TenantContext, id: &str) -> Result<(), ApiError> {
-    members::require(ctx, crate::auth::policy::TenantAction::CreateMember)?;
+    ctx.actor().require(crate::auth::policy::TenantAction::CreateMember)?;
     super::tenant_write(conn, ctx, |conn| {
         let before = load(conn, ctx, id)?;
         match before.state() {

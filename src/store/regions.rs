@@ -6,7 +6,6 @@ use serde_json::json;
 
 use super::audit::{self, AuditEntry};
 use super::idempotency::{self, IdempotencyKey, Render, Replay};
-use super::members::require;
 use crate::auth::TenantContext;
 use crate::auth::policy::TenantAction;
 use crate::db::AnyConnection;
@@ -16,7 +15,7 @@ use crate::domain::{RegionId, now};
 use crate::error::ApiError;
 
 pub fn list(conn: &mut AnyConnection, ctx: &TenantContext) -> Result<Vec<RegionRow>, ApiError> {
-    require(ctx, TenantAction::ReadTenant)?;
+    ctx.actor().require(TenantAction::ReadTenant)?;
     Ok(r::regions
         .filter(r::tenant_id.eq(ctx.tenant_text()))
         .order((r::name, r::id))
@@ -34,7 +33,7 @@ fn find(conn: &mut AnyConnection, tenant: &str, id: &str) -> Result<Option<Regio
 }
 
 pub fn get(conn: &mut AnyConnection, ctx: &TenantContext, id: RegionId) -> Result<RegionRow, ApiError> {
-    require(ctx, TenantAction::ReadTenant)?;
+    ctx.actor().require(TenantAction::ReadTenant)?;
     find(conn, &ctx.tenant_text(), &id.as_text())?.ok_or_else(|| ApiError::not_found("region not found"))
 }
 
@@ -77,7 +76,7 @@ pub fn create(
     parent: Option<RegionId>,
     idem: Option<(&IdempotencyKey, Render<'_, RegionRow>)>,
 ) -> Result<Result<RegionRow, Replay>, ApiError> {
-    require(ctx, TenantAction::ManageTenant)?;
+    ctx.actor().require(TenantAction::ManageTenant)?;
     let tenant = ctx.tenant_text();
     let actor = ctx.actor().user_id.as_text();
     super::tenant_write(conn, ctx, |conn| {
@@ -127,7 +126,7 @@ pub fn update(
     parent: Option<Option<RegionId>>,
     if_match: Option<i32>,
 ) -> Result<RegionRow, ApiError> {
-    require(ctx, TenantAction::ManageTenant)?;
+    ctx.actor().require(TenantAction::ManageTenant)?;
     let tenant = ctx.tenant_text();
     let rid = id.as_text();
     super::tenant_write(conn, ctx, |conn| {
@@ -175,7 +174,7 @@ pub fn delete(
     id: RegionId,
     if_match: Option<i32>,
 ) -> Result<(), ApiError> {
-    require(ctx, TenantAction::ManageTenant)?;
+    ctx.actor().require(TenantAction::ManageTenant)?;
     let tenant = ctx.tenant_text();
     let rid = id.as_text();
     super::tenant_write(conn, ctx, |conn| {

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::audit::{self, AuditActor, AuditEntry};
 use super::idempotency::{self, IdempotencyKey, Replay};
-use super::members::{require, seats_used};
+use super::members::seats_used;
 use crate::auth::policy::TenantAction;
 use crate::auth::{RequestMeta, TenantContext};
 use crate::db::models::{MembershipRow, TenantRow, UserRow, search_text};
@@ -194,7 +194,7 @@ fn load(conn: &mut AnyConnection, tenant: &str) -> Result<TenantRecord, ApiError
 }
 
 pub fn get(conn: &mut AnyConnection, ctx: &TenantContext) -> Result<TenantRecord, ApiError> {
-    require(ctx, TenantAction::ReadTenant)?;
+    ctx.actor().require(TenantAction::ReadTenant)?;
     load(conn, &ctx.tenant_text())
 }
 
@@ -214,7 +214,7 @@ pub fn update(
     patch: TenantPatch,
     if_match: Option<i32>,
 ) -> Result<TenantRecord, ApiError> {
-    require(ctx, TenantAction::ManageTenant)?;
+    ctx.actor().require(TenantAction::ManageTenant)?;
     let tenant = ctx.tenant_text();
     super::tenant_write(conn, ctx, |conn| {
         let before = load(conn, &tenant)?;

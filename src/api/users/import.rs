@@ -14,7 +14,6 @@ use crate::domain::UserId;
 use crate::error::ApiError;
 use crate::store::import::{self, Delivery, Imported, MAX_BYTES};
 use crate::store::invitations::Mailer;
-use crate::store::members;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -186,7 +185,7 @@ pub async fn import_members(
         }
     };
     let ctx = access.check(&state.pool).await?;
-    members::require(&ctx, TenantAction::CreateMember)?;
+    ctx.actor().require(TenantAction::CreateMember)?;
     let bytes = file(&req, payload).await?;
     let (rows, errors) = web::block(move || import::parse(&bytes))
         .await

@@ -174,7 +174,7 @@ pub async fn create_member(
         // An email with a link: the caller is checked before the email allowance is spent.
         (Delivery::Email, None) => {
             let ctx = access.check(&state.pool).await?;
-            members::require(&ctx, crate::auth::policy::TenantAction::CreateMember)?;
+            ctx.actor().require(crate::auth::policy::TenantAction::CreateMember)?;
             state.limits.tenant_email(&ctx.tenant_text(), &email)?;
             let (st, c) = (state.clone(), ctx.clone());
             let created = db::run_write(&state.pool, move |conn| {
@@ -196,7 +196,7 @@ pub async fn create_member(
         // Typed: check the caller before spending an argon2 hash on the request.
         (Delivery::TemporaryPassword, Some(typed)) => {
             let ctx = access.check(&state.pool).await?;
-            members::require(&ctx, crate::auth::policy::TenantAction::CreateMember)?;
+            ctx.actor().require(crate::auth::policy::TenantAction::CreateMember)?;
             let (secret, hash) = temporary_password(&state, &ctx, Some(typed), Some(&email)).await?;
             let hash = members::Credential::Temporary(hash);
             let c = ctx.clone();

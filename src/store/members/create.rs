@@ -1,0 +1,198 @@
+//! Creating a member with a new identity, with a temporary password or an email to choose one;
+//! idempotent with a key.
+
+use diesel::prelude::*;
+
+use super::invariants::{
+    ensure_manager, ensure_regions_exist, ensure_seat, ensure_username_free, insert_regions, seat_limit,
+};
+use super::record::MemberRecord;
+use crate::auth::TenantContext;
+use crate::auth::policy::TenantAction;
+use crate::db::models::{MembershipRow, UserRow, search_text};
+use crate::db::schema::{memberships::dsl as m, tenants::dsl as t, users::dsl as u};
+use crate::db::{AnyConnection, lock_tenant, lock_tenant_shared};
+use crate::domain::{EmailAddress, MemberStatus, RegionId, Role, UserId, now};
+use crate::error::ApiError;
+use crate::store::audit::{self, AuditEntry};
+use crate::store::idempotency::{self, IdempotencyKey, Replay};
+
+// ---------------------------------------------------------------- writes
+
+/// A new member, parsed and checked for shape.
+#[derive(Debug, Clone)]
+pub struct NewMember {
+    pub email: EmailAddress,
+    pub full_name: String,
+    pub username: Option<String>,
+    pub role: Role,
+    pub regions: Vec<RegionId>,
+    pub job_title: Option<String>,
+    pub department: Option<String>,
+    pub section: Option<String>,
+    pub manager_id: Option<UserId>,
+    pub status: MemberStatus,
+}
+
+/// What a create did: made the member, found the first answer for the same
+/// `Idempotency-Key`, or found that the email already has an account (a member of other
+/// tenants only), so nothing was written: the caller invites that person instead.
+pub enum Created {
+    New(Box<MemberRecord>),
+    Replayed(Replay),
+    HasAccount,
+}
+
+/// Renders the answer kept for an idempotent retry (never with secrets).
+pub type RenderReplay<'a> = idempotency::Render<'a, MemberRecord>;
+
+/// How a new member gets in.
+pub enum Credential<'a> {
+    /// The stored form of a temporary password; the member must change it at first sign-in.
+    Temporary(String),
+    /// No password yet: an email with a link to choose one.
+    EmailLink(&'a crate::store::invitations::Mailer<'a>),
+}
+
+/// Creates a member with a new identity. With an idempotency key, the first answer is stored
+/// in the same transaction. An email that already has an account writes nothing and answers
+/// [`Created::HasAccount`].
+pub fn create(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    new: NewMember,
+    credential: Credential<'_>,
+    idem: Option<(&IdempotencyKey, RenderReplay<'_>)>,
+) -> Result<Created, ApiError> {
+    ctx.actor().require(TenantAction::CreateMember)?;
+    ctx.actor().require_grant(new.role, &new.regions)?;
+    let tenant = ctx.tenant_text();
+    let actor = ctx.actor().user_id.as_text();
+    crate::db::write_tx(conn, |conn| {
+        // A seat limit (or an idempotency key) needs this tenant's creates in single file;
+        // otherwise they run side by side and only keep the tenant's settings from changing.
+        // Decide the lock before taking any: upgrading a shared lock deadlocks.
+        let exclusive = idem.is_some() || (new.status.takes_seat() && seat_limit(conn, &tenant)?.is_some());
+        if exclusive {
+            lock_tenant(conn, &tenant)?;
+        } else {
+            lock_tenant_shared(conn, &tenant)?;
+            if new.status.takes_seat() && seat_limit(conn, &tenant)?.is_some() {
+                return Err(ApiError::conflict(
+                    "tenant-changed",
+                    "the tenant's plan changed during this request; try again",
+                ));
+            }
+        }
+        ctx.recheck(conn)?;
+        if let Some(replay) = idem.map(|(key, _)| idempotency::find(conn, &tenant, &actor, key)).transpose()?.flatten()
+        {
+            return Ok(Created::Replayed(replay));
+        }
+        let existing =
+            u::users.filter(u::email.eq(new.email.as_str())).select(u::id).first::<String>(conn).optional()?;
+        if let Some(existing) = existing {
+            let here = m::memberships
+                .filter(m::tenant_id.eq(&tenant))
+                .filter(m::user_id.eq(&existing))
+                .count()
+                .get_result::<i64>(conn)?;
+            if here > 0 {
+                return Err(ApiError::conflict(
+                    "already-member",
+                    format!("{} is already a member of this tenant", new.email),
+                ));
+            }
+            // Never changed or shown here: the person is invited and joins with their own
+            // credentials.
+            return Ok(Created::HasAccount);
+        }
+        if let Some(name) = &new.username {
+            ensure_username_free(conn, name, None)?;
+        }
+        ensure_regions_exist(conn, &tenant, &new.regions)?;
+        crate::store::departments::ensure_for_member(conn, &tenant, new.department.as_deref(), new.section.as_deref())?;
+        if new.status.takes_seat() {
+            ensure_seat(conn, &tenant)?;
+        }
+        let user_id = UserId::new().as_text();
+        if let Some(mgr) = new.manager_id {
+            ensure_manager(conn, &tenant, &user_id, &mgr.as_text())?;
+        }
+        let now = now();
+        let user = UserRow {
+            id: user_id.clone(),
+            email: new.email.as_str().to_string(),
+            username: new.username.clone(),
+            full_name: new.full_name.clone(),
+            avatar_url: None,
+            password_hash: match &credential {
+                Credential::Temporary(hash) => Some(hash.clone()),
+                Credential::EmailLink(_) => None,
+            },
+            must_change_password: matches!(credential, Credential::Temporary(_)),
+            auth_version: 1,
+            failed_logins: 0,
+            locked_until: None,
+            home_tenant_id: Some(tenant.clone()),
+            created_at: now,
+            updated_at: now,
+        };
+        diesel::insert_into(u::users).values(&user).execute(conn)?;
+        if let Credential::EmailLink(mailer) = credential {
+            let tenant_name: String = t::tenants.filter(t::id.eq(&tenant)).select(t::name).first(conn)?;
+            let creator: String = u::users.filter(u::id.eq(&actor)).select(u::full_name).first(conn)?;
+            crate::store::resets::issue_set_password(
+                conn,
+                mailer.master,
+                &user,
+                (&tenant, &tenant_name),
+                &creator,
+                mailer.app_url,
+            )?;
+        }
+        let membership = MembershipRow {
+            tenant_id: tenant.clone(),
+            user_id: user_id.clone(),
+            role: new.role.as_str().into(),
+            status: new.status.as_str().into(),
+            job_title: new.job_title.clone(),
+            department: new.department.clone(),
+            section: new.section.clone(),
+            manager_id: new.manager_id.map(|m| m.as_text()),
+            search_text: search_text(&new.full_name, new.username.as_deref(), new.email.as_str()),
+            sort_name: new.full_name.to_lowercase(),
+            sort_email: new.email.as_str().to_string(),
+            auth_version: 1,
+            version: 1,
+            last_login_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        diesel::insert_into(m::memberships).values(&membership).execute(conn)?;
+        insert_regions(conn, &tenant, &user_id, &new.regions)?;
+        let rec = MemberRecord {
+            membership,
+            email: user.email,
+            username: user.username,
+            full_name: user.full_name,
+            regions: new.regions.iter().map(|r| r.as_text()).collect(),
+            locked_until: None,
+        };
+        audit::record(
+            conn,
+            ctx,
+            AuditEntry {
+                action: "member.created",
+                target_type: "member",
+                target_id: Some(user_id),
+                before: None,
+                after: Some(rec.audit_state()),
+            },
+        )?;
+        if let Some((key, render)) = idem {
+            idempotency::save(conn, &tenant, &actor, key, 201, &render(&rec))?;
+        }
+        Ok(Created::New(Box::new(rec)))
+    })
+}

@@ -1,0 +1,33 @@
+//! Members: a membership (tenant, user) with the identity fields it shows. Reads narrow to
+//! the caller's visibility; writes run in one write transaction with the tenant locked, check
+//! the policy against rows read inside it, keep the invariants (seats, last owner, no manager
+//! cycles) and write the audit event alongside.
+//!
+//! - `record`: the member record and its loading (one, checked for an action, or a page).
+//! - `query`, `list`: the list's filters and the SQL they become (with each backend's text
+//!   search), and its pages (with the result cache).
+//! - `facets`: counts over what the caller sees.
+//! - `create`, `update`, `lifecycle`, `passwords`: the writes; `invariants`: what they keep.
+//! - `reports`: a manager's reports.
+
+mod create;
+mod facets;
+mod invariants;
+mod lifecycle;
+mod list;
+mod passwords;
+mod query;
+mod record;
+mod reports;
+mod update;
+
+pub use create::{Created, Credential, NewMember, RenderReplay, create};
+pub use facets::{Facets, Placement, facets, visible_departments};
+pub(in crate::store) use invariants::{ensure_regions_exist, ensure_seat, insert_regions, seat_limit, seats_used};
+pub use lifecycle::{delete, end_sessions, set_status, unlock};
+pub use list::{Page, list, list_once};
+pub use passwords::{email_password_reset, reset_password};
+pub use query::{ListFilter, SortKey, StatusFilter};
+pub use record::{MemberRecord, get};
+pub use reports::reports;
+pub use update::{MemberPatch, update};

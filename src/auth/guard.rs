@@ -4,7 +4,6 @@
 //! Its fields are private to this module: store functions that take it cannot be reached
 //! without passing the check.
 
-use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -13,7 +12,7 @@ use diesel::dsl::exists;
 use diesel::prelude::*;
 
 use super::jwt::{Claims, SCOPE_PASSWORD_CHANGE};
-use super::policy::{Actor, RegionScope};
+use super::policy::Actor;
 use crate::AppState;
 use crate::db::schema::{
     membership_regions::dsl as mr, memberships::dsl as m, regions::dsl as r, sessions::dsl as s, tenants::dsl as t,
@@ -21,7 +20,8 @@ use crate::db::schema::{
 };
 use crate::db::{self, AnyConnection};
 use crate::domain::ids::parse_stored;
-use crate::domain::{MemberStatus, RegionId, Role, TenantId, UserId};
+use crate::domain::region_scope::expand_regions;
+use crate::domain::{MemberStatus, RegionId, RegionScope, Role, TenantId, UserId};
 use crate::error::ApiError;
 
 /// Request facts recorded with every audit event.
@@ -191,26 +191,6 @@ fn load_membership_auth(
         regions,
         tenant_regions,
     }))
-}
-
-/// Expands regions to include all their descendants.
-pub fn expand_regions(roots: &[RegionId], all: &[(String, Option<String>)]) -> HashSet<RegionId> {
-    let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
-    for (id, parent) in all {
-        if let Some(p) = parent {
-            children.entry(p.as_str()).or_default().push(id.as_str());
-        }
-    }
-    let mut out: HashSet<RegionId> = HashSet::new();
-    let mut stack: Vec<String> = roots.iter().map(|r| r.as_text()).collect();
-    while let Some(id) = stack.pop() {
-        if out.insert(parse_stored(&id))
-            && let Some(kids) = children.get(id.as_str())
-        {
-            stack.extend(kids.iter().map(|k| k.to_string()));
-        }
-    }
-    out
 }
 
 /// The session a token belongs to; every token Roster issues names one.

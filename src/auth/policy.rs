@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 
-use crate::domain::{RegionId, Role, UserId};
+use crate::domain::{RegionId, RegionScope, Role, UserId};
 use crate::error::ApiError;
 
 /// What a caller tries to do to one member.
@@ -72,30 +72,6 @@ pub enum Decision {
     NotFound,
     /// Answer 403: the caller's role can never do this (or it would change itself).
     Forbidden(&'static str),
-}
-
-/// The regions an admin acts in: its own regions and all their descendants.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RegionScope {
-    Tenant,
-    Regions(HashSet<RegionId>),
-}
-
-impl RegionScope {
-    pub fn contains(&self, region: &RegionId) -> bool {
-        match self {
-            RegionScope::Tenant => true,
-            RegionScope::Regions(set) => set.contains(region),
-        }
-    }
-
-    /// A member is within scope when it has at least one region and all lie in scope.
-    pub fn covers_member(&self, member_regions: &[RegionId]) -> bool {
-        match self {
-            RegionScope::Tenant => true,
-            RegionScope::Regions(set) => !member_regions.is_empty() && member_regions.iter().all(|r| set.contains(r)),
-        }
-    }
 }
 
 /// The authenticated member acting in a tenant, as the guard found it in the database.

@@ -1,14 +1,16 @@
-//! Pure domain types: ids, emails, roles, statuses, plans, passwords. No I/O here.
+//! Pure domain types: ids, emails, roles, statuses, plans, passwords, region scope. No I/O here.
 //! Values of these types are valid by construction: parse, don't validate.
 
 pub mod email;
 pub mod ids;
 pub mod password;
+pub mod region_scope;
 pub mod role;
 pub mod time;
 
 pub use email::EmailAddress;
 pub use ids::{RegionId, TenantId, UserId};
+pub use region_scope::RegionScope;
 pub use role::{MemberStatus, Plan, Role};
 
 /// Now, truncated to microseconds so both backends return exactly what was written.

@@ -209,5 +209,5 @@ pub(super) fn expanded_region(
 ) -> Result<Option<Vec<String>>, ApiError> {
     let Some(root) = f.region else { return Ok(None) };
     let all = r::regions.filter(r::tenant_id.eq(tenant)).select((r::id, r::parent_id)).load(conn)?;
-    Ok(Some(crate::auth::guard::expand_regions(&[root], &all).iter().map(|r| r.as_text()).collect()))
+    Ok(Some(crate::domain::region_scope::expand_regions(&[root], &all).iter().map(|r| r.as_text()).collect()))
 }

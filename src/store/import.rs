@@ -4,17 +4,17 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use secrecy::SecretString;
 use serde_json::json;
 
 use super::audit::{self, AuditEntry};
 use super::invitations::Mailer;
+use super::members::{Joining, Person, SignIn, new_member_rows};
 use crate::auth::TenantContext;
 use crate::auth::policy::TenantAction;
 use crate::db::among::among;
-use crate::db::models::{AuditRow, MembershipRow, UserRow, search_text};
+use crate::db::models::AuditRow;
 use crate::db::schema::{
     audit_events::dsl as a, membership_regions::dsl as mr, memberships::dsl as m, regions::dsl as r, tenants::dsl as t,
     users::dsl as u,
@@ -502,47 +502,33 @@ fn write(
     for item in &ready {
         let row = &item.row;
         let uid = item.user_id.as_text();
-        let (secret, hash) = match delivery {
+        let (secret, sign_in) = match delivery {
             Delivery::TemporaryPasswords => {
                 let secret = generate_secret();
                 let hash = digest_generated(&secret);
-                (Some(secret), Some(hash))
+                (Some(secret), SignIn::Temporary(hash))
             }
-            Delivery::Emails(_) => (None, None),
+            Delivery::Emails(_) => (None, SignIn::NoPasswordYet),
         };
-        users.push(UserRow {
-            id: uid.clone(),
-            email: row.email.as_str().to_string(),
-            username: row.username.clone(),
-            full_name: row.full_name.clone(),
-            avatar_url: None,
-            must_change_password: hash.is_some(),
-            password_hash: hash,
-            auth_version: 1,
-            failed_logins: 0,
-            locked_until: None::<NaiveDateTime>,
-            home_tenant_id: Some(tenant.clone()),
-            created_at: at,
-            updated_at: at,
-        });
-        memberships.push(MembershipRow {
-            tenant_id: tenant.clone(),
-            user_id: uid.clone(),
-            role: row.role.as_str().into(),
-            status: row.status.as_str().into(),
+        let person = Person {
+            user_id: &uid,
+            email: row.email.as_str(),
+            username: row.username.as_deref(),
+            full_name: &row.full_name,
+            sign_in,
+        };
+        let joining = Joining {
+            tenant: tenant.clone(),
+            role: row.role,
+            status: row.status,
             job_title: row.job_title.clone(),
             department: row.department.clone(),
             section: row.section.clone(),
             manager_id: item.manager_id.clone(),
-            search_text: search_text(&row.full_name, row.username.as_deref(), row.email.as_str()),
-            sort_name: row.full_name.to_lowercase(),
-            sort_email: row.email.as_str().to_string(),
-            auth_version: 1,
-            version: 1,
-            last_login_at: None,
-            created_at: at,
-            updated_at: at,
-        });
+        };
+        let (user, membership) = new_member_rows(person, joining, at);
+        users.extend(user);
+        memberships.push(membership);
         for region in &item.regions {
             links.push((tenant.clone(), uid.clone(), region.clone()));
         }

@@ -10,11 +10,11 @@ use serde_json::json;
 
 use super::audit::{self, AuditActor, AuditEntry};
 use super::idempotency::{self, IdempotencyKey, Render, Replay};
-use super::members::{ensure_regions_exist, ensure_seat, insert_regions};
+use super::members::{Joining, Person, SignIn, ensure_regions_exist, ensure_seat, insert_regions, new_member_rows};
 use super::outbox;
 use crate::auth::master_key::MasterKey;
 use crate::auth::{RequestMeta, TenantContext};
-use crate::db::models::{MembershipRow, UserRow, search_text};
+use crate::db::models::UserRow;
 use crate::db::schema::{
     invitations::dsl as i, memberships::dsl as m, regions::dsl as r, tenants::dsl as t, users::dsl as u,
 };
@@ -468,30 +468,17 @@ pub fn accept(
         if taken != 1 {
             return Err(invalid_link());
         }
-        let (email, full_name, username) = match acceptor {
+        let (email, full_name, username, sign_in) = match acceptor {
             Acceptor::New { full_name, password_hash } => {
-                let user = UserRow {
-                    id: uid.clone(),
-                    email: row.email.clone(),
-                    username: None,
-                    full_name: full_name.clone(),
-                    avatar_url: None,
-                    password_hash: Some(password_hash),
-                    must_change_password: false,
-                    auth_version: 1,
-                    failed_logins: 0,
-                    locked_until: None,
-                    home_tenant_id: Some(tenant.clone()),
-                    created_at: at,
-                    updated_at: at,
-                };
-                diesel::insert_into(u::users).values(&user).execute(conn)?;
-                (user.email, user.full_name, None)
+                (row.email.clone(), full_name, None, SignIn::Password(password_hash))
             }
-            Acceptor::Existing { .. } => u::users
-                .filter(u::id.eq(&uid))
-                .select((u::email, u::full_name, u::username))
-                .first::<(String, String, Option<String>)>(conn)?,
+            Acceptor::Existing { .. } => {
+                let (email, full_name, username) = u::users
+                    .filter(u::id.eq(&uid))
+                    .select((u::email, u::full_name, u::username))
+                    .first::<(String, String, Option<String>)>(conn)?;
+                (email, full_name, username, SignIn::Existing)
+            }
         };
         // Regions deleted since the invitation was sent are left out.
         let wanted: Vec<String> = row.region_ids().iter().map(|r| r.as_text()).collect();
@@ -503,24 +490,12 @@ pub fn accept(
             .iter()
             .map(|s| parse_stored(s))
             .collect();
-        let membership = MembershipRow {
-            tenant_id: tenant.clone(),
-            user_id: uid.clone(),
-            role: row.role.clone(),
-            status: MemberStatus::Active.as_str().into(),
-            job_title: None,
-            department: None,
-            section: None,
-            manager_id: None,
-            search_text: search_text(&full_name, username.as_deref(), &email),
-            sort_name: full_name.to_lowercase(),
-            sort_email: email.clone(),
-            auth_version: 1,
-            version: 1,
-            last_login_at: None,
-            created_at: at,
-            updated_at: at,
-        };
+        let person =
+            Person { user_id: &uid, email: &email, username: username.as_deref(), full_name: &full_name, sign_in };
+        let (user, membership) = new_member_rows(person, Joining::active(&tenant, row.role()), at);
+        if let Some(user) = &user {
+            diesel::insert_into(u::users).values(user).execute(conn)?;
+        }
         diesel::insert_into(m::memberships).values(&membership).execute(conn)?;
         insert_regions(conn, &tenant, &uid, &regions)?;
         let entry = AuditEntry {

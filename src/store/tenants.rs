@@ -5,10 +5,10 @@ use serde_json::json;
 
 use super::audit::{self, AuditActor, AuditEntry};
 use super::idempotency::{self, IdempotencyKey, Replay};
-use super::members::seats_used;
+use super::members::{Joining, Person, SignIn, new_member_rows, seats_used};
 use crate::auth::policy::TenantAction;
 use crate::auth::{RequestMeta, TenantContext};
-use crate::db::models::{MembershipRow, TenantRow, UserRow, search_text};
+use crate::db::models::{TenantRow, UserRow};
 use crate::db::schema::{memberships::dsl as m, tenants::dsl as t, users::dsl as u};
 use crate::db::{AnyConnection, on_backend, write_tx};
 use crate::domain::{EmailAddress, MemberStatus, Plan, Role, TenantId, UserId, now};
@@ -102,29 +102,27 @@ fn insert(conn: &mut AnyConnection, new: &NewTenant, meta: &RequestMeta) -> Resu
             .select(UserRow::as_select())
             .first(conn)
             .optional()?;
-        let (user_id, full_name, username, new_identity) = match existing {
-            Some(user) => (user.id, user.full_name, user.username, false),
-            None => {
-                let id = UserId::new().as_text();
-                let row = UserRow {
-                    id: id.clone(),
-                    email: new.owner_email.as_str().into(),
-                    username: None,
-                    full_name: new.owner_full_name.clone(),
-                    avatar_url: None,
-                    password_hash: Some(new.owner_password_hash.clone()),
-                    must_change_password: false,
-                    auth_version: 1,
-                    failed_logins: 0,
-                    locked_until: None,
-                    home_tenant_id: Some(tenant_id.as_text()),
-                    created_at: now,
-                    updated_at: now,
-                };
-                diesel::insert_into(u::users).values(&row).execute(conn)?;
-                (id, new.owner_full_name.clone(), None, true)
-            }
+        let (user_id, full_name, username, sign_in) = match existing {
+            Some(user) => (user.id, user.full_name, user.username, SignIn::Existing),
+            None => (
+                UserId::new().as_text(),
+                new.owner_full_name.clone(),
+                None,
+                SignIn::Password(new.owner_password_hash.clone()),
+            ),
         };
+        let person = Person {
+            user_id: &user_id,
+            email: new.owner_email.as_str(),
+            username: username.as_deref(),
+            full_name: &full_name,
+            sign_in,
+        };
+        let (user, membership) = new_member_rows(person, Joining::active(&tenant_id.as_text(), Role::Owner), now);
+        let new_identity = user.is_some();
+        if let Some(user) = &user {
+            diesel::insert_into(u::users).values(user).execute(conn)?;
+        }
         let tenant = TenantRow {
             id: tenant_id.as_text(),
             name: new.name.clone(),
@@ -139,24 +137,6 @@ fn insert(conn: &mut AnyConnection, new: &NewTenant, meta: &RequestMeta) -> Resu
             updated_at: now,
         };
         diesel::insert_into(t::tenants).values(&tenant).execute(conn)?;
-        let membership = MembershipRow {
-            tenant_id: tenant_id.as_text(),
-            user_id: user_id.clone(),
-            role: Role::Owner.as_str().into(),
-            status: MemberStatus::Active.as_str().into(),
-            job_title: None,
-            department: None,
-            section: None,
-            manager_id: None,
-            search_text: search_text(&full_name, username.as_deref(), new.owner_email.as_str()),
-            sort_name: full_name.to_lowercase(),
-            sort_email: new.owner_email.as_str().into(),
-            auth_version: 1,
-            version: 1,
-            last_login_at: None,
-            created_at: now,
-            updated_at: now,
-        };
         diesel::insert_into(m::memberships).values(&membership).execute(conn)?;
         audit::record_raw(
             conn,

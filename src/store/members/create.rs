@@ -6,10 +6,10 @@ use diesel::prelude::*;
 use super::invariants::{
     ensure_manager, ensure_regions_exist, ensure_seat, ensure_username_free, insert_regions, seat_limit,
 };
+use super::joining::{Joining, Person, SignIn, new_member_rows};
 use super::record::MemberRecord;
 use crate::auth::TenantContext;
 use crate::auth::policy::TenantAction;
-use crate::db::models::{MembershipRow, UserRow, search_text};
 use crate::db::schema::{memberships::dsl as m, tenants::dsl as t, users::dsl as u};
 use crate::db::{AnyConnection, lock_tenant, lock_tenant_shared};
 use crate::domain::{EmailAddress, MemberStatus, RegionId, Role, UserId, now};
@@ -119,25 +119,28 @@ pub fn create(
         if let Some(mgr) = new.manager_id {
             ensure_manager(conn, &tenant, &user_id, &mgr.as_text())?;
         }
-        let now = now();
-        let user = UserRow {
-            id: user_id.clone(),
-            email: new.email.as_str().to_string(),
-            username: new.username.clone(),
-            full_name: new.full_name.clone(),
-            avatar_url: None,
-            password_hash: match &credential {
-                Credential::Temporary(hash) => Some(hash.clone()),
-                Credential::EmailLink(_) => None,
-            },
-            must_change_password: matches!(credential, Credential::Temporary(_)),
-            auth_version: 1,
-            failed_logins: 0,
-            locked_until: None,
-            home_tenant_id: Some(tenant.clone()),
-            created_at: now,
-            updated_at: now,
+        let sign_in = match &credential {
+            Credential::Temporary(hash) => SignIn::Temporary(hash.clone()),
+            Credential::EmailLink(_) => SignIn::NoPasswordYet,
         };
+        let person = Person {
+            user_id: &user_id,
+            email: new.email.as_str(),
+            username: new.username.as_deref(),
+            full_name: &new.full_name,
+            sign_in,
+        };
+        let joining = Joining {
+            tenant: tenant.clone(),
+            role: new.role,
+            status: new.status,
+            job_title: new.job_title.clone(),
+            department: new.department.clone(),
+            section: new.section.clone(),
+            manager_id: new.manager_id.map(|m| m.as_text()),
+        };
+        let (user, membership) = new_member_rows(person, joining, now());
+        let user = user.ok_or_else(|| ApiError::internal("a new member without an identity"))?;
         diesel::insert_into(u::users).values(&user).execute(conn)?;
         if let Credential::EmailLink(mailer) = credential {
             let tenant_name: String = t::tenants.filter(t::id.eq(&tenant)).select(t::name).first(conn)?;
@@ -151,24 +154,6 @@ pub fn create(
                 mailer.app_url,
             )?;
         }
-        let membership = MembershipRow {
-            tenant_id: tenant.clone(),
-            user_id: user_id.clone(),
-            role: new.role.as_str().into(),
-            status: new.status.as_str().into(),
-            job_title: new.job_title.clone(),
-            department: new.department.clone(),
-            section: new.section.clone(),
-            manager_id: new.manager_id.map(|m| m.as_text()),
-            search_text: search_text(&new.full_name, new.username.as_deref(), new.email.as_str()),
-            sort_name: new.full_name.to_lowercase(),
-            sort_email: new.email.as_str().to_string(),
-            auth_version: 1,
-            version: 1,
-            last_login_at: None,
-            created_at: now,
-            updated_at: now,
-        };
         diesel::insert_into(m::memberships).values(&membership).execute(conn)?;
         insert_regions(conn, &tenant, &user_id, &new.regions)?;
         let rec = MemberRecord {

@@ -7,12 +7,14 @@
 //! - `query`, `list`: the list's filters and the SQL they become (with each backend's text
 //!   search), and its pages (with the result cache).
 //! - `facets`: counts over what the caller sees.
-//! - `create`, `update`, `lifecycle`, `passwords`: the writes; `invariants`: what they keep.
+//! - `create`, `update`, `lifecycle`, `passwords`: the writes; `invariants`: what they keep;
+//!   `joining`: the rows of a new member, whichever way they come in.
 //! - `reports`: a manager's reports.
 
 mod create;
 mod facets;
 mod invariants;
+mod joining;
 mod lifecycle;
 mod list;
 mod passwords;
@@ -24,6 +26,7 @@ mod update;
 pub use create::{Created, Credential, NewMember, RenderReplay, create};
 pub use facets::{Facets, Placement, facets, visible_departments};
 pub(in crate::store) use invariants::{ensure_regions_exist, ensure_seat, insert_regions, seat_limit, seats_used};
+pub(in crate::store) use joining::{Joining, Person, SignIn, new_member_rows};
 pub use lifecycle::{delete, end_sessions, set_status, unlock};
 pub use list::{Page, list, list_once};
 pub use passwords::{email_password_reset, reset_password};

@@ -1,8 +1,19 @@
-//! Configuration: environment variables -> typed `Config`. Every variable is listed in README.
+//! Configuration: environment variables -> typed `Config` (and the settings derived from it,
+//! such as `SessionLimits`), plus fixed limits. Every variable is listed in README.
 
 use std::path::PathBuf;
 
 use secrecy::SecretString;
+
+/// Largest JSON body accepted.
+pub const JSON_LIMIT: usize = 64 * 1024;
+
+/// How long sessions last: `lifetime` from sign-in at most, and `idle` without a refresh.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    pub lifetime: chrono::Duration,
+    pub idle: chrono::Duration,
+}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -154,8 +165,8 @@ impl Config {
         })
     }
 
-    pub fn session_limits(&self) -> crate::store::sessions::SessionLimits {
-        crate::store::sessions::SessionLimits {
+    pub fn session_limits(&self) -> SessionLimits {
+        SessionLimits {
             lifetime: chrono::Duration::days(self.session_days),
             idle: chrono::Duration::days(self.session_idle_days),
         }

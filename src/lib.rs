@@ -1,8 +1,9 @@
 //! Roster: multi-tenant user and role management as a JSON REST API.
 //!
-//! `startup` builds the application that both `main` and the tests run; `api` holds the HTTP
-//! handlers, `store` the queries, `auth` the tokens, guards and the permission table, `db` the
-//! two-backend storage, `domain` the pure types.
+//! `startup` builds the application that both `main` and the tests run, around the shared
+//! `state`; `api` holds the HTTP handlers, `store` the queries, `auth` the tokens, guards and
+//! the permission table, `db` the two-backend storage, `domain` the pure types, `mail` the
+//! email templates and delivery, `config` the settings.
 
 pub mod api;
 pub mod auth;
@@ -12,6 +13,8 @@ pub mod domain;
 pub mod error;
 pub mod mail;
 pub mod startup;
+pub mod state;
 pub mod store;
 
-pub use startup::{AppState, Application};
+pub use startup::Application;
+pub use state::AppState;

@@ -9,9 +9,9 @@ use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
-use crate::AppState;
 use crate::config::Config;
 use crate::db;
+use crate::state::AppState;
 use crate::store::outbox::{self, Claimed, Email};
 
 /// Where messages go, and from whom.

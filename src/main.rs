@@ -73,7 +73,7 @@ async fn main() {
         Command::Bootstrap { tenant_name, owner_email, owner_name, plan } => {
             let plan = Plan::parse(&plan).unwrap_or_else(|| fail("--plan must be free, plus or enterprise"));
             config.demo = false;
-            let state = actix_web::web::block(move || roster::AppState::init(config))
+            let state = actix_web::web::block(move || roster::state::AppState::init(config))
                 .await
                 .unwrap_or_else(|e| fail(e))
                 .unwrap_or_else(|e| fail(e));

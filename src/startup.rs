@@ -1,8 +1,8 @@
-//! Builds the application: configuration -> pool -> migrations -> signing key -> demo seed ->
-//! HTTP server. `main` and the tests both go through `Application::build`.
+//! Builds the application: configuration -> state (pool, migrations, signing key) -> demo seed
+//! -> HTTP server with its middleware, error handlers and background work. `main` and the
+//! tests both go through `Application::build`.
 
 use std::net::TcpListener;
-use std::sync::Arc;
 
 use actix_web::ResponseError;
 use actix_web::body::MessageBody;
@@ -17,71 +17,10 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::api::{self, ApiDoc};
 use crate::auth::RequestMeta;
 use crate::auth::guard::RequestId;
-use crate::auth::jwt::TokenKeys;
-use crate::auth::master_key::MasterKey;
-use crate::auth::passwords::PasswordHashers;
-use crate::config::Config;
-use crate::db::{self, Db};
+use crate::config::{Config, JSON_LIMIT};
+use crate::db;
 use crate::error::{ApiError, FieldError};
-use crate::store::list_cache::ListCache;
-
-/// Shared by every request.
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub pool: Db,
-    pub keys: TokenKeys,
-    pub hashers: PasswordHashers,
-    pub lists: ListCache,
-    /// Seals secrets at rest (the signing key, queued email).
-    pub master: Arc<MasterKey>,
-    /// Woken when a request queues an email, so the worker sends it at once.
-    pub mail_queued: tokio::sync::Notify,
-    pub limits: crate::auth::rate_limit::RateLimits,
-}
-
-/// Largest JSON body accepted.
-pub const JSON_LIMIT: usize = 64 * 1024;
-
-impl AppState {
-    /// Connects, migrates and loads the signing key.
-    pub fn init(config: Config) -> Result<Self, String> {
-        let mut pool = Db::connect(&config.database_url, config.pool_size)?;
-        let mut conn = pool.writer()?;
-        let applied = db::run_migrations(&mut conn)?;
-        for m in &applied {
-            log::info!("applied migration {m}");
-        }
-        let master = MasterKey::resolve(config.master_key.as_ref(), &config.data_dir)?;
-        let keys = TokenKeys::load_or_create(&mut conn, &config.public_url, &master)
-            .map_err(|e| format!("signing key: {e}"))?;
-        log::info!("database: {} ({})", db::backend_name(conn.kind()), db::redact_url(&config.database_url));
-        drop(conn);
-        pool.start_writer()?;
-        let hashers = PasswordHashers::new(config.hash_concurrency);
-        let lists = ListCache::new(config.list_cache_items);
-        let limits = crate::auth::rate_limit::RateLimits::new(&config);
-        Ok(Self {
-            config: Arc::new(config),
-            pool,
-            keys,
-            hashers,
-            lists,
-            master: Arc::new(master),
-            mail_queued: tokio::sync::Notify::new(),
-            limits,
-        })
-    }
-}
-
-impl AppState {
-    /// How failed sign-ins lock accounts, from the configuration.
-    pub fn lockout(&self) -> crate::store::sessions::Lockout {
-        crate::store::sessions::Lockout {
-            threshold: self.config.lockout_threshold,
-            first_secs: self.config.lockout_secs,
-        }
-    }
-}
+use crate::state::AppState;
 
 pub struct Application {
     port: u16,
@@ -133,11 +72,11 @@ impl Application {
         let state = web::block(move || AppState::init(config)).await.map_err(|e| e.to_string())??;
         let state = web::Data::new(state);
         let transport = crate::mail::Transport::from_config(&state.config)?;
-        let (worker, pruner) = (state.clone(), state.clone());
+        let (worker, db, limits) = (state.clone(), state.pool.clone(), state.config.session_limits());
         let mail = Box::pin(async move {
             tokio::join!(
                 crate::mail::run_worker(worker, transport),
-                crate::store::housekeeping::run(pruner, std::time::Duration::from_secs(600)),
+                crate::store::housekeeping::run(db, limits, std::time::Duration::from_secs(600)),
             );
         });
         if demo {
@@ -160,6 +99,9 @@ impl Application {
             let (app, _) =
                 App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(api::configure).split_for_parts();
             app.app_data(state.clone())
+                // What the guards read (`auth::guard`), apart from the rest of the state.
+                .app_data(web::Data::from(state.keys.clone()))
+                .app_data(web::Data::new(state.pool.clone()))
                 .app_data(metrics.clone())
                 .app_data(json_config())
                 .app_data(web::PayloadConfig::new(JSON_LIMIT))

@@ -6,12 +6,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::AppState;
 use crate::api::{Problems, clean, page_limit};
 use crate::auth::TenantAccess;
 use crate::auth::policy::TenantAction;
 use crate::db::models::AuditRow;
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::store::audit::{self, AuditFilter};
 
 /// One recorded change.

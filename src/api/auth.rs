@@ -7,7 +7,6 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use validator::Validate;
 
-use crate::AppState;
 use crate::auth::guard::{PasswordChangeIdentity, session_of, token_version};
 use crate::auth::jwt::{Claims, SCOPE_PASSWORD_CHANGE};
 use crate::auth::rate_limit::client_key;
@@ -17,6 +16,7 @@ use crate::domain::ids::parse_stored;
 use crate::domain::password::check_policy;
 use crate::domain::{EmailAddress, TenantId, UserId};
 use crate::error::{ApiError, FieldError};
+use crate::state::AppState;
 use crate::store::resets;
 use crate::store::sessions::{self, EndReason, TenantMembership};
 

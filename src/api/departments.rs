@@ -7,12 +7,12 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 use validator::Validate;
 
-use crate::AppState;
 use crate::api::{etag, if_match};
 use crate::auth::TenantAccess;
 use crate::auth::guard::parse_path_id;
 use crate::domain::TenantId;
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::store::departments::{self, Department, Section};
 
 /// A section of a department.

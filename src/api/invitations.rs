@@ -9,7 +9,6 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 use validator::Validate;
 
-use crate::AppState;
 use crate::api::auth::{SessionGrant, TokenResponse, issue, no_store};
 use crate::api::users::dto::parse_regions;
 use crate::api::{Problems, page_limit};
@@ -22,6 +21,7 @@ use crate::domain::ids::parse_stored;
 use crate::domain::password::check_policy;
 use crate::domain::{EmailAddress, RegionId, Role, UserId};
 use crate::error::{ApiError, FieldError};
+use crate::state::AppState;
 use crate::store::idempotency::{IdempotencyKey, Render};
 use crate::store::invitations::{self, Acceptor, InvitationRow, InvitationState, Invited, Mailer, NewInvitation};
 use crate::store::sessions;

@@ -115,12 +115,12 @@ pub fn payload_error(err: actix_web::Error) -> ApiError {
     if let Some(PayloadError::Overflow) = err.as_error::<PayloadError>() {
         return ApiError::PayloadTooLarge(format!(
             "the body is larger than the limit of {} bytes",
-            crate::startup::JSON_LIMIT
+            crate::config::JSON_LIMIT
         ));
     }
     let text = err.to_string();
     if text.contains("overflow") || text.contains("limit") || text.contains("too large") {
-        ApiError::PayloadTooLarge(format!("the body is larger than the limit of {} bytes", crate::startup::JSON_LIMIT))
+        ApiError::PayloadTooLarge(format!("the body is larger than the limit of {} bytes", crate::config::JSON_LIMIT))
     } else {
         ApiError::bad_request("unreadable-body", format!("the request body could not be read: {text}"))
     }

@@ -5,11 +5,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::AppState;
 use crate::api::auth::TenantChoice;
 use crate::auth::Identity;
 use crate::db;
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::store::sessions;
 
 /// Your own profile, and the tenant your token acts in.

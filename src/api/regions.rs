@@ -8,13 +8,13 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use validator::Validate;
 
-use crate::AppState;
 use crate::api::{Problems, double_option, validate};
 use crate::auth::TenantAccess;
 use crate::auth::guard::parse_path_id;
 use crate::db::models::RegionRow;
 use crate::domain::RegionId;
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::store::regions;
 
 /// A region; `parent_id` makes it a location inside another region.

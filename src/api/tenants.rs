@@ -8,13 +8,13 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use validator::Validate;
 
-use crate::AppState;
 use crate::api::{Problems, double_option, etag, if_match, validate};
 use crate::auth::{RequestMeta, TenantAccess};
 use crate::db;
 use crate::domain::password::{DEFAULT_MIN_LENGTH, MIN_LENGTH_FLOOR, check_policy, digest_generated, generate_secret};
 use crate::domain::{EmailAddress, Plan, TenantId, UserId};
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::store::tenants::{self, NewTenant, TenantPatch, TenantRecord};
 
 /// A new tenant and its first owner.

@@ -11,9 +11,8 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use diesel::dsl::exists;
 use diesel::prelude::*;
 
-use super::jwt::{Claims, SCOPE_PASSWORD_CHANGE};
+use super::jwt::{Claims, SCOPE_PASSWORD_CHANGE, TokenKeys};
 use super::policy::Actor;
-use crate::AppState;
 use crate::db::schema::{
     membership_regions::dsl as mr, memberships::dsl as m, regions::dsl as r, sessions::dsl as s, tenants::dsl as t,
     users::dsl as u,
@@ -113,16 +112,18 @@ fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
     }
 }
 
-fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
-    req.app_data::<web::Data<AppState>>().cloned().ok_or_else(|| ApiError::internal("application state missing"))
+/// App data the guards read: the token keys and the database (`startup` registers them).
+fn app_data<T: 'static>(req: &HttpRequest) -> Result<web::Data<T>, ApiError> {
+    req.app_data::<web::Data<T>>().cloned().ok_or_else(|| ApiError::internal("application state missing"))
 }
 
-/// Verifies the token's signature, expiry and issuer and returns its claims.
-pub fn verified_claims(req: &HttpRequest) -> Result<(web::Data<AppState>, Claims), ApiError> {
-    let st = state(req)?;
+/// Verifies the token's signature, expiry and issuer and returns its claims, with the
+/// database to check them against.
+pub fn verified_claims(req: &HttpRequest) -> Result<(web::Data<db::Db>, Claims), ApiError> {
+    let keys = app_data::<TokenKeys>(req)?;
     let token = bearer(req)?;
-    let claims = st.keys.verify(&token)?;
-    Ok((st, claims))
+    let claims = keys.verify(&token)?;
+    Ok((app_data::<db::Db>(req)?, claims))
 }
 
 /// Refuses a (current) password-change-only token where it is not enough. Called after the
@@ -191,6 +192,18 @@ fn load_membership_auth(
         regions,
         tenant_regions,
     }))
+}
+
+/// Whether `session` belongs to `user` and is still going (asked on every request).
+fn session_is_active(conn: &mut AnyConnection, session: &str, user: &str) -> Result<bool, ApiError> {
+    let n: i64 = s::sessions
+        .filter(s::id.eq(session))
+        .filter(s::user_id.eq(user))
+        .filter(s::ended_at.is_null())
+        .filter(s::expires_at.gt(crate::domain::now()))
+        .count()
+        .get_result(conn)?;
+    Ok(n == 1)
 }
 
 /// The session a token belongs to; every token Roster issues names one.
@@ -285,7 +298,7 @@ impl TenantAccess {
     }
 }
 
-fn tenant_access(req: &HttpRequest) -> Result<(web::Data<AppState>, TenantAccess), ApiError> {
+fn tenant_access(req: &HttpRequest) -> Result<(web::Data<db::Db>, TenantAccess), ApiError> {
     let tenant_id: TenantId = parse_path_id(req, "tenant_id")?;
     let (st, claims) = verified_claims(req)?;
     let user_id: UserId =
@@ -316,8 +329,8 @@ impl FromRequest for TenantContext {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let checked = tenant_access(req);
         Box::pin(async move {
-            let (st, access) = checked?;
-            access.check(&st.pool).await
+            let (db, access) = checked?;
+            access.check(&db).await
         })
     }
 }
@@ -327,13 +340,13 @@ fn identity_from_request(
     allow_password_change: bool,
 ) -> Pin<Box<dyn Future<Output = Result<Identity, ApiError>>>> {
     Box::pin(async move {
-        let (st, claims) = verified_claims(&req)?;
+        let (db, claims) = verified_claims(&req)?;
         let user_id: UserId =
             claims.sub.parse().map_err(|_| ApiError::Unauthorized("the access token is invalid".into()))?;
         let (uid, tid) = (user_id.as_text(), claims.tid.clone());
         let sid = session_of(&claims)?.to_string();
-        let current = db::run(&st.pool, move |conn| {
-            if !crate::store::sessions::is_active(conn, &sid, &uid)? {
+        let current = db::run(&db, move |conn| {
+            if !session_is_active(conn, &sid, &uid)? {
                 return Err(session_ended());
             }
             let uv = u::users.filter(u::id.eq(&uid)).select(u::auth_version).first::<i32>(conn).optional()?;

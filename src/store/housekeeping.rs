@@ -5,7 +5,7 @@
 use chrono::Duration;
 use diesel::prelude::*;
 
-use super::sessions::SessionLimits;
+use crate::config::SessionLimits;
 use crate::db::schema::{outbox::dsl as o, password_resets::dsl as r, sessions::dsl as s};
 use crate::db::{AnyConnection, write_tx};
 use crate::domain::now;
@@ -36,10 +36,9 @@ pub fn prune(conn: &mut AnyConnection, limits: SessionLimits) -> Result<Pruned, 
 }
 
 /// Prunes now and then every `every` while the server runs.
-pub async fn run(state: actix_web::web::Data<crate::AppState>, every: std::time::Duration) {
+pub async fn run(db: crate::db::Db, limits: SessionLimits, every: std::time::Duration) {
     loop {
-        let limits = state.config.session_limits();
-        match crate::db::run_write(&state.pool, move |conn| prune(conn, limits)).await {
+        match crate::db::run_write(&db, move |conn| prune(conn, limits)).await {
             Ok(p) if p != Pruned::default() => log::info!("housekeeping removed {p:?}"),
             Ok(_) => {}
             Err(e) => log::warn!("housekeeping failed: {e}"),

@@ -237,12 +237,8 @@ impl EndReason {
     }
 }
 
-/// How long sessions last: `lifetime` from sign-in at most, and `idle` without a refresh.
-#[derive(Debug, Clone, Copy)]
-pub struct SessionLimits {
-    pub lifetime: Duration,
-    pub idle: Duration,
-}
+/// Kept at this path too, where tests name it.
+pub use crate::config::SessionLimits;
 
 /// A session as `GET /me/sessions` shows it.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -414,18 +410,6 @@ pub fn active(conn: &mut AnyConnection, user: UserId) -> Result<Vec<SessionRow>,
         .order(s::created_at.desc())
         .select(SessionRow::as_select())
         .load(conn)?)
-}
-
-/// Whether `session` belongs to `user` and is still going (the guards ask on every request).
-pub fn is_active(conn: &mut AnyConnection, session: &str, user: &str) -> Result<bool, ApiError> {
-    let n: i64 = s::sessions
-        .filter(s::id.eq(session))
-        .filter(s::user_id.eq(user))
-        .filter(s::ended_at.is_null())
-        .filter(s::expires_at.gt(now()))
-        .count()
-        .get_result(conn)?;
-    Ok(n == 1)
 }
 
 /// Ends one of the person's own sessions and records it; false when no such session of

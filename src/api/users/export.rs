@@ -7,11 +7,11 @@ use serde_json::json;
 use utoipa::IntoParams;
 
 use super::dto::{ListParams, MemberView};
-use crate::AppState;
 use crate::auth::{TenantAccess, TenantContext};
 use crate::db;
 use crate::domain::{Plan, Role};
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
 use crate::store::members::{self, ListFilter, MemberRecord};
 

@@ -6,12 +6,12 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::AppState;
 use crate::auth::TenantAccess;
 use crate::auth::policy::TenantAction;
 use crate::db;
 use crate::domain::UserId;
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::store::import::{self, Delivery, Imported, MAX_BYTES};
 use crate::store::invitations::Mailer;
 

@@ -9,7 +9,6 @@ use secrecy::{ExposeSecret, SecretString};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use self::dto::*;
-use crate::AppState;
 use crate::api::invitations::{InvitationView, send_invitation};
 use crate::api::{etag, if_match};
 use crate::auth::guard::parse_path_id;
@@ -18,6 +17,7 @@ use crate::db;
 use crate::domain::password::{check_policy, digest_generated, generate_secret};
 use crate::domain::{MemberStatus, UserId};
 use crate::error::{ApiError, FieldError};
+use crate::state::AppState;
 use crate::store::invitations::{Invited, NewInvitation};
 use crate::store::{members, tenants};
 

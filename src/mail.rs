@@ -1,5 +1,7 @@
-//! Email delivery: the transport (SMTP through lettre when `SMTP_URL` is set, otherwise `.eml`
-//! files under `<data dir>/outbox/`), the templates, and the worker that drains the outbox.
+//! Email: the templates that render a queued notice (`store::outbox::Notice`), the transport
+//! (SMTP through lettre when `SMTP_URL` is set, otherwise `.eml` files under
+//! `<data dir>/outbox/`), and the worker that drains the outbox. The store only queues
+//! notices; what they say is decided here.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,7 +14,33 @@ use secrecy::ExposeSecret;
 use crate::config::Config;
 use crate::db;
 use crate::state::AppState;
-use crate::store::outbox::{self, Claimed, Email};
+use crate::store::outbox::{self, Claimed, Notice};
+
+/// What is sent: a subject and the same text as plain text and HTML.
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// The email a notice becomes.
+pub fn render(notice: &Notice) -> Email {
+    match notice {
+        Notice::PasswordReset { full_name, why, link, valid_minutes } => {
+            password_reset(full_name, why, link, *valid_minutes)
+        }
+        Notice::Invitation { tenant, inviter, inviter_email, role, link, valid_days } => {
+            invitation(tenant, inviter, inviter_email, role, link, *valid_days)
+        }
+        Notice::SetPassword { full_name, tenant, creator, link, valid_days } => {
+            set_password(full_name, tenant, creator, link, *valid_days)
+        }
+        Notice::Rendered { subject, text, html } => {
+            Email { subject: subject.clone(), text: text.clone(), html: html.clone() }
+        }
+    }
+}
 
 /// Where messages go, and from whom.
 pub struct Transport {
@@ -42,16 +70,17 @@ impl Transport {
     async fn send(&self, message: &Claimed) -> Result<(), String> {
         let from = &self.from;
         let to: Mailbox = message.recipient.parse().map_err(|e| format!("bad recipient: {e}"))?;
+        let email = render(&message.notice);
         let built = Message::builder()
             .from(from.clone())
             .to(to)
-            .subject(&message.email.subject)
+            .subject(&email.subject)
             // The outbox id: a receiver can tell a retried message from a new one.
             .message_id(Some(format!("<{}@roster>", message.id)))
             .multipart(
                 MultiPart::alternative()
-                    .singlepart(readable(ContentType::TEXT_PLAIN, &message.email.text))
-                    .singlepart(readable(ContentType::TEXT_HTML, &message.email.html)),
+                    .singlepart(readable(ContentType::TEXT_PLAIN, &email.text))
+                    .singlepart(readable(ContentType::TEXT_HTML, &email.html)),
             )
             .map_err(|e| format!("cannot build the message: {e}"))?;
         match &self.to {
@@ -60,13 +89,12 @@ impl Transport {
                 tokio::fs::create_dir_all(dir).await.map_err(|e| format!("{}: {e}", dir.display()))?;
                 let path = dir.join(format!("{}.eml", message.id));
                 tokio::fs::write(&path, built.formatted()).await.map_err(|e| format!("{}: {e}", path.display()))?;
-                let links: Vec<&str> =
-                    message.email.text.lines().filter(|l| l.trim_start().starts_with("http")).collect();
+                let links: Vec<&str> = email.text.lines().filter(|l| l.trim_start().starts_with("http")).collect();
                 log::info!(
                     "email to {} written to {} ({}){}",
                     message.recipient,
                     path.display(),
-                    message.email.subject,
+                    email.subject,
                     links.iter().map(|l| format!("\n  {}", l.trim())).collect::<String>()
                 );
                 Ok(())
@@ -161,7 +189,7 @@ fn compose(subject: String, greeting: &str, paragraphs: &[String], action: &str,
 }
 
 /// "Reset your password", with a link that works once within `valid_minutes`.
-pub fn password_reset(full_name: &str, why: &str, link: &str, valid_minutes: i64) -> Email {
+fn password_reset(full_name: &str, why: &str, link: &str, valid_minutes: i64) -> Email {
     compose(
         "Reset your Roster password".into(),
         &format!("Hello {full_name},"),
@@ -173,7 +201,7 @@ pub fn password_reset(full_name: &str, why: &str, link: &str, valid_minutes: i64
 }
 
 /// "Join {tenant}": an invitation with a link that works once within `valid_days`.
-pub fn invitation(tenant: &str, inviter: &str, inviter_email: &str, role: &str, link: &str, valid_days: i64) -> Email {
+fn invitation(tenant: &str, inviter: &str, inviter_email: &str, role: &str, link: &str, valid_days: i64) -> Email {
     compose(
         format!("{inviter} invited you to {tenant} on Roster"),
         "Hello,",
@@ -190,7 +218,7 @@ pub fn invitation(tenant: &str, inviter: &str, inviter_email: &str, role: &str, 
 }
 
 /// "Welcome to {tenant}": an account made for the person, with a link to choose its password.
-pub fn set_password(full_name: &str, tenant: &str, creator: &str, link: &str, valid_days: i64) -> Email {
+fn set_password(full_name: &str, tenant: &str, creator: &str, link: &str, valid_days: i64) -> Email {
     compose(
         format!("Your {tenant} account on Roster: choose a password"),
         &format!("Hello {full_name},"),
@@ -202,4 +230,31 @@ pub fn set_password(full_name: &str, tenant: &str, creator: &str, link: &str, va
         link,
         "If you did not expect this, ignore this email: nobody can sign in to the account until a password is chosen.",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notice_renders_its_template() {
+        let notice = Notice::PasswordReset {
+            full_name: "Ada".into(),
+            why: "Someone asked.".into(),
+            link: "https://app.example/reset-password?token=t".into(),
+            valid_minutes: 60,
+        };
+        let stored = serde_json::to_vec(&notice).unwrap();
+        let email = render(&serde_json::from_slice(&stored).unwrap());
+        assert_eq!(email.subject, "Reset your Roster password");
+        assert!(email.text.starts_with("Hello Ada,\n\nSomeone asked."), "{}", email.text);
+        assert!(email.text.contains("\nhttps://app.example/reset-password?token=t\n"), "{}", email.text);
+    }
+
+    #[test]
+    fn a_message_queued_already_rendered_is_sent_as_it_is() {
+        let stored = r#"{"subject":"S","text":"T","html":"<p>H</p>"}"#;
+        let email = render(&serde_json::from_str(stored).unwrap());
+        assert_eq!((email.subject.as_str(), email.text.as_str(), email.html.as_str()), ("S", "T", "<p>H</p>"));
+    }
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::audit::{self, AuditActor, AuditEntry};
 use super::idempotency::{self, IdempotencyKey, Render, Replay};
 use super::members::{Joining, Person, SignIn, ensure_regions_exist, ensure_seat, insert_regions, new_member_rows};
-use super::outbox;
+use super::outbox::{self, Notice};
 use crate::auth::master_key::MasterKey;
 use crate::auth::{RequestMeta, TenantContext};
 use crate::db::models::UserRow;
@@ -145,8 +145,9 @@ fn send(
         .select((u::full_name, u::email))
         .first::<(String, String)>(conn)?;
     let link = format!("{}/accept-invitation?token={}", mailer.app_url, token.expose_secret());
-    let message = crate::mail::invitation(&tenant, &inviter, &inviter_email, &row.role, &link, VALID_DAYS);
-    outbox::enqueue(conn, mailer.master, Some(&row.tenant_id), "invitation", &row.email, &message)?;
+    let notice =
+        Notice::Invitation { tenant, inviter, inviter_email, role: row.role.clone(), link, valid_days: VALID_DAYS };
+    outbox::enqueue(conn, mailer.master, Some(&row.tenant_id), &row.email, &notice)?;
     Ok(())
 }
 

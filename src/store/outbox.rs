@@ -1,5 +1,6 @@
-//! The email outbox: messages are written in the transaction that causes them and delivered
-//! later by `mail::worker`, which claims due messages for a while (a lease), so several
+//! The email outbox: a message is queued as a [`Notice`] (which template, filled with what) in
+//! the transaction that causes it, sealed with the master key, and rendered and delivered later
+//! by `mail::run_worker`, which claims due messages for a while (a lease), so several
 //! instances share the work (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's single writer
 //! serialises the claims) and a worker that dies frees its messages when the lease ends.
 
@@ -20,12 +21,31 @@ pub const MAX_ATTEMPTS: i32 = 10;
 /// Messages one worker claims at a time.
 const BATCH: i64 = 20;
 
-/// What is sent: a subject and the same text as plain text and HTML.
+/// What an email says, as queued: its template and what fills it. `mail` renders it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Email {
-    pub subject: String,
-    pub text: String,
-    pub html: String,
+#[serde(tag = "template", rename_all = "snake_case")]
+pub enum Notice {
+    /// A link to choose a new password, working once within `valid_minutes`; `why` opens it.
+    PasswordReset { full_name: String, why: String, link: String, valid_minutes: i64 },
+    /// An invitation to join `tenant` as `role`, with a link working once within `valid_days`.
+    Invitation { tenant: String, inviter: String, inviter_email: String, role: String, link: String, valid_days: i64 },
+    /// An account made for the person, with a link to choose its password.
+    SetPassword { full_name: String, tenant: String, creator: String, link: String, valid_days: i64 },
+    /// Queued already rendered (by versions before notices): sent as it is.
+    #[serde(untagged)]
+    Rendered { subject: String, text: String, html: String },
+}
+
+impl Notice {
+    /// The outbox row's `kind`.
+    fn kind(&self) -> &'static str {
+        match self {
+            Notice::PasswordReset { .. } => "password_reset",
+            Notice::Invitation { .. } => "invitation",
+            Notice::SetPassword { .. } => "set_password",
+            Notice::Rendered { .. } => "rendered",
+        }
+    }
 }
 
 /// A message claimed for delivery.
@@ -33,7 +53,7 @@ pub struct Email {
 pub struct Claimed {
     pub id: String,
     pub recipient: String,
-    pub email: Email,
+    pub notice: Notice,
     pub attempts: i32,
 }
 
@@ -42,17 +62,17 @@ fn context(id: &str) -> String {
     format!("outbox:{id}")
 }
 
-/// Queues `email` to `recipient` inside the caller's write transaction.
-pub fn enqueue(
+/// Queues `notice` to `recipient` inside the caller's write transaction.
+pub(crate) fn enqueue(
     conn: &mut AnyConnection,
     master: &MasterKey,
     tenant: Option<&str>,
-    kind: &str,
     recipient: &str,
-    email: &Email,
+    notice: &Notice,
 ) -> Result<String, ApiError> {
     let id = uuid::Uuid::now_v7().to_string();
-    let json = serde_json::to_vec(email).map_err(|e| ApiError::internal(e.to_string()))?;
+    let kind = notice.kind();
+    let json = serde_json::to_vec(notice).map_err(|e| ApiError::internal(e.to_string()))?;
     let sealed = master.seal(&json, &context(&id)).map_err(ApiError::internal)?;
     let at = now();
     diesel::insert_into(o::outbox)
@@ -109,9 +129,9 @@ pub fn claim(conn: &mut AnyConnection, master: &MasterKey) -> Result<Vec<Claimed
         let opened = sealed
             .ok_or_else(|| "the message body is gone".to_string())
             .and_then(|s| master.open(&s, &context(&id)))
-            .and_then(|bytes| serde_json::from_slice::<Email>(&bytes).map_err(|e| e.to_string()));
+            .and_then(|bytes| serde_json::from_slice::<Notice>(&bytes).map_err(|e| e.to_string()));
         match opened {
-            Ok(email) => claimed.push(Claimed { id, recipient, email, attempts }),
+            Ok(notice) => claimed.push(Claimed { id, recipient, notice, attempts }),
             // Nothing to retry: record why and stop.
             Err(e) => give_up(conn, &id, &format!("cannot open the stored message: {e}"))?,
         }

@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::audit;
-use super::outbox;
+use super::outbox::{self, Notice};
 use super::sessions;
 use crate::auth::RequestMeta;
 use crate::auth::master_key::MasterKey;
@@ -58,8 +58,13 @@ pub fn issue(
 ) -> Result<(), ApiError> {
     let token = store_token(conn, &user.id, Duration::minutes(VALID_MINUTES))?;
     let link = format!("{app_url}/reset-password?token={}", token.expose_secret());
-    let message = crate::mail::password_reset(&user.full_name, why, &link, VALID_MINUTES);
-    outbox::enqueue(conn, master, None, "password_reset", &user.email, &message)?;
+    let notice = Notice::PasswordReset {
+        full_name: user.full_name.clone(),
+        why: why.to_string(),
+        link,
+        valid_minutes: VALID_MINUTES,
+    };
+    outbox::enqueue(conn, master, None, &user.email, &notice)?;
     Ok(())
 }
 
@@ -80,8 +85,14 @@ pub fn issue_set_password(
     let (tenant_id, tenant_name) = tenant;
     let token = store_token(conn, &user.id, Duration::days(SET_PASSWORD_DAYS))?;
     let link = format!("{app_url}/set-password?token={}", token.expose_secret());
-    let message = crate::mail::set_password(&user.full_name, tenant_name, creator, &link, SET_PASSWORD_DAYS);
-    outbox::enqueue(conn, master, Some(tenant_id), "set_password", &user.email, &message)?;
+    let notice = Notice::SetPassword {
+        full_name: user.full_name.clone(),
+        tenant: tenant_name.to_string(),
+        creator: creator.to_string(),
+        link,
+        valid_days: SET_PASSWORD_DAYS,
+    };
+    outbox::enqueue(conn, master, Some(tenant_id), &user.email, &notice)?;
     Ok(())
 }
 

@@ -37,7 +37,7 @@ pub struct Config {
     pub workers: usize,
     /// `ROSTER_HASH_CONCURRENCY`: argon2 hashes at once. Default: the number of cores.
     pub hash_concurrency: usize,
-    /// Member-list match entries kept in memory (`store::list_cache`); 0 turns the cache off.
+    /// Member-list match entries kept in memory (`store::members::list_cache`); 0 turns the cache off.
     pub list_cache_items: u64,
     /// `SMTP_URL`: deliver email over SMTP; unset, email is written to `<data dir>/outbox/`.
     pub smtp_url: Option<SecretString>,

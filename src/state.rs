@@ -10,7 +10,7 @@ use crate::auth::master_key::MasterKey;
 use crate::auth::passwords::PasswordHashers;
 use crate::config::Config;
 use crate::db::{self, Db};
-use crate::store::list_cache::ListCache;
+use crate::store::members::ListCache;
 
 /// Shared by every request.
 pub struct AppState {

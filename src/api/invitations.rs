@@ -23,7 +23,8 @@ use crate::domain::{EmailAddress, RegionId, Role, UserId};
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
 use crate::store::idempotency::{IdempotencyKey, Render};
-use crate::store::invitations::{self, Acceptor, InvitationRow, InvitationState, Invited, Mailer, NewInvitation};
+use crate::store::invitations::{self, Acceptor, InvitationRow, InvitationState, Invited, NewInvitation};
+use crate::store::outbox::Mailer;
 use crate::store::sessions;
 
 /// Whom to invite, with which role and regions.

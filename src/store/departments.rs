@@ -1,6 +1,7 @@
 //! Departments and their sections: tenant resources that members' `department` and `section`
-//! name. Naming a new one on a member creates it; renaming one renames it on every member;
-//! deleting one in use needs somewhere to move its members.
+//! name. Naming a new one on a member creates it (`store::placement`); renaming one renames it
+//! on every member; deleting one in use needs somewhere to move its members. Listed with the
+//! number of members the caller can see in each.
 
 use std::collections::HashMap;
 
@@ -9,11 +10,11 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use super::audit::{self, AuditEntry};
-use super::members;
+use super::{members, placement};
 use crate::auth::TenantContext;
 use crate::auth::policy::TenantAction;
+use crate::db::AnyConnection;
 use crate::db::schema::{departments::dsl as d, memberships::dsl as m, sections::dsl as s};
-use crate::db::{AnyConnection, on_backend};
 use crate::domain::now;
 use crate::error::ApiError;
 
@@ -51,95 +52,6 @@ pub struct Department {
 
 fn not_found(what: &str) -> ApiError {
     ApiError::not_found(format!("{what} not found"))
-}
-
-/// The department named `name`, created when the tenant has none yet. Inside the caller's
-/// write transaction; safe when several create the same one at once.
-pub fn ensure(conn: &mut AnyConnection, tenant: &str, name: &str) -> Result<String, ApiError> {
-    let find = |conn: &mut AnyConnection| -> Result<Option<String>, ApiError> {
-        Ok(d::departments
-            .filter(d::tenant_id.eq(tenant))
-            .filter(d::name.eq(name))
-            .select(d::id)
-            .first::<String>(conn)
-            .optional()?)
-    };
-    if let Some(id) = find(conn)? {
-        return Ok(id);
-    }
-    let at = now();
-    let values = (
-        d::id.eq(uuid::Uuid::now_v7().to_string()),
-        d::tenant_id.eq(tenant),
-        d::name.eq(name),
-        d::created_at.eq(at),
-        d::updated_at.eq(at),
-    );
-    // Unless another transaction is making the same one right now: it waits for that one,
-    // then leaves it be.
-    on_backend!(conn, |c| diesel::insert_into(d::departments)
-        .values(values)
-        .on_conflict((d::tenant_id, d::name))
-        .do_nothing()
-        .execute(c))?;
-    find(conn)?.ok_or_else(|| ApiError::internal("department vanished"))
-}
-
-/// The section `name` of department `department` (an id), created when it has none yet.
-pub fn ensure_section(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    department: &str,
-    name: &str,
-) -> Result<String, ApiError> {
-    let find = |conn: &mut AnyConnection| -> Result<Option<String>, ApiError> {
-        Ok(s::sections
-            .filter(s::department_id.eq(department))
-            .filter(s::name.eq(name))
-            .select(s::id)
-            .first::<String>(conn)
-            .optional()?)
-    };
-    if let Some(id) = find(conn)? {
-        return Ok(id);
-    }
-    let at = now();
-    let values = (
-        s::id.eq(uuid::Uuid::now_v7().to_string()),
-        s::tenant_id.eq(tenant),
-        s::department_id.eq(department),
-        s::name.eq(name),
-        s::created_at.eq(at),
-        s::updated_at.eq(at),
-    );
-    on_backend!(conn, |c| diesel::insert_into(s::sections)
-        .values(values)
-        .on_conflict((s::department_id, s::name))
-        .do_nothing()
-        .execute(c))?;
-    find(conn)?.ok_or_else(|| ApiError::internal("section vanished"))
-}
-
-/// Makes sure a member's department and section exist (creating them as needed).
-pub fn ensure_for_member(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    department: Option<&str>,
-    section: Option<&str>,
-) -> Result<(), ApiError> {
-    match (department, section) {
-        (None, None) => Ok(()),
-        (None, Some(_)) => {
-            Err(ApiError::invalid("section", "a section belongs to a department: give `department` too"))
-        }
-        (Some(dept), section) => {
-            let id = ensure(conn, tenant, dept)?;
-            if let Some(section) = section {
-                ensure_section(conn, tenant, &id, section)?;
-            }
-            Ok(())
-        }
-    }
 }
 
 /// Member counts per (department, section) among the members the caller can see.
@@ -245,7 +157,7 @@ pub fn create(conn: &mut AnyConnection, ctx: &TenantContext, name: &str) -> Resu
         if taken.get_result::<i64>(conn)? > 0 {
             return Err(name_taken("department", name));
         }
-        let id = ensure(conn, &tenant, name)?;
+        let id = placement::ensure_department(conn, &tenant, name)?;
         audit_department(conn, ctx, "department.created", &id, None, Some(json!({"name": name})))?;
         get(conn, ctx, &id)
     })
@@ -387,7 +299,7 @@ pub fn create_section(
         if taken.get_result::<i64>(conn)? > 0 {
             return Err(name_taken("section", name));
         }
-        let id = ensure_section(conn, &tenant, department, name)?;
+        let id = placement::ensure_section(conn, &tenant, department, name)?;
         audit_department(
             conn,
             ctx,

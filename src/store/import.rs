@@ -9,8 +9,8 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use super::audit::{self, AuditEntry};
-use super::invitations::Mailer;
 use super::members::{Joining, Person, SignIn, new_member_rows};
+use super::outbox::Mailer;
 use crate::auth::TenantContext;
 use crate::auth::policy::TenantAction;
 use crate::db::among::among;
@@ -566,7 +566,7 @@ fn write(
         });
     }
     for (department, section) in &placements {
-        super::departments::ensure_for_member(conn, &tenant, Some(department), section.as_deref())?;
+        super::placement::ensure_for_member(conn, &tenant, Some(department), section.as_deref())?;
     }
     // Many rows per statement (well under SQLite's 32,766 bound values): a multi-row insert
     // runs on the backend's own connection.

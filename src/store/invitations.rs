@@ -11,8 +11,7 @@ use serde_json::json;
 use super::audit::{self, AuditActor, AuditEntry};
 use super::idempotency::{self, IdempotencyKey, Render, Replay};
 use super::members::{Joining, Person, SignIn, ensure_regions_exist, ensure_seat, insert_regions, new_member_rows};
-use super::outbox::{self, Notice};
-use crate::auth::master_key::MasterKey;
+use super::outbox::{self, Mailer, Notice};
 use crate::auth::{RequestMeta, TenantContext};
 use crate::db::models::UserRow;
 use crate::db::schema::{
@@ -101,22 +100,6 @@ impl InvitationRow {
             "expires_at": crate::domain::time::utc(self.expires_at),
         })
     }
-}
-
-/// Invitations that hold a seat: pending and not run out.
-pub fn open_count(conn: &mut AnyConnection, tenant: &str) -> Result<i64, ApiError> {
-    Ok(i::invitations
-        .filter(i::tenant_id.eq(tenant))
-        .filter(i::status.eq(PENDING))
-        .filter(i::expires_at.gt(now()))
-        .count()
-        .get_result(conn)?)
-}
-
-/// What invitation emails need: the master key (queued mail is sealed) and the front end's URL.
-pub struct Mailer<'a> {
-    pub master: &'a MasterKey,
-    pub app_url: &'a str,
 }
 
 /// A new invitation, parsed.

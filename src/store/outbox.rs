@@ -48,6 +48,13 @@ impl Notice {
     }
 }
 
+/// What queueing an email with a link needs: the master key (queued mail is sealed) and the
+/// front end's URL the links point at.
+pub struct Mailer<'a> {
+    pub master: &'a MasterKey,
+    pub app_url: &'a str,
+}
+
 /// A message claimed for delivery.
 #[derive(Debug, Clone)]
 pub struct Claimed {

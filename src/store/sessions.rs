@@ -144,7 +144,7 @@ pub fn record_failed_login(
 }
 
 /// Member lists show the lock: a lock set or cleared touches the person's memberships, which
-/// moves the list counters of each of their tenants (`store::list_cache`).
+/// moves the list counters of each of their tenants (`store::members::list_cache`).
 pub fn lock_changed(conn: &mut AnyConnection, uid: &str) -> Result<(), ApiError> {
     diesel::update(m::memberships.filter(m::user_id.eq(uid))).set(m::updated_at.eq(m::updated_at)).execute(conn)?;
     Ok(())

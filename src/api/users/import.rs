@@ -13,7 +13,7 @@ use crate::domain::UserId;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::import::{self, Delivery, Imported, MAX_BYTES};
-use crate::store::invitations::Mailer;
+use crate::store::outbox::Mailer;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

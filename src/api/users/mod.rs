@@ -178,7 +178,7 @@ pub async fn create_member(
             state.limits.tenant_email(&ctx.tenant_text(), &email)?;
             let (st, c) = (state.clone(), ctx.clone());
             let created = db::run_write(&state.pool, move |conn| {
-                let mailer = crate::store::invitations::Mailer { master: &st.master, app_url: &st.config.app_url };
+                let mailer = crate::store::outbox::Mailer { master: &st.master, app_url: &st.config.app_url };
                 create(conn, &c, members::Credential::EmailLink(&mailer))
             })
             .await?;

@@ -51,7 +51,7 @@ pub enum Credential<'a> {
     /// The stored form of a temporary password; the member must change it at first sign-in.
     Temporary(String),
     /// No password yet: an email with a link to choose one.
-    EmailLink(&'a crate::store::invitations::Mailer<'a>),
+    EmailLink(&'a crate::store::outbox::Mailer<'a>),
 }
 
 /// Creates a member with a new identity. With an idempotency key, the first answer is stored
@@ -111,7 +111,7 @@ pub fn create(
             ensure_username_free(conn, name, None)?;
         }
         ensure_regions_exist(conn, &tenant, &new.regions)?;
-        crate::store::departments::ensure_for_member(conn, &tenant, new.department.as_deref(), new.section.as_deref())?;
+        crate::store::placement::ensure_for_member(conn, &tenant, new.department.as_deref(), new.section.as_deref())?;
         if new.status.takes_seat() {
             ensure_seat(conn, &tenant)?;
         }

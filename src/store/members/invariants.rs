@@ -6,9 +6,10 @@ use diesel::prelude::*;
 
 use crate::db::AnyConnection;
 use crate::db::schema::{
-    membership_regions::dsl as mr, memberships::dsl as m, regions::dsl as r, tenants::dsl as t, users::dsl as u,
+    invitations::dsl as i, membership_regions::dsl as mr, memberships::dsl as m, regions::dsl as r, tenants::dsl as t,
+    users::dsl as u,
 };
-use crate::domain::{MemberStatus, Plan, RegionId, Role};
+use crate::domain::{MemberStatus, Plan, RegionId, Role, now};
 use crate::error::ApiError;
 
 pub(in crate::store) fn seat_limit(conn: &mut AnyConnection, tenant: &str) -> Result<Option<i64>, ApiError> {
@@ -24,7 +25,14 @@ pub(in crate::store) fn seats_used(conn: &mut AnyConnection, tenant: &str) -> Re
     let taking: Vec<&str> = MemberStatus::ALL.iter().filter(|s| s.takes_seat()).map(|s| s.as_str()).collect();
     let members: i64 =
         m::memberships.filter(m::tenant_id.eq(tenant)).filter(m::status.eq_any(taking)).count().get_result(conn)?;
-    Ok(members + crate::store::invitations::open_count(conn, tenant)?)
+    // Invitations hold one each while pending and not run out.
+    let invited: i64 = i::invitations
+        .filter(i::tenant_id.eq(tenant))
+        .filter(i::status.eq("pending"))
+        .filter(i::expires_at.gt(now()))
+        .count()
+        .get_result(conn)?;
+    Ok(members + invited)
 }
 
 pub(in crate::store) fn ensure_seat(conn: &mut AnyConnection, tenant: &str) -> Result<(), ApiError> {

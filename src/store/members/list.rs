@@ -1,6 +1,6 @@
 //! Pages of the member list: keyset paging in the database for plain lists, and for searches
 //! a page cut from the ordered matches; what is kept between requests goes through
-//! `store::list_cache` (see there).
+//! `list_cache` (see there).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::list_cache::{ListCache, ListKey, SortVal, Versions};
 use super::query::{ListFilter, SortKey, coalesce, expanded_region, filtered, needle};
 use super::record::{MemberRecord, hydrate};
 use crate::auth::TenantContext;
@@ -18,7 +19,6 @@ use crate::db::models::MembershipRow;
 use crate::db::schema::memberships::dsl as m;
 use crate::error::ApiError;
 use crate::store::cursor;
-use crate::store::list_cache::{ListCache, ListKey, SortVal, Versions};
 
 /// Applies keyset position and order for one sort column expression.
 macro_rules! keyset {

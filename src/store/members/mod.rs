@@ -4,8 +4,8 @@
 //! cycles) and write the audit event alongside.
 //!
 //! - `record`: the member record and its loading (one, checked for an action, or a page).
-//! - `query`, `list`: the list's filters and the SQL they become (with each backend's text
-//!   search), and its pages (with the result cache).
+//! - `query`, `list`, `list_cache`: the list's filters and the SQL they become (with each
+//!   backend's text search), its pages, and what is kept of them between requests.
 //! - `facets`: counts over what the caller sees.
 //! - `create`, `update`, `lifecycle`, `passwords`: the writes; `invariants`: what they keep;
 //!   `joining`: the rows of a new member, whichever way they come in.
@@ -17,6 +17,7 @@ mod invariants;
 mod joining;
 mod lifecycle;
 mod list;
+mod list_cache;
 mod passwords;
 mod query;
 mod record;
@@ -29,6 +30,7 @@ pub(in crate::store) use invariants::{ensure_regions_exist, ensure_seat, insert_
 pub(in crate::store) use joining::{Joining, Person, SignIn, new_member_rows};
 pub use lifecycle::{delete, end_sessions, set_status, unlock};
 pub use list::{Page, list, list_once};
+pub use list_cache::ListCache;
 pub use passwords::{email_password_reset, reset_password};
 pub use query::{ListFilter, SortKey, StatusFilter};
 pub use record::{MemberRecord, get};

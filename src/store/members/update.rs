@@ -145,7 +145,7 @@ pub fn update(
             None => before.membership.section.clone(),
         };
         if patch.department.is_some() || patch.section.is_some() {
-            crate::store::departments::ensure_for_member(conn, &tenant, department.as_deref(), section.as_deref())?;
+            crate::store::placement::ensure_for_member(conn, &tenant, department.as_deref(), section.as_deref())?;
         }
         let target = m::memberships.filter(m::tenant_id.eq(&tenant)).filter(m::user_id.eq(&uid));
         diesel::update(target)

@@ -26,7 +26,7 @@ use diesel::prelude::*;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
-use super::members::Page;
+use super::list::Page;
 use crate::db::AnyConnection;
 use crate::db::schema::member_list_versions::dsl as v;
 use crate::error::ApiError;
@@ -95,7 +95,7 @@ impl ListCache {
     }
 
     /// The tenant's counters now, or `None` when the cache is off (then nothing is read).
-    pub fn versions(&self, conn: &mut AnyConnection, tenant: &str) -> Result<Option<Versions>, ApiError> {
+    pub(super) fn versions(&self, conn: &mut AnyConnection, tenant: &str) -> Result<Option<Versions>, ApiError> {
         if self.inner.is_none() {
             return Ok(None);
         }
@@ -109,7 +109,7 @@ impl ListCache {
     }
 
     /// The key of a result that depends on which members a list holds and their order.
-    pub fn key(versions: Option<Versions>, tenant: &str, shape: &str) -> Option<ListKey> {
+    pub(super) fn key(versions: Option<Versions>, tenant: &str, shape: &str) -> Option<ListKey> {
         versions.map(|at| ListKey {
             tenant: tenant.to_string(),
             version: at.version,
@@ -119,12 +119,12 @@ impl ListCache {
     }
 
     /// The key of a whole page, which shows every field as well.
-    pub fn page_key(versions: Option<Versions>, tenant: &str, shape: String) -> Option<ListKey> {
+    pub(super) fn page_key(versions: Option<Versions>, tenant: &str, shape: String) -> Option<ListKey> {
         versions.map(|at| ListKey { tenant: tenant.to_string(), version: at.version, content: Some(at.content), shape })
     }
 
     /// The page under `key`, assembled by `load` when not held.
-    pub fn page(
+    pub(super) fn page(
         &self,
         key: Option<ListKey>,
         load: impl FnOnce() -> Result<Page, ApiError>,
@@ -141,7 +141,7 @@ impl ListCache {
     }
 
     /// The ordered matches under `key`, computed by `load` when not held.
-    pub fn matches(
+    pub(super) fn matches(
         &self,
         key: Option<ListKey>,
         load: impl FnOnce() -> Result<Vec<(SortVal, String)>, ApiError>,
@@ -160,7 +160,11 @@ impl ListCache {
     }
 
     /// The total under `key`, counted by `count` when not held.
-    pub fn total(&self, key: Option<ListKey>, count: impl FnOnce() -> Result<i64, ApiError>) -> Result<i64, ApiError> {
+    pub(super) fn total(
+        &self,
+        key: Option<ListKey>,
+        count: impl FnOnce() -> Result<i64, ApiError>,
+    ) -> Result<i64, ApiError> {
         let (Some(cache), Some(key)) = (&self.inner, key) else {
             return count();
         };

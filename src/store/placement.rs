@@ -1,0 +1,103 @@
+//! A member's placement: the department and section rows that a member's `department` and
+//! `section` name, made the first time a name is used (by a member, an import or the
+//! departments resource), once even when several transactions name it at the same moment.
+
+use diesel::prelude::*;
+
+use crate::db::schema::{departments::dsl as d, sections::dsl as s};
+use crate::db::{AnyConnection, on_backend};
+use crate::domain::now;
+use crate::error::ApiError;
+
+/// The department named `name`, created when the tenant has none yet. Inside the caller's
+/// write transaction; safe when several create the same one at once.
+pub(in crate::store) fn ensure_department(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    name: &str,
+) -> Result<String, ApiError> {
+    let find = |conn: &mut AnyConnection| -> Result<Option<String>, ApiError> {
+        Ok(d::departments
+            .filter(d::tenant_id.eq(tenant))
+            .filter(d::name.eq(name))
+            .select(d::id)
+            .first::<String>(conn)
+            .optional()?)
+    };
+    if let Some(id) = find(conn)? {
+        return Ok(id);
+    }
+    let at = now();
+    let values = (
+        d::id.eq(uuid::Uuid::now_v7().to_string()),
+        d::tenant_id.eq(tenant),
+        d::name.eq(name),
+        d::created_at.eq(at),
+        d::updated_at.eq(at),
+    );
+    // Unless another transaction is making the same one right now: it waits for that one,
+    // then leaves it be.
+    on_backend!(conn, |c| diesel::insert_into(d::departments)
+        .values(values)
+        .on_conflict((d::tenant_id, d::name))
+        .do_nothing()
+        .execute(c))?;
+    find(conn)?.ok_or_else(|| ApiError::internal("department vanished"))
+}
+
+/// The section `name` of department `department` (an id), created when it has none yet.
+pub(in crate::store) fn ensure_section(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    department: &str,
+    name: &str,
+) -> Result<String, ApiError> {
+    let find = |conn: &mut AnyConnection| -> Result<Option<String>, ApiError> {
+        Ok(s::sections
+            .filter(s::department_id.eq(department))
+            .filter(s::name.eq(name))
+            .select(s::id)
+            .first::<String>(conn)
+            .optional()?)
+    };
+    if let Some(id) = find(conn)? {
+        return Ok(id);
+    }
+    let at = now();
+    let values = (
+        s::id.eq(uuid::Uuid::now_v7().to_string()),
+        s::tenant_id.eq(tenant),
+        s::department_id.eq(department),
+        s::name.eq(name),
+        s::created_at.eq(at),
+        s::updated_at.eq(at),
+    );
+    on_backend!(conn, |c| diesel::insert_into(s::sections)
+        .values(values)
+        .on_conflict((s::department_id, s::name))
+        .do_nothing()
+        .execute(c))?;
+    find(conn)?.ok_or_else(|| ApiError::internal("section vanished"))
+}
+
+/// Makes sure a member's department and section exist (creating them as needed).
+pub(in crate::store) fn ensure_for_member(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    department: Option<&str>,
+    section: Option<&str>,
+) -> Result<(), ApiError> {
+    match (department, section) {
+        (None, None) => Ok(()),
+        (None, Some(_)) => {
+            Err(ApiError::invalid("section", "a section belongs to a department: give `department` too"))
+        }
+        (Some(dept), section) => {
+            let id = ensure_department(conn, tenant, dept)?;
+            if let Some(section) = section {
+                ensure_section(conn, tenant, &id, section)?;
+            }
+            Ok(())
+        }
+    }
+}

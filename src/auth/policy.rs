@@ -51,10 +51,15 @@ pub enum TenantAction {
     /// Settings, plan, billing owner, regions.
     ManageTenant,
     ReadAudit,
+    /// Export the member list as a file (the plan must include exports too).
+    ExportMembers,
+    /// Send one action for many members. Each member is then checked on its own with
+    /// [`Actor::can_member`]; this only refuses a caller who could manage no member at all.
+    BulkManageMembers,
 }
 
 impl TenantAction {
-    pub const ALL: [TenantAction; 7] = [
+    pub const ALL: [TenantAction; 9] = [
         TenantAction::ReadTenant,
         TenantAction::ListMembers,
         TenantAction::CreateMember,
@@ -62,6 +67,8 @@ impl TenantAction {
         TenantAction::ManageDepartments,
         TenantAction::ManageTenant,
         TenantAction::ReadAudit,
+        TenantAction::ExportMembers,
+        TenantAction::BulkManageMembers,
     ];
 }
 
@@ -122,11 +129,19 @@ impl Actor {
         match (self.role, action) {
             (_, ReadTenant | ListMembers) => Decision::Allow,
             (Role::Owner, _) => Decision::Allow,
-            (Role::Admin, CreateMember | ReadDepartments | ManageDepartments) if self.admin_active() => Decision::Allow,
-            (Role::Admin, CreateMember | ReadDepartments | ManageDepartments) => {
+            (_, ExportMembers) => Decision::Forbidden("only owners can export members"),
+            (Role::Admin, CreateMember | ReadDepartments | ManageDepartments | BulkManageMembers)
+                if self.admin_active() =>
+            {
+                Decision::Allow
+            }
+            (Role::Admin, CreateMember | ReadDepartments | ManageDepartments | BulkManageMembers) => {
                 Decision::Forbidden("this tenant has turned user administration off for admins")
             }
             (Role::Admin, ManageTenant | ReadAudit) => Decision::Forbidden("only owners can do this"),
+            (Role::Operator | Role::Viewer, BulkManageMembers) => {
+                Decision::Forbidden("your role cannot manage members")
+            }
             (Role::Operator | Role::Viewer, _) => Decision::Forbidden("your role cannot do this"),
         }
     }
@@ -298,20 +313,31 @@ mod tests {
         use TenantAction::*;
         let mut switched_off = actor(Role::Admin, &[10]);
         switched_off.admins_can_manage_users = false;
-        // ReadTenant, ListMembers, CreateMember, ReadDepartments, ManageDepartments, ManageTenant, ReadAudit
+        // ReadTenant, ListMembers, CreateMember, ReadDepartments, ManageDepartments, ManageTenant, ReadAudit,
+        // ExportMembers, BulkManageMembers
         let table = [
-            ("owner", actor(Role::Owner, &[]), [true, true, true, true, true, true, true]),
-            ("admin", actor(Role::Admin, &[10]), [true, true, true, true, true, false, false]),
-            ("admin, administration off", switched_off, [true, true, false, false, false, false, false]),
-            ("operator", actor(Role::Operator, &[10]), [true, true, false, false, false, false, false]),
-            ("viewer", actor(Role::Viewer, &[10]), [true, true, false, false, false, false, false]),
+            ("owner", actor(Role::Owner, &[]), [true, true, true, true, true, true, true, true, true]),
+            ("admin", actor(Role::Admin, &[10]), [true, true, true, true, true, false, false, false, true]),
+            ("admin, administration off", switched_off, [true, true, false, false, false, false, false, false, false]),
+            ("operator", actor(Role::Operator, &[10]), [true, true, false, false, false, false, false, false, false]),
+            ("viewer", actor(Role::Viewer, &[10]), [true, true, false, false, false, false, false, false, false]),
         ];
         assert_eq!(
             TenantAction::ALL,
-            [ReadTenant, ListMembers, CreateMember, ReadDepartments, ManageDepartments, ManageTenant, ReadAudit]
+            [
+                ReadTenant,
+                ListMembers,
+                CreateMember,
+                ReadDepartments,
+                ManageDepartments,
+                ManageTenant,
+                ReadAudit,
+                ExportMembers,
+                BulkManageMembers
+            ]
         );
-        for (name, who, allowed) in table {
-            for (action, allow) in TenantAction::ALL.into_iter().zip(allowed) {
+        for (name, who, allowed) in &table {
+            for (action, allow) in TenantAction::ALL.into_iter().zip(*allowed) {
                 let got = who.can(action);
                 if allow {
                     assert_eq!(got, Decision::Allow, "{name} {action:?}");
@@ -319,6 +345,10 @@ mod tests {
                     assert!(matches!(got, Decision::Forbidden(_)), "{name} {action:?}: {got:?}");
                 }
             }
+        }
+        // A bulk action is refused as a single change of status would be.
+        for (name, who, _) in &table {
+            assert_eq!(who.can(BulkManageMembers), who.can_ever(MemberAction::ChangeStatus), "{name}");
         }
     }
 

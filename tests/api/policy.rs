@@ -15,10 +15,20 @@ enum Act {
     Disable,
     ResetPassword,
     Delete,
+    /// Disable through `POST .../users/bulk`: the item's status, or the request's when refused.
+    BulkDisable,
 }
 
-const ACTS: [Act; 7] =
-    [Act::Read, Act::EditProfile, Act::ChangeRole, Act::ChangeRegions, Act::Disable, Act::ResetPassword, Act::Delete];
+const ACTS: [Act; 8] = [
+    Act::Read,
+    Act::EditProfile,
+    Act::ChangeRole,
+    Act::ChangeRegions,
+    Act::Disable,
+    Act::ResetPassword,
+    Act::Delete,
+    Act::BulkDisable,
+];
 
 struct World {
     region_a: String,
@@ -44,6 +54,18 @@ async fn perform(app: &TestApp, world: &World, actor: &Persona, target: &str, ac
             app.request(Method::POST, &format!("{path}/password-reset"), Some(&actor.token)).send().await.unwrap()
         }
         Act::Delete => app.request(Method::DELETE, &path, Some(&actor.token)).send().await.unwrap(),
+        Act::BulkDisable => {
+            let bulk = format!("/api/v1/tenants/{}/users/bulk", actor.tenant_id);
+            let res = app
+                .send_json(Method::POST, &bulk, &actor.token, json!({"action": "disable", "user_ids": [target]}))
+                .await;
+            if res.status() == StatusCode::OK {
+                let body: Value = res.json().await.unwrap();
+                assert_eq!(body["results"][0]["user_id"], target, "{body}");
+                return body["results"][0]["status"].as_u64().unwrap() as u16;
+            }
+            res
+        }
     };
     let status = res.status().as_u16();
     if status >= 400 {
@@ -90,25 +112,25 @@ async fn policy_table_cell_by_cell() {
     // Target kinds: "in" = operator in region A (child region for admins' descendants),
     // "out" = operator in region B, "mixed" = operator in A and B, "none" = operator without
     // regions, "peer_admin" = admin in A, "owner" = an owner, "other" = a member of another tenant.
-    let table: Vec<(&Persona, &str, &str, [u16; 7])> = vec![
-        (&second_owner, "owner", "in", [200, 200, 200, 200, 200, 200, 204]),
-        (&second_owner, "owner", "out", [200, 200, 200, 200, 200, 200, 204]),
-        (&second_owner, "owner", "none", [200, 200, 200, 200, 200, 200, 204]),
-        (&second_owner, "owner", "peer_admin", [200, 200, 200, 200, 200, 200, 204]),
-        (&second_owner, "owner", "owner", [200, 200, 200, 200, 200, 200, 204]),
-        (&second_owner, "owner", "other", [404; 7]),
-        (&admin, "admin", "in", [200, 200, 200, 200, 200, 200, 204]),
-        (&admin, "admin", "in_child", [200, 200, 200, 200, 200, 200, 204]),
-        (&admin, "admin", "out", [404; 7]),
-        (&admin, "admin", "mixed", [404; 7]),
-        (&admin, "admin", "none", [404; 7]),
-        (&admin, "admin", "peer_admin", [200, 403, 403, 403, 403, 403, 403]),
-        (&admin, "admin", "owner", [404; 7]),
-        (&admin, "admin", "other", [404; 7]),
-        (&operator, "operator", "in", [404, 403, 403, 403, 403, 403, 403]),
-        (&operator, "operator", "other", [404, 403, 403, 403, 403, 403, 403]),
-        (&viewer, "viewer", "in", [404, 403, 403, 403, 403, 403, 403]),
-        (&viewer, "viewer", "out", [404, 403, 403, 403, 403, 403, 403]),
+    let table: Vec<(&Persona, &str, &str, [u16; 8])> = vec![
+        (&second_owner, "owner", "in", [200, 200, 200, 200, 200, 200, 204, 200]),
+        (&second_owner, "owner", "out", [200, 200, 200, 200, 200, 200, 204, 200]),
+        (&second_owner, "owner", "none", [200, 200, 200, 200, 200, 200, 204, 200]),
+        (&second_owner, "owner", "peer_admin", [200, 200, 200, 200, 200, 200, 204, 200]),
+        (&second_owner, "owner", "owner", [200, 200, 200, 200, 200, 200, 204, 200]),
+        (&second_owner, "owner", "other", [404; 8]),
+        (&admin, "admin", "in", [200, 200, 200, 200, 200, 200, 204, 200]),
+        (&admin, "admin", "in_child", [200, 200, 200, 200, 200, 200, 204, 200]),
+        (&admin, "admin", "out", [404; 8]),
+        (&admin, "admin", "mixed", [404; 8]),
+        (&admin, "admin", "none", [404; 8]),
+        (&admin, "admin", "peer_admin", [200, 403, 403, 403, 403, 403, 403, 403]),
+        (&admin, "admin", "owner", [404; 8]),
+        (&admin, "admin", "other", [404; 8]),
+        (&operator, "operator", "in", [404, 403, 403, 403, 403, 403, 403, 403]),
+        (&operator, "operator", "other", [404, 403, 403, 403, 403, 403, 403, 403]),
+        (&viewer, "viewer", "in", [404, 403, 403, 403, 403, 403, 403, 403]),
+        (&viewer, "viewer", "out", [404, 403, 403, 403, 403, 403, 403, 403]),
     ];
     let mut failures = Vec::new();
     for (actor, actor_name, kind, expected) in &table {
@@ -224,7 +246,7 @@ async fn self_rows_and_tenant_wide_actions() {
         StatusCode::OK
     );
 
-    // Tenant settings, regions, audit: owners only.
+    // Tenant settings, regions, audit, export: owners only.
     let tenant = format!("/api/v1/tenants/{}", owner.tenant_id);
     // Departments: owners and admins read them; operators and viewers see only themselves.
     let res = app.send_json(Method::POST, &format!("{tenant}/departments"), &owner.token, json!({"name": "Ops"})).await;
@@ -235,7 +257,9 @@ async fn self_rows_and_tenant_wide_actions() {
     }
     assert_eq!(app.get(&format!("{tenant}/departments"), &viewer.token).await.status(), StatusCode::FORBIDDEN);
     assert_eq!(app.get(&department, &viewer.token).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.get(&format!("{users}/export"), &owner.token).await.status(), StatusCode::OK);
     for p in [&admin, &operator, &viewer] {
+        assert_eq!(app.get(&format!("{users}/export"), &p.token).await.status(), StatusCode::FORBIDDEN);
         assert_eq!(app.get(&tenant, &p.token).await.status(), StatusCode::OK, "any member reads the tenant");
         assert_eq!(app.get(&format!("{tenant}/regions"), &p.token).await.status(), StatusCode::OK);
         assert_eq!(
@@ -285,6 +309,11 @@ async fn self_rows_and_tenant_wide_actions() {
         )
         .await
         .status(),
+        StatusCode::FORBIDDEN
+    );
+    let bulk = json!({"action": "disable", "user_ids": [operator.user_id]});
+    assert_eq!(
+        app.send_json(Method::POST, &format!("{users}/bulk"), &admin.token, bulk).await.status(),
         StatusCode::FORBIDDEN
     );
 }

@@ -7,9 +7,10 @@ use serde_json::json;
 use utoipa::IntoParams;
 
 use super::dto::{ListParams, MemberView};
+use crate::auth::policy::TenantAction;
 use crate::auth::{TenantAccess, TenantContext};
 use crate::db;
-use crate::domain::{Plan, Role};
+use crate::domain::Plan;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEntry};
@@ -77,11 +78,9 @@ fn csv_row(rec: &MemberRecord) -> Result<Vec<u8>, ApiError> {
     ])
 }
 
-/// Owners only, and only on plans that include exports.
+/// Who may export (the permission table), and only on plans that include exports.
 fn allowed(ctx: &TenantContext, plan: &str) -> Result<(), ApiError> {
-    if ctx.actor().role != Role::Owner {
-        return Err(ApiError::forbidden("forbidden", "only owners can export members"));
-    }
+    ctx.actor().require(TenantAction::ExportMembers)?;
     match Plan::parse(plan) {
         Some(Plan::Plus | Plan::Enterprise) => Ok(()),
         _ => Err(ApiError::forbidden(

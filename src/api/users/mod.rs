@@ -497,11 +497,7 @@ pub async fn bulk_action(
 ) -> Result<HttpResponse, ApiError> {
     let (action, users) = body.into_inner().parse()?;
     let ctx = access.check(&state.pool).await?;
-    if let crate::auth::policy::Decision::Forbidden(why) =
-        ctx.actor().can_ever(crate::auth::policy::MemberAction::ChangeStatus)
-    {
-        return Err(ApiError::forbidden("forbidden", why));
-    }
+    ctx.actor().require(crate::auth::policy::TenantAction::BulkManageMembers)?;
     let outcomes =
         db::run_write(&state.pool, move |conn| Ok(crate::store::bulk::run(conn, &ctx, &action, &users))).await?;
     let results: Vec<BulkItemResult> = outcomes

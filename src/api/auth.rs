@@ -209,12 +209,10 @@ pub async fn login(
         }
         None => None,
     };
-    let tenant_text = tenant.map(|t| t.tenant_id.clone());
+    let tenant_id = tenant.map(TenantMembership::tenant);
     let (meta, limits) = (RequestMeta::from_request(&req), state.config.session_limits());
-    let session = db::run_write(&state.pool, move |conn| {
-        sessions::signed_in(conn, user_id, tenant_text.as_deref(), &meta, limits)
-    })
-    .await?;
+    let session =
+        db::run_write(&state.pool, move |conn| sessions::signed_in(conn, user_id, tenant_id, &meta, limits)).await?;
     // A password-change-only sign-in gets no refresh token: its session ends with the change.
     let handed_out = (!user.must_change_password).then_some(&session.refresh_token);
     let grant = SessionGrant { id: &session.id, refresh_token: handed_out };
@@ -263,12 +261,12 @@ pub async fn switch(
         .iter()
         .find(|m| m.tenant_id == wanted)
         .ok_or_else(|| ApiError::forbidden("no-membership", "you are not an active member of that tenant"))?;
-    let tenant_text = tenant.tenant_id.clone();
+    let tenant_id = tenant.tenant();
     let sid = session_of(&who.claims)?.to_string();
     let session = sid.clone();
     let moved = db::run_write(&state.pool, move |conn| {
-        sessions::record_login(conn, user_id, Some(&tenant_text))?;
-        sessions::switch(conn, &session, user_id, &tenant_text)
+        sessions::record_login(conn, user_id, Some(tenant_id))?;
+        sessions::switch(conn, &session, user_id, tenant_id)
     })
     .await?;
     if !moved {
@@ -343,10 +341,10 @@ pub async fn change_password(
     let meta = RequestMeta::from_request(&req);
     let tenant = who.claims.tid.as_ref().and_then(|tid| memberships.iter().find(|m| &m.tenant_id == tid));
     let tenant = tenant.or(if memberships.len() == 1 { memberships.first() } else { None });
-    let (tenant_text, limits) = (tenant.map(|t| t.tenant_id.clone()), state.config.session_limits());
+    let (tenant_id, limits) = (tenant.map(TenantMembership::tenant), state.config.session_limits());
     let (user, session) = db::run_write(&state.pool, move |conn| {
         let user = sessions::change_password(conn, user_id, hash, &meta)?;
-        let session = sessions::start(conn, user_id, tenant_text.as_deref(), &meta, limits)?;
+        let session = sessions::start(conn, user_id, tenant_id, &meta, limits)?;
         Ok((user, session))
     })
     .await?;

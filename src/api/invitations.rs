@@ -477,7 +477,7 @@ pub async fn accept_invitation(
     let (limits, m) = (state.config.session_limits(), meta.clone());
     let (user_id, user, memberships, session) = db::run_write(&state.pool, move |conn| {
         let (user_id, tenant) = invitations::accept(conn, &token, acceptor, &m)?;
-        let session = sessions::signed_in(conn, user_id, Some(&tenant), &m, limits)?;
+        let session = sessions::signed_in(conn, user_id, Some(tenant), &m, limits)?;
         let user = sessions::find_by_id(conn, user_id)?.ok_or_else(|| ApiError::internal("account vanished"))?;
         Ok((user_id, user, sessions::active_memberships(conn, user_id)?, session))
     })

@@ -28,7 +28,7 @@ pub struct AuditEntry<'a> {
 
 /// Records an action a person took on their own account (a password change or reset) in the
 /// audit log of every tenant they belong to.
-pub fn record_for_person(
+pub(in crate::store) fn record_for_person(
     conn: &mut AnyConnection,
     user: UserId,
     meta: &RequestMeta,
@@ -50,7 +50,7 @@ pub fn record_for_person(
     Ok(())
 }
 
-pub fn record_raw(
+pub(in crate::store) fn record_raw(
     conn: &mut AnyConnection,
     tenant: TenantId,
     actor: AuditActor,

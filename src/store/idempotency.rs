@@ -31,7 +31,7 @@ pub struct Replay {
 }
 
 /// Inside the write transaction, after the tenant lock: the stored answer for this key, if any.
-pub fn find(
+pub(in crate::store) fn find(
     conn: &mut AnyConnection,
     tenant: &str,
     actor: &str,
@@ -58,7 +58,7 @@ pub fn find(
     }
 }
 
-pub fn save(
+pub(in crate::store) fn save(
     conn: &mut AnyConnection,
     tenant: &str,
     actor: &str,

@@ -20,7 +20,7 @@ use crate::db::schema::{
 use crate::db::{AnyConnection, lock_tenant, write_tx};
 use crate::domain::ids::parse_stored;
 use crate::domain::password::{digest_generated, generate_secret};
-use crate::domain::{EmailAddress, MemberStatus, RegionId, Role, UserId, now};
+use crate::domain::{EmailAddress, MemberStatus, RegionId, Role, TenantId, UserId, now};
 use crate::error::ApiError;
 
 /// How long an invitation link works.
@@ -410,7 +410,7 @@ pub fn accept(
     token: &SecretString,
     acceptor: Acceptor,
     meta: &RequestMeta,
-) -> Result<(UserId, String), ApiError> {
+) -> Result<(UserId, TenantId), ApiError> {
     let digest = digest_generated(token);
     write_tx(conn, |conn| {
         let row = i::invitations
@@ -497,6 +497,6 @@ pub fn accept(
             })),
         };
         audit::record_raw(conn, parse_stored(&tenant), AuditActor::User(user_id), meta, entry)?;
-        Ok((user_id, tenant))
+        Ok((user_id, parse_stored(&tenant)))
     })
 }

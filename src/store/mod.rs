@@ -1,7 +1,10 @@
-//! Queries per aggregate. Every function on tenant data takes the guard's `TenantContext`
-//! (or, for platform and login paths, is named for what it is) and filters by `tenant_id`.
-//! Nothing here joins rows of different tenants. All functions are synchronous: call them
-//! through `db::run`.
+//! Queries per aggregate. Every function on tenant data that the rest of the crate can call
+//! takes the guard's `TenantContext`, so a handler cannot reach tenant data without the guard;
+//! helpers that take a raw tenant id are private to `store/` (`pub(in crate::store)`). Platform
+//! and sign-in paths are named for what they are and act on the person's own rows (sign-in
+//! takes the typed `TenantId` of a membership the person holds). Every query on tenant data
+//! filters by `tenant_id`; nothing here joins rows of different tenants. All functions are
+//! synchronous: call them through `db::run`.
 
 pub mod audit;
 pub mod bulk;

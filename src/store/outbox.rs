@@ -70,7 +70,7 @@ fn context(id: &str) -> String {
 }
 
 /// Queues `notice` to `recipient` inside the caller's write transaction.
-pub(crate) fn enqueue(
+pub(in crate::store) fn enqueue(
     conn: &mut AnyConnection,
     master: &MasterKey,
     tenant: Option<&str>,

@@ -49,7 +49,7 @@ pub fn request(
 
 /// Voids `user`'s unused tokens, stores a new one's digest and queues the email with the link;
 /// `why` opens the email. Inside the caller's write transaction.
-pub fn issue(
+pub(in crate::store) fn issue(
     conn: &mut AnyConnection,
     master: &MasterKey,
     user: &UserRow,
@@ -74,7 +74,7 @@ pub const SET_PASSWORD_DAYS: i64 = 7;
 /// For a member made without a password: queues the email with a link (good once, for
 /// [`SET_PASSWORD_DAYS`]) to choose one. It is a reset token, so
 /// `POST /auth/password-reset/confirm` takes it. Inside the caller's write transaction.
-pub fn issue_set_password(
+pub(in crate::store) fn issue_set_password(
     conn: &mut AnyConnection,
     master: &MasterKey,
     user: &UserRow,

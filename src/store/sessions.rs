@@ -15,8 +15,9 @@ use crate::db::schema::{
     tenants::dsl as t, users::dsl as u,
 };
 use crate::db::{AnyConnection, write_tx};
+use crate::domain::ids::parse_stored;
 use crate::domain::password::{digest_generated, generate_secret};
-use crate::domain::{MemberStatus, UserId, now};
+use crate::domain::{MemberStatus, TenantId, UserId, now};
 use crate::error::ApiError;
 
 pub fn find_by_email(conn: &mut AnyConnection, email: &str) -> Result<Option<UserRow>, ApiError> {
@@ -35,6 +36,13 @@ pub struct TenantMembership {
     pub role: String,
     pub regions: Vec<String>,
     pub auth_version: i32,
+}
+
+impl TenantMembership {
+    /// The tenant's id, typed.
+    pub fn tenant(&self) -> TenantId {
+        parse_stored(&self.tenant_id)
+    }
 }
 
 pub fn active_memberships(conn: &mut AnyConnection, user: UserId) -> Result<Vec<TenantMembership>, ApiError> {
@@ -60,7 +68,7 @@ pub fn active_memberships(conn: &mut AnyConnection, user: UserId) -> Result<Vec<
 }
 
 /// Notes a successful sign-in into a tenant: the failure count starts again.
-pub fn record_login(conn: &mut AnyConnection, user: UserId, tenant: Option<&str>) -> Result<(), ApiError> {
+pub fn record_login(conn: &mut AnyConnection, user: UserId, tenant: Option<TenantId>) -> Result<(), ApiError> {
     let uid = user.as_text();
     write_tx(conn, |conn| {
         diesel::update(u::users.filter(u::id.eq(&uid)).filter(u::failed_logins.ne(0)))
@@ -74,7 +82,7 @@ pub fn record_login(conn: &mut AnyConnection, user: UserId, tenant: Option<&str>
             lock_changed(conn, &uid)?;
         }
         if let Some(tenant) = tenant {
-            diesel::update(m::memberships.filter(m::tenant_id.eq(tenant)).filter(m::user_id.eq(&uid)))
+            diesel::update(m::memberships.filter(m::tenant_id.eq(tenant.as_text())).filter(m::user_id.eq(&uid)))
                 .set(m::last_login_at.eq(Some(now())))
                 .execute(conn)?;
         }
@@ -86,7 +94,7 @@ pub fn record_login(conn: &mut AnyConnection, user: UserId, tenant: Option<&str>
 pub fn signed_in(
     conn: &mut AnyConnection,
     user: UserId,
-    tenant: Option<&str>,
+    tenant: Option<TenantId>,
     meta: &RequestMeta,
     limits: SessionLimits,
 ) -> Result<NewSession, ApiError> {
@@ -263,7 +271,7 @@ pub struct NewSession {
 pub fn start(
     conn: &mut AnyConnection,
     user: UserId,
-    tenant: Option<&str>,
+    tenant: Option<TenantId>,
     meta: &RequestMeta,
     limits: SessionLimits,
 ) -> Result<NewSession, ApiError> {
@@ -274,7 +282,7 @@ pub fn start(
         .values((
             s::id.eq(&id),
             s::user_id.eq(user.as_text()),
-            s::tenant_id.eq(tenant),
+            s::tenant_id.eq(tenant.map(|t| t.as_text())),
             s::refresh_digest.eq(digest_generated(&token)),
             s::user_agent.eq(meta.user_agent.as_deref()),
             s::ip.eq(meta.ip.as_deref()),
@@ -287,11 +295,11 @@ pub fn start(
 }
 
 /// Moves a session to another tenant (`POST /auth/switch`); false when it has ended.
-pub fn switch(conn: &mut AnyConnection, session: &str, user: UserId, tenant: &str) -> Result<bool, ApiError> {
+pub fn switch(conn: &mut AnyConnection, session: &str, user: UserId, tenant: TenantId) -> Result<bool, ApiError> {
     let moved = diesel::update(
         s::sessions.filter(s::id.eq(session)).filter(s::user_id.eq(user.as_text())).filter(s::ended_at.is_null()),
     )
-    .set(s::tenant_id.eq(Some(tenant)))
+    .set(s::tenant_id.eq(Some(tenant.as_text())))
     .execute(conn)?;
     Ok(moved == 1)
 }
@@ -385,7 +393,7 @@ pub enum Sessions<'a> {
 }
 
 /// Ends a person's sessions; returns how many were going.
-pub fn end_all(
+pub(in crate::store) fn end_all(
     conn: &mut AnyConnection,
     user: UserId,
     which: Sessions<'_>,

@@ -25,7 +25,7 @@ mod reports;
 mod update;
 
 pub use create::{Created, Credential, NewMember, RenderReplay, create};
-pub use facets::{Facets, Placement, facets, visible_departments};
+pub use facets::{Facets, facets, visible_departments};
 pub(in crate::store) use invariants::{ensure_regions_exist, ensure_seat, insert_regions, seat_limit, seats_used};
 pub(in crate::store) use joining::{Joining, Person, SignIn, new_member_rows};
 pub use lifecycle::{delete, end_sessions, set_status, unlock};

@@ -2,7 +2,8 @@
 //! verifies the bearer token, reloads the membership and checks the token's auth version
 //! against it, so a disabled member or a changed role is refused at once on every instance.
 //! Its fields are private to this module: store functions that take it cannot be reached
-//! without passing the check.
+//! without passing the check. The guards read only the token keys and the database from the
+//! app data (not the whole `AppState`), and run their own session and membership queries.
 
 use std::future::Future;
 use std::pin::Pin;

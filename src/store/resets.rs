@@ -1,5 +1,7 @@
-//! Self-service password resets: a token sent by email (only its SHA-256 digest is stored),
-//! good once within [`VALID_MINUTES`]; asking again voids the older token.
+//! Password tokens sent by email (only their SHA-256 digests are stored): self-service and
+//! admin-requested resets, good once within [`VALID_MINUTES`], and the link a member made
+//! without a password uses to choose one ([`SET_PASSWORD_DAYS`]). Asking again voids the older
+//! token. The email is queued as an outbox notice; `mail` words it.
 
 use chrono::Duration;
 use diesel::prelude::*;

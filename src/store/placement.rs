@@ -9,6 +9,22 @@ use crate::db::{AnyConnection, on_backend};
 use crate::domain::now;
 use crate::error::ApiError;
 
+/// The id `find` finds, or else of the row `insert` makes. Another transaction may be making
+/// the same row at this moment: the insert (`ON CONFLICT DO NOTHING`) waits for it, then
+/// leaves it be, and `find` sees it.
+fn find_or_insert(
+    conn: &mut AnyConnection,
+    what: &str,
+    find: impl Fn(&mut AnyConnection) -> QueryResult<Option<String>>,
+    insert: impl FnOnce(&mut AnyConnection) -> QueryResult<usize>,
+) -> Result<String, ApiError> {
+    if let Some(id) = find(conn)? {
+        return Ok(id);
+    }
+    insert(conn)?;
+    find(conn)?.ok_or_else(|| ApiError::internal(format!("{what} vanished")))
+}
+
 /// The department named `name`, created when the tenant has none yet. Inside the caller's
 /// write transaction; safe when several create the same one at once.
 pub(in crate::store) fn ensure_department(
@@ -16,33 +32,25 @@ pub(in crate::store) fn ensure_department(
     tenant: &str,
     name: &str,
 ) -> Result<String, ApiError> {
-    let find = |conn: &mut AnyConnection| -> Result<Option<String>, ApiError> {
-        Ok(d::departments
-            .filter(d::tenant_id.eq(tenant))
-            .filter(d::name.eq(name))
-            .select(d::id)
-            .first::<String>(conn)
-            .optional()?)
+    let find = |conn: &mut AnyConnection| {
+        d::departments.filter(d::tenant_id.eq(tenant)).filter(d::name.eq(name)).select(d::id).first(conn).optional()
     };
-    if let Some(id) = find(conn)? {
-        return Ok(id);
-    }
-    let at = now();
-    let values = (
-        d::id.eq(uuid::Uuid::now_v7().to_string()),
-        d::tenant_id.eq(tenant),
-        d::name.eq(name),
-        d::created_at.eq(at),
-        d::updated_at.eq(at),
-    );
-    // Unless another transaction is making the same one right now: it waits for that one,
-    // then leaves it be.
-    on_backend!(conn, |c| diesel::insert_into(d::departments)
-        .values(values)
-        .on_conflict((d::tenant_id, d::name))
-        .do_nothing()
-        .execute(c))?;
-    find(conn)?.ok_or_else(|| ApiError::internal("department vanished"))
+    let insert = |conn: &mut AnyConnection| {
+        let at = now();
+        let values = (
+            d::id.eq(uuid::Uuid::now_v7().to_string()),
+            d::tenant_id.eq(tenant),
+            d::name.eq(name),
+            d::created_at.eq(at),
+            d::updated_at.eq(at),
+        );
+        on_backend!(conn, |c| diesel::insert_into(d::departments)
+            .values(values)
+            .on_conflict((d::tenant_id, d::name))
+            .do_nothing()
+            .execute(c))
+    };
+    find_or_insert(conn, "department", find, insert)
 }
 
 /// The section `name` of department `department` (an id), created when it has none yet.
@@ -52,32 +60,31 @@ pub(in crate::store) fn ensure_section(
     department: &str,
     name: &str,
 ) -> Result<String, ApiError> {
-    let find = |conn: &mut AnyConnection| -> Result<Option<String>, ApiError> {
-        Ok(s::sections
+    let find = |conn: &mut AnyConnection| {
+        s::sections
             .filter(s::department_id.eq(department))
             .filter(s::name.eq(name))
             .select(s::id)
-            .first::<String>(conn)
-            .optional()?)
+            .first(conn)
+            .optional()
     };
-    if let Some(id) = find(conn)? {
-        return Ok(id);
-    }
-    let at = now();
-    let values = (
-        s::id.eq(uuid::Uuid::now_v7().to_string()),
-        s::tenant_id.eq(tenant),
-        s::department_id.eq(department),
-        s::name.eq(name),
-        s::created_at.eq(at),
-        s::updated_at.eq(at),
-    );
-    on_backend!(conn, |c| diesel::insert_into(s::sections)
-        .values(values)
-        .on_conflict((s::department_id, s::name))
-        .do_nothing()
-        .execute(c))?;
-    find(conn)?.ok_or_else(|| ApiError::internal("section vanished"))
+    let insert = |conn: &mut AnyConnection| {
+        let at = now();
+        let values = (
+            s::id.eq(uuid::Uuid::now_v7().to_string()),
+            s::tenant_id.eq(tenant),
+            s::department_id.eq(department),
+            s::name.eq(name),
+            s::created_at.eq(at),
+            s::updated_at.eq(at),
+        );
+        on_backend!(conn, |c| diesel::insert_into(s::sections)
+            .values(values)
+            .on_conflict((s::department_id, s::name))
+            .do_nothing()
+            .execute(c))
+    };
+    find_or_insert(conn, "section", find, insert)
 }
 
 /// Makes sure a member's department and section exist (creating them as needed).

@@ -24,17 +24,6 @@ pub enum MemberAction {
     Delete,
 }
 
-impl MemberAction {
-    pub const ALL: [MemberAction; 6] = [
-        MemberAction::Read,
-        MemberAction::EditProfile,
-        MemberAction::ChangeRoleOrRegions,
-        MemberAction::ChangeStatus,
-        MemberAction::ResetPassword,
-        MemberAction::Delete,
-    ];
-}
-
 /// What a caller tries to do to the tenant as a whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TenantAction {
@@ -216,11 +205,6 @@ impl Actor {
             }
             _ => Err(("role", "your role cannot grant roles".into())),
         }
-    }
-
-    /// Whether this actor reads member lists without touching region tables.
-    pub fn is_owner(&self) -> bool {
-        self.role == Role::Owner
     }
 }
 

@@ -22,7 +22,7 @@ TOOLS_VENV="${ROSTER_TOOLS_VENV:-$ROSTER_ROOT/target/tools-venv}"
 DEBIAN_PACKAGES=(
   "python3-aiosmtpd | $HOST_PYTHON -c 'import aiosmtpd'"           # email tests: the SMTP server they deliver to
   "python3-venv     | $HOST_PYTHON -c 'import ensurepip, venv'"    # the venv for tools/requirements.txt
-  "nodejs           | command -v node"                             # spectral and redocly (tools/package.json)
+  "nodejs           | command -v node"                             # spectral, redocly, openapi-typescript, playwright (tools/package.json)
   "npm              | command -v npm"
   "curl             | command -v curl"                             # tools/contract-check speaks HTTP with it
   "chromium         | test -x /usr/bin/chromium"                   # tests/api/cors.rs: a real page on another origin

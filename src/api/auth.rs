@@ -359,6 +359,7 @@ pub async fn change_password(
 pub struct RefreshRequest {
     /// As `refresh_token` was handed out. Any string that is not a live one (empty, cut,
     /// made up, used, ended) answers 401.
+    #[schema(format = Password)]
     pub refresh_token: String,
 }
 

@@ -105,10 +105,20 @@ impl Modify for ProblemResponses {
                 if secured {
                     common.push(("401", "No access token, or it is malformed, invalid, expired or revoked"));
                 }
+                let bearer = op.security.as_ref().is_some_and(|reqs| {
+                    reqs.iter().any(|r| serde_json::to_value(r).is_ok_and(|v| v.get("bearer_auth").is_some()))
+                });
                 if path.starts_with("/api/v1/tenants/{tenant_id}") {
-                    common.push(("403", "Your role may never do this in this tenant"));
+                    common.push((
+                        "403",
+                        "Your role may never do this in this tenant, or the token is good only for changing the password",
+                    ));
                     common.push(("404", "No such tenant or object for you"));
-                } else if has(ParameterIn::Path) {
+                } else if bearer {
+                    common
+                        .push(("403", "The token is good only for changing the password (POST /api/v1/auth/password)"));
+                }
+                if !path.starts_with("/api/v1/tenants/{tenant_id}") && has(ParameterIn::Path) {
                     common.push(("404", "No such object for you"));
                 }
                 if json_body {

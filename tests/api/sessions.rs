@@ -79,6 +79,7 @@ async fn every_refresh_token_that_is_not_live_answers_401() {
     for (what, token) in [
         ("empty", ""),
         ("blank", "   "),
+        ("with a NUL character", "abc\u{0}def"),
         ("too short", "abc"),
         ("one character short", cut),
         ("one character long", &longer),

@@ -2,7 +2,7 @@
 //! not, and with none configured no CORS header is sent at all. Checked over HTTP, then from a
 //! real page on another origin in Debian's headless Chromium (`tools/cors_browser_check.mjs`).
 
-use crate::helpers::{assert_problem, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, assert_problem, spawn_app, spawn_app_with};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -11,6 +11,17 @@ use std::path::PathBuf;
 
 const ALLOWED: &str = "http://app.example.test";
 const OTHER: &str = "http://evil.example.test";
+
+/// A browser's preflight: may `origin` send `method` with these request headers?
+async fn preflight(app: &TestApp, path: &str, origin: &str, method: &str, headers: &str) -> reqwest::Response {
+    app.request(Method::OPTIONS, path, None)
+        .header("Origin", origin)
+        .header("Access-Control-Request-Method", method)
+        .header("Access-Control-Request-Headers", headers)
+        .send()
+        .await
+        .unwrap()
+}
 
 /// The header's value, or "" when it is absent.
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
@@ -40,14 +51,7 @@ async fn preflight_from_an_allowed_origin_allows_the_methods_and_headers_the_api
     let app = spawn_app_with(|c| c.cors_origins = vec![ALLOWED.into()]).await;
     let owner = app.new_owner("plus").await;
     let path = format!("/api/v1/tenants/{}/users/{}", owner.tenant_id, owner.user_id);
-    let res = app
-        .request(Method::OPTIONS, &path, None)
-        .header("Origin", ALLOWED)
-        .header("Access-Control-Request-Method", "PATCH")
-        .header("Access-Control-Request-Headers", "authorization, if-match, idempotency-key, content-type")
-        .send()
-        .await
-        .unwrap();
+    let res = preflight(&app, &path, ALLOWED, "PATCH", "authorization, if-match, idempotency-key, content-type").await;
     assert!(res.status().is_success(), "{}", res.status());
     let h = res.headers();
     assert_eq!(header(h, "access-control-allow-origin"), ALLOWED, "{h:?}");
@@ -66,23 +70,9 @@ async fn preflight_from_an_allowed_origin_allows_the_methods_and_headers_the_api
     assert!(list(h, "vary").contains(&"origin".to_string()), "{h:?}");
 
     // Every header the API reads may be sent; one it does not know may not.
-    let res = app
-        .request(Method::OPTIONS, &path, None)
-        .header("Origin", ALLOWED)
-        .header("Access-Control-Request-Method", "POST")
-        .header("Access-Control-Request-Headers", "accept, x-request-id")
-        .send()
-        .await
-        .unwrap();
+    let res = preflight(&app, &path, ALLOWED, "POST", "accept, x-request-id").await;
     assert_eq!(header(res.headers(), "access-control-allow-origin"), ALLOWED);
-    let res = app
-        .request(Method::OPTIONS, &path, None)
-        .header("Origin", ALLOWED)
-        .header("Access-Control-Request-Method", "GET")
-        .header("Access-Control-Request-Headers", "x-something-else")
-        .send()
-        .await
-        .unwrap();
+    let res = preflight(&app, &path, ALLOWED, "GET", "x-something-else").await;
     assert_eq!(header(res.headers(), "access-control-allow-headers"), "");
     let body = assert_problem(res, 400).await;
     assert_eq!(body["type"], "urn:roster:problem:cors-refused");
@@ -133,14 +123,7 @@ async fn other_origins_get_no_access_control_allow_origin() {
     let res = app.request(Method::GET, &path, Some(&owner.token)).header("Origin", OTHER).send().await.unwrap();
     assert_not_shared(res.headers(), "GET from another origin");
     // Nor does it get permission to send anything but a simple request.
-    let res = app
-        .request(Method::OPTIONS, &path, None)
-        .header("Origin", OTHER)
-        .header("Access-Control-Request-Method", "PATCH")
-        .header("Access-Control-Request-Headers", "authorization, if-match, content-type")
-        .send()
-        .await
-        .unwrap();
+    let res = preflight(&app, &path, OTHER, "PATCH", "authorization, if-match, content-type").await;
     assert_not_shared(res.headers(), "preflight from another origin");
     assert_problem(res, 400).await;
     // An allowed origin with another scheme or port is another origin.
@@ -163,14 +146,7 @@ async fn without_configured_origins_no_cors_headers_and_options_is_405_with_allo
     let app = spawn_app().await;
     let owner = app.new_owner("plus").await;
     let path = format!("/api/v1/tenants/{}/users/{}", owner.tenant_id, owner.user_id);
-    let res = app
-        .request(Method::OPTIONS, &path, None)
-        .header("Origin", ALLOWED)
-        .header("Access-Control-Request-Method", "PATCH")
-        .header("Access-Control-Request-Headers", "authorization, if-match, content-type")
-        .send()
-        .await
-        .unwrap();
+    let res = preflight(&app, &path, ALLOWED, "PATCH", "authorization, if-match, content-type").await;
     assert_no_cors_headers(res.headers(), "preflight without configured origins");
     let mut allow = list(res.headers(), "allow");
     allow.sort();

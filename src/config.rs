@@ -65,6 +65,8 @@ pub struct Config {
     pub rate_invite_per_hour: u32,
     /// `ROSTER_RATE_TENANT_EMAILS_PER_HOUR`: invitation and reset emails one tenant may send.
     pub rate_tenant_emails_per_hour: u32,
+    /// `ROSTER_RATE_API_KEY_PER_MINUTE`: requests per minute one API key may make (0: no limit).
+    pub rate_api_key_per_minute: u32,
     /// `ROSTER_MASTER_KEY`: 32 bytes, base64; seals the signing key in the database. Default:
     /// the key file `<data dir>/master.key`, created on first start.
     pub master_key: Option<SecretString>,
@@ -161,6 +163,7 @@ impl Config {
             lockout_secs: parse_var("ROSTER_LOCKOUT_SECONDS", 60)?.clamp(1, 3600),
             rate_invite_per_hour: parse_var("ROSTER_RATE_INVITE_PER_HOUR", 60)?,
             rate_tenant_emails_per_hour: parse_var("ROSTER_RATE_TENANT_EMAILS_PER_HOUR", 500)?,
+            rate_api_key_per_minute: parse_var("ROSTER_RATE_API_KEY_PER_MINUTE", 600)?,
             cors_origins,
         })
     }

@@ -101,6 +101,7 @@ impl Application {
             app.app_data(state.clone())
                 // What the guards read (`auth::guard`), apart from the rest of the state.
                 .app_data(web::Data::from(state.keys.clone()))
+                .app_data(web::Data::from(state.limits.api_key.clone()))
                 .app_data(web::Data::new(state.pool.clone()))
                 .app_data(metrics.clone())
                 .app_data(json_config())

@@ -17,7 +17,7 @@ use crate::store::audit::{self, AuditFilter};
 /// One recorded change.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
-    "id": "01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e50", "actor_type": "user", "actor_id": "01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e30",
+    "id": "01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e50", "actor_type": "user", "actor_id": "01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e30", "actor_name": null,
     "action": "member.disabled", "target_type": "member", "target_id": "01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e31",
     "before": {"status": "active"}, "after": {"status": "disabled"}, "request_id": "0193...", "ip": "127.0.0.1",
     "created_at": "2026-11-22T10:00:00Z"
@@ -25,13 +25,17 @@ use crate::store::audit::{self, AuditFilter};
 pub struct AuditEventView {
     #[schema(format = Uuid)]
     pub id: String,
-    /// `user` or `platform`.
+    /// `user`, `api_key` or `platform`.
     pub actor_type: String,
+    /// The user's or the API key's id.
     #[schema(format = Uuid)]
     pub actor_id: Option<String>,
+    /// The API key's name when a key acted.
+    pub actor_name: Option<String>,
     /// `member.created`, `member.updated`, `member.enabled`, `member.disabled`,
     /// `member.deleted`, `member.password_reset`, `user.password_changed`, `tenant.created`,
-    /// `tenant.updated`, `region.created`, `region.updated`, `region.deleted`.
+    /// `tenant.updated`, `region.created`, `region.updated`, `region.deleted`, `api_key.created`,
+    /// `api_key.updated`, `api_key.rotated`, `api_key.revoked`.
     pub action: String,
     pub target_type: String,
     #[schema(format = Uuid)]
@@ -55,6 +59,7 @@ impl From<AuditRow> for AuditEventView {
             id: r.id,
             actor_type: r.actor_type,
             actor_id: r.actor_id,
+            actor_name: r.actor_name,
             action: r.action,
             target_type: r.target_type,
             target_id: r.target_id,

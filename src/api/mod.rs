@@ -1,6 +1,7 @@
 //! HTTP layer: handlers per resource, the OpenAPI document, and shared request helpers.
 //! Handlers parse and shape; the store decides and writes; the policy lives in `auth::policy`.
 
+pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod contract;
@@ -46,6 +47,7 @@ Every error is an RFC 9457 `application/problem+json` document.",
         (name = "invitations", description = "Invite people to a tenant; accept an invitation"),
         (name = "departments", description = "Departments and their sections"),
         (name = "regions", description = "Regions of a tenant"),
+        (name = "api-keys", description = "API keys: long-lived credentials for a tenant's automation"),
         (name = "audit", description = "The audit log"),
         (name = "health", description = "Probes and keys"),
     )
@@ -67,6 +69,36 @@ impl Modify for SecurityAddon {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("rk_api_<43 characters of base64url>")
+                    .description(Some(
+                        "An API key's secret (`POST /api/v1/tenants/{tenant_id}/api-keys`): `rk_api_` and 43 \
+characters of unpadded base64url (256 random bits). Works on the tenant routes of its own tenant, \
+as a member with the key's role and regions; never on `/me`, `/auth/*` or the API-key routes.",
+                    ))
+                    .build(),
+            ),
+        );
+        // Every tenant route but the API-key routes takes a key as well as an access token.
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api/v1/tenants/{tenant_id}") || path.starts_with("/api/v1/tenants/{tenant_id}/api-keys") {
+                continue;
+            }
+            for op in
+                [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
+            {
+                if let Some(reqs) = op.security.as_mut()
+                    && reqs.iter().any(|r| serde_json::to_value(r).is_ok_and(|v| v.get("bearer_auth").is_some()))
+                    && !reqs.iter().any(|r| serde_json::to_value(r).is_ok_and(|v| v.get("api_key").is_some()))
+                {
+                    reqs.push(utoipa::openapi::security::SecurityRequirement::new("api_key", Vec::<String>::new()));
+                }
+            }
+        }
         components.add_security_scheme(
             "platform_token",
             SecurityScheme::Http(
@@ -168,6 +200,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(invitations::configure)
         .configure(departments::configure)
         .configure(regions::configure)
+        .configure(api_keys::configure)
         .configure(audit::configure);
 }
 

@@ -13,9 +13,11 @@ use diesel::dsl::exists;
 use diesel::prelude::*;
 
 use super::jwt::{Claims, SCOPE_PASSWORD_CHANGE, TokenKeys};
-use super::policy::Actor;
+use super::policy::{Actor, Principal};
+use super::rate_limit::ApiKeyLimit;
+use crate::db::models::ApiKeyRow;
 use crate::db::schema::{
-    membership_regions::dsl as mr, memberships::dsl as m, regions::dsl as r, sessions::dsl as s, tenants::dsl as t,
+    api_keys::dsl as k, membership_regions::dsl as mr, memberships::dsl as m, regions::dsl as r, sessions::dsl as s, tenants::dsl as t,
     users::dsl as u,
 };
 use crate::db::{self, AnyConnection};
@@ -56,8 +58,11 @@ impl RequestMeta {
 pub struct TenantContext {
     tenant_id: TenantId,
     actor: Actor,
+    /// The membership's auth version, or the API key's version.
     actor_auth_version: i32,
     meta: RequestMeta,
+    /// An API key whose `last_used_at` is older than a minute: written after the request.
+    touch_key: bool,
 }
 
 impl TenantContext {
@@ -77,6 +82,19 @@ impl TenantContext {
     /// Inside a write transaction: confirms the caller's membership has not changed since the
     /// guard loaded it (role, regions and status changes bump its auth version).
     pub fn recheck(&self, conn: &mut AnyConnection) -> Result<(), ApiError> {
+        if self.actor.is_key() {
+            let current = k::api_keys
+                .filter(k::tenant_id.eq(self.tenant_text()))
+                .filter(k::id.eq(self.actor.user_id.as_text()))
+                .filter(k::revoked_at.is_null())
+                .select(k::version)
+                .first::<i32>(conn)
+                .optional()?;
+            return match current {
+                Some(v) if v == self.actor_auth_version => Ok(()),
+                _ => Err(ApiError::Unauthorized("the API key changed during this request; try again".into())),
+            };
+        }
         let current = m::memberships
             .filter(m::tenant_id.eq(self.tenant_text()))
             .filter(m::user_id.eq(self.actor.user_id.as_text()))
@@ -113,6 +131,11 @@ fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
     }
 }
 
+/// Whether a bearer credential is an API key secret (`rk_<kind>_...`) rather than a JWT.
+pub fn is_api_key(token: &str) -> bool {
+    token.starts_with(crate::domain::api_key::SECRET_MARK)
+}
+
 /// App data the guards read: the token keys and the database (`startup` registers them).
 fn app_data<T: 'static>(req: &HttpRequest) -> Result<web::Data<T>, ApiError> {
     req.app_data::<web::Data<T>>().cloned().ok_or_else(|| ApiError::internal("application state missing"))
@@ -123,6 +146,12 @@ fn app_data<T: 'static>(req: &HttpRequest) -> Result<web::Data<T>, ApiError> {
 pub fn verified_claims(req: &HttpRequest) -> Result<(web::Data<db::Db>, Claims), ApiError> {
     let keys = app_data::<TokenKeys>(req)?;
     let token = bearer(req)?;
+    if is_api_key(&token) {
+        return Err(ApiError::Unauthorized(
+            "API keys work only on tenant routes (/api/v1/tenants/{tenant_id}/...), not here: send a person's access token"
+                .into(),
+        ));
+    }
     let claims = keys.verify(&token)?;
     Ok((app_data::<db::Db>(req)?, claims))
 }
@@ -232,26 +261,124 @@ pub fn parse_path_id<T: std::str::FromStr>(req: &HttpRequest, name: &str) -> Res
 /// the work it guards, so one blocking call does both.
 pub struct TenantAccess {
     tenant_id: TenantId,
-    user_id: UserId,
-    claims: Claims,
+    credential: Credential,
     meta: RequestMeta,
 }
 
+/// What the request authenticates with.
+enum Credential {
+    /// A person's access token (verified).
+    Token { user_id: UserId, claims: Claims },
+    /// An API key secret's SHA-256 digest (looked up in the database on every request).
+    Key { digest: String, limit: Option<web::Data<ApiKeyLimit>> },
+}
+
+/// A key that is unknown, revoked or expired answers exactly as a bad token does.
+fn bad_key() -> ApiError {
+    ApiError::Unauthorized("the access token is invalid".into())
+}
+
+/// The tenant admins' regions, expanded, or the whole tenant for owners.
+fn scope_of(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    role: Role,
+    roots: &[String],
+) -> Result<RegionScope, ApiError> {
+    if role == Role::Owner {
+        return Ok(RegionScope::Tenant);
+    }
+    if role != Role::Admin {
+        // Operators and viewers have no scope (as for members: they see only "self").
+        return Ok(RegionScope::Regions(expand_regions(&[], &[])));
+    }
+    let all = r::regions.filter(r::tenant_id.eq(tenant)).select((r::id, r::parent_id)).load(conn)?;
+    let roots: Vec<RegionId> = roots.iter().map(|s| parse_stored(s)).collect();
+    Ok(RegionScope::Regions(expand_regions(&roots, &all)))
+}
+
 impl TenantAccess {
-    /// Loads the membership and checks the token's auth version, status and scope.
+    /// Loads the membership (or the API key) and checks the token's auth version, status and
+    /// scope.
     pub fn authorize(&self, conn: &mut AnyConnection) -> Result<TenantContext, ApiError> {
-        let session = session_of(&self.claims)?;
-        let found = load_membership_auth(conn, &self.tenant_id.as_text(), &self.user_id.as_text(), session)?
+        match &self.credential {
+            Credential::Token { user_id, claims } => self.authorize_token(conn, *user_id, claims),
+            Credential::Key { digest, limit } => self.authorize_key(conn, digest, limit.as_ref().map(|l| l.get_ref())),
+        }
+    }
+
+    /// An API key: current (or in its rotation's grace period), not revoked, not expired, of
+    /// this tenant (another tenant's key sees no such tenant), of kind `api`, within its
+    /// request limit.
+    fn authorize_key(
+        &self,
+        conn: &mut AnyConnection,
+        digest: &str,
+        limit: Option<&ApiKeyLimit>,
+    ) -> Result<TenantContext, ApiError> {
+        let at = crate::domain::now();
+        let key = k::api_keys
+            .filter(
+                k::secret_digest
+                    .eq(digest)
+                    .or(k::previous_digest.eq(digest).and(k::previous_expires_at.gt(at))),
+            )
+            .filter(k::revoked_at.is_null())
+            .select(ApiKeyRow::as_select())
+            .first::<ApiKeyRow>(conn)
+            .optional()?
+            .filter(|key| key.expires_at.is_none_or(|e| e > at))
+            .ok_or_else(bad_key)?;
+        let tenant = self.tenant_id.as_text();
+        if key.tenant_id != tenant {
+            return Err(ApiError::not_found(format!("tenant {tenant} not found (your API key is for another tenant)")));
+        }
+        if key.kind != crate::domain::api_key::KeyKind::Api.as_str() {
+            return Err(ApiError::forbidden(
+                "key-kind-not-allowed",
+                format!("an API key of kind `{}` cannot call this route; only `api` keys reach the REST API", key.kind),
+            ));
+        }
+        if let Some(limit) = limit {
+            limit.0.check(&key.id)?;
+        }
+        let acm = t::tenants.filter(t::id.eq(&tenant)).select(t::admins_can_manage_users).first::<bool>(conn)?;
+        let role = Role::parse(&key.role).ok_or_else(|| ApiError::internal("stored role is invalid"))?;
+        let scope = scope_of(conn, &tenant, role, &key.region_ids())?;
+        let touch_key = key.last_used_at.is_none_or(|t| at - t >= chrono::TimeDelta::seconds(60));
+        Ok(TenantContext {
+            tenant_id: self.tenant_id,
+            actor: Actor {
+                user_id: parse_stored(&key.id),
+                principal: Principal::ApiKey { name: key.name },
+                role,
+                scope,
+                admins_can_manage_users: acm,
+            },
+            actor_auth_version: key.version,
+            meta: self.meta.clone(),
+            touch_key,
+        })
+    }
+
+    fn authorize_token(
+        &self,
+        conn: &mut AnyConnection,
+        user_id: UserId,
+        claims: &Claims,
+    ) -> Result<TenantContext, ApiError> {
+        let session = session_of(claims)?;
+        let found = load_membership_auth(conn, &self.tenant_id.as_text(), &user_id.as_text(), session)?
             .ok_or_else(|| ApiError::Unauthorized("the access token has been revoked".into()))?;
         if !found.session_live {
             return Err(session_ended());
         }
-        if token_version(found.user_version, found.membership_version) != self.claims.ver
+        if token_version(found.user_version, found.membership_version) != claims.ver
             || found.status != MemberStatus::Active.as_str()
         {
             return Err(ApiError::Unauthorized("the access token has been revoked; sign in again".into()));
         }
-        refuse_password_change_only(&self.claims)?;
+        refuse_password_change_only(claims)?;
         let role = Role::parse(&found.role).ok_or_else(|| ApiError::internal("stored role is invalid"))?;
         let scope = if role == Role::Owner {
             RegionScope::Tenant
@@ -261,9 +388,16 @@ impl TenantAccess {
         };
         Ok(TenantContext {
             tenant_id: self.tenant_id,
-            actor: Actor { user_id: self.user_id, role, scope, admins_can_manage_users: found.admins_can_manage_users },
+            actor: Actor {
+                user_id,
+                principal: Principal::Member,
+                role,
+                scope,
+                admins_can_manage_users: found.admins_can_manage_users,
+            },
             actor_auth_version: found.membership_version,
             meta: self.meta.clone(),
+            touch_key: false,
         })
     }
 
@@ -273,11 +407,14 @@ impl TenantAccess {
         F: FnOnce(&mut AnyConnection, &TenantContext) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        db::run(db, move |conn| {
+        let (out, touch) = db::run(db, move |conn| {
             let ctx = self.authorize(conn)?;
-            f(conn, &ctx)
+            let touch = ctx.key_to_touch();
+            f(conn, &ctx).map(|out| (out, touch))
         })
-        .await
+        .await?;
+        touch_key_later(db, touch).await;
+        Ok(out)
     }
 
     /// Like [`TenantAccess::run`], on the writer.
@@ -288,6 +425,9 @@ impl TenantAccess {
     {
         db::run_write(db, move |conn| {
             let ctx = self.authorize(conn)?;
+            if let Some((tenant, key)) = ctx.key_to_touch() {
+                touch_key(conn, &tenant, &key)?;
+            }
             f(conn, &ctx)
         })
         .await
@@ -295,12 +435,47 @@ impl TenantAccess {
 
     /// Checks the caller now, for handlers that need the context before their database work.
     pub async fn check(self, db: &db::Db) -> Result<TenantContext, ApiError> {
-        db::run(db, move |conn| self.authorize(conn)).await
+        let ctx = db::run(db, move |conn| self.authorize(conn)).await?;
+        touch_key_later(db, ctx.key_to_touch()).await;
+        Ok(ctx)
+    }
+}
+
+impl TenantContext {
+    /// The API key to mark as used, when its `last_used_at` is older than a minute.
+    fn key_to_touch(&self) -> Option<(String, String)> {
+        self.touch_key.then(|| (self.tenant_text(), self.actor.user_id.as_text()))
+    }
+}
+
+/// Sets a key's `last_used_at`, unless another request did within the last minute.
+fn touch_key(conn: &mut AnyConnection, tenant: &str, key: &str) -> Result<(), ApiError> {
+    let at = crate::domain::now();
+    diesel::update(k::api_keys.filter(k::tenant_id.eq(tenant)).filter(k::id.eq(key)))
+        .filter(k::last_used_at.is_null().or(k::last_used_at.lt(at - chrono::TimeDelta::seconds(60))))
+        .set(k::last_used_at.eq(at))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// [`touch_key`] on the writer, after a read; a failure is logged, not answered.
+async fn touch_key_later(db: &db::Db, touch: Option<(String, String)>) {
+    let Some((tenant, key)) = touch else { return };
+    if let Err(e) = db::run_write(db, move |conn| touch_key(conn, &tenant, &key)).await {
+        log::warn!("could not record an API key's last use: {e}");
     }
 }
 
 fn tenant_access(req: &HttpRequest) -> Result<(web::Data<db::Db>, TenantAccess), ApiError> {
     let tenant_id: TenantId = parse_path_id(req, "tenant_id")?;
+    let token = bearer(req)?;
+    if is_api_key(&token) {
+        let digest = crate::domain::api_key::digest(&token);
+        let limit = req.app_data::<web::Data<ApiKeyLimit>>().cloned();
+        crate::error::deferred_problem(req)?;
+        let credential = Credential::Key { digest, limit };
+        return Ok((app_data::<db::Db>(req)?, TenantAccess { tenant_id, credential, meta: RequestMeta::from_request(req) }));
+    }
     let (st, claims) = verified_claims(req)?;
     let user_id: UserId =
         claims.sub.parse().map_err(|_| ApiError::Unauthorized("the access token is invalid".into()))?;
@@ -311,7 +486,8 @@ fn tenant_access(req: &HttpRequest) -> Result<(web::Data<db::Db>, TenantAccess),
         )));
     }
     crate::error::deferred_problem(req)?;
-    Ok((st, TenantAccess { tenant_id, user_id, claims, meta: RequestMeta::from_request(req) }))
+    let credential = Credential::Token { user_id, claims };
+    Ok((st, TenantAccess { tenant_id, credential, meta: RequestMeta::from_request(req) }))
 }
 
 impl FromRequest for TenantAccess {

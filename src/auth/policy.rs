@@ -45,10 +45,12 @@ pub enum TenantAction {
     /// Send one action for many members. Each member is then checked on its own with
     /// [`Actor::can_member`]; this only refuses a caller who could manage no member at all.
     BulkManageMembers,
+    /// Create, list, change, rotate and revoke API keys (owners; never a key).
+    ManageApiKeys,
 }
 
 impl TenantAction {
-    pub const ALL: [TenantAction; 9] = [
+    pub const ALL: [TenantAction; 10] = [
         TenantAction::ReadTenant,
         TenantAction::ListMembers,
         TenantAction::CreateMember,
@@ -58,6 +60,7 @@ impl TenantAction {
         TenantAction::ReadAudit,
         TenantAction::ExportMembers,
         TenantAction::BulkManageMembers,
+        TenantAction::ManageApiKeys,
     ];
 }
 
@@ -70,10 +73,22 @@ pub enum Decision {
     Forbidden(&'static str),
 }
 
-/// The authenticated member acting in a tenant, as the guard found it in the database.
+/// Who acts: a member with an access token, or an API key of kind `api`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Member,
+    /// An API key acting with its own role and regions; [`Actor::user_id`] holds the key's id
+    /// (never a user's), and "self" rules never match it.
+    ApiKey { name: String },
+}
+
+/// The authenticated member (or API key) acting in a tenant, as the guard found it in the
+/// database.
 #[derive(Debug, Clone)]
 pub struct Actor {
+    /// The member's user id, or the key's id for an API key (see [`Actor::principal`]).
     pub user_id: UserId,
+    pub principal: Principal,
     pub role: Role,
     pub scope: RegionScope,
     pub admins_can_manage_users: bool,
@@ -97,6 +112,18 @@ pub enum MemberVisibility {
 }
 
 impl Actor {
+    pub fn is_key(&self) -> bool {
+        matches!(self.principal, Principal::ApiKey { .. })
+    }
+
+    /// How the audit log names the actor: `(actor_type, actor_id, actor_name)`.
+    pub fn audit_identity(&self) -> (&'static str, String, Option<String>) {
+        match &self.principal {
+            Principal::Member => ("user", self.user_id.as_text(), None),
+            Principal::ApiKey { name } => ("api_key", self.user_id.as_text(), Some(name.clone())),
+        }
+    }
+
     /// Whether an admin acts as one (the tenant may switch user administration off for admins).
     fn admin_active(&self) -> bool {
         self.role == Role::Admin && self.admins_can_manage_users
@@ -115,6 +142,9 @@ impl Actor {
 
     pub fn can(&self, action: TenantAction) -> Decision {
         use TenantAction::*;
+        if action == ManageApiKeys && self.is_key() {
+            return Decision::Forbidden("API keys cannot manage API keys: use an owner's access token");
+        }
         match (self.role, action) {
             (_, ReadTenant | ListMembers) => Decision::Allow,
             (Role::Owner, _) => Decision::Allow,
@@ -127,7 +157,7 @@ impl Actor {
             (Role::Admin, CreateMember | ReadDepartments | ManageDepartments | BulkManageMembers) => {
                 Decision::Forbidden("this tenant has turned user administration off for admins")
             }
-            (Role::Admin, ManageTenant | ReadAudit) => Decision::Forbidden("only owners can do this"),
+            (Role::Admin, ManageTenant | ReadAudit | ManageApiKeys) => Decision::Forbidden("only owners can do this"),
             (Role::Operator | Role::Viewer, BulkManageMembers) => {
                 Decision::Forbidden("your role cannot manage members")
             }
@@ -137,7 +167,7 @@ impl Actor {
 
     /// Whether the caller may do `action` to `target`.
     pub fn can_member(&self, action: MemberAction, target: TargetFacts<'_>) -> Decision {
-        let is_self = target.user_id == self.user_id;
+        let is_self = self.principal == Principal::Member && target.user_id == self.user_id;
         if is_self {
             return match action {
                 MemberAction::Read => Decision::Allow,
@@ -248,6 +278,7 @@ mod tests {
     fn actor(role: Role, regions: &[u128]) -> Actor {
         Actor {
             user_id: uid(1),
+            principal: Principal::Member,
             role,
             scope: if role == Role::Owner {
                 RegionScope::Tenant
@@ -315,6 +346,7 @@ mod tests {
             (ReadAudit, [true, false, false, false, false]),
             (ExportMembers, [true, false, false, false, false]),
             (BulkManageMembers, [true, true, false, false, false]),
+            (ManageApiKeys, [true, false, false, false, false]),
         ];
         assert_eq!(table.map(|(action, _)| action), TenantAction::ALL, "a row for every action, in order");
         for (action, allowed) in table {
@@ -330,6 +362,27 @@ mod tests {
         // A bulk action is refused as a single change of status would be.
         for (name, who) in &callers {
             assert_eq!(who.can(BulkManageMembers), who.can_ever(MemberAction::ChangeStatus), "{name}");
+        }
+    }
+
+    /// An API key acts through the same table with its own role, except that no key manages
+    /// keys, and "self" never matches a key (its id is no user's, but the rule does not rely on it).
+    #[test]
+    fn keys_use_the_table_but_never_manage_keys_nor_are_self() {
+        for role in Role::ALL {
+            let mut key = actor(role, &[10]);
+            key.principal = Principal::ApiKey { name: "ci".into() };
+            let member = actor(role, &[10]);
+            for action in TenantAction::ALL {
+                if action == TenantAction::ManageApiKeys {
+                    assert!(matches!(key.can(action), Decision::Forbidden(_)), "{role:?} key {action:?}");
+                } else {
+                    assert_eq!(key.can(action), member.can(action), "{role:?} key {action:?}");
+                }
+            }
+            let same_id = TargetFacts { user_id: uid(1), role: Role::Viewer, regions: &[] };
+            let got = key.can_member(MemberAction::ChangeStatus, same_id);
+            assert_eq!(got, actor(role, &[10]).can_member(MemberAction::ChangeStatus, TargetFacts { user_id: uid(9), ..same_id }));
         }
     }
 

@@ -80,7 +80,12 @@ pub struct RateLimits {
     pub invite: Limit,
     /// Invitation and reset emails per tenant.
     pub tenant_emails: Limit,
+    /// Requests per API key (also app data of its own, for the guard).
+    pub api_key: std::sync::Arc<ApiKeyLimit>,
 }
+
+/// Requests per API key and minute; the tenant guard takes one for every request a key makes.
+pub struct ApiKeyLimit(pub Limit);
 
 impl RateLimits {
     pub fn new(config: &crate::config::Config) -> Self {
@@ -98,6 +103,11 @@ impl RateLimits {
                 config.rate_tenant_emails_per_hour,
                 Duration::from_secs(3600),
             ),
+            api_key: std::sync::Arc::new(ApiKeyLimit(Limit::new(
+                "requests with this API key",
+                config.rate_api_key_per_minute,
+                Duration::from_secs(60),
+            ))),
         }
     }
 }

@@ -88,6 +88,37 @@ pub struct AuditRow {
     pub request_id: Option<String>,
     pub ip: Option<String>,
     pub created_at: NaiveDateTime,
+    /// The key's (or person's) name when it acted; set for API keys.
+    pub actor_name: Option<String>,
+}
+
+/// An API key of a tenant (its secret is only a digest here).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_keys, treat_none_as_default_value = false)]
+pub struct ApiKeyRow {
+    pub tenant_id: String,
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub role: String,
+    /// JSON array of region ids.
+    pub regions: String,
+    pub prefix: String,
+    pub secret_digest: String,
+    pub previous_digest: Option<String>,
+    pub previous_expires_at: Option<NaiveDateTime>,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: Option<NaiveDateTime>,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+    pub version: i32,
+}
+
+impl ApiKeyRow {
+    pub fn region_ids(&self) -> Vec<String> {
+        serde_json::from_str(&self.regions).unwrap_or_default()
+    }
 }
 
 /// The lower-cased text the `q` filter searches: name, username and email.

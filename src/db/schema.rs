@@ -89,6 +89,7 @@ diesel::table! {
         request_id -> Nullable<Text>,
         ip -> Nullable<Text>,
         created_at -> Timestamp,
+        actor_name -> Nullable<Text>,
     }
 }
 
@@ -216,11 +217,34 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    api_keys (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        name -> Text,
+        kind -> Text,
+        role -> Text,
+        regions -> Text,
+        prefix -> Text,
+        secret_digest -> Text,
+        previous_digest -> Nullable<Text>,
+        previous_expires_at -> Nullable<Timestamp>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        version -> Integer,
+    }
+}
+
+diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(memberships -> tenants (tenant_id));
 diesel::joinable!(regions -> tenants (tenant_id));
 diesel::joinable!(sections -> departments (department_id));
 diesel::allow_tables_to_appear_in_same_query!(
+    api_keys,
     tenants,
     users,
     regions,

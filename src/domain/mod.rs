@@ -1,6 +1,7 @@
 //! Pure domain types: ids, emails, roles, statuses, plans, passwords, region scope. No I/O here.
 //! Values of these types are valid by construction: parse, don't validate.
 
+pub mod api_key;
 pub mod email;
 pub mod ids;
 pub mod password;

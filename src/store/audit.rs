@@ -15,6 +15,8 @@ use crate::error::ApiError;
 /// Who did it.
 pub enum AuditActor {
     User(UserId),
+    /// An API key: its id and name.
+    ApiKey(String, String),
     Platform,
 }
 
@@ -57,9 +59,10 @@ pub(in crate::store) fn record_raw(
     meta: &RequestMeta,
     entry: AuditEntry<'_>,
 ) -> Result<(), ApiError> {
-    let (actor_type, actor_id) = match actor {
-        AuditActor::User(u) => ("user", Some(u.as_text())),
-        AuditActor::Platform => ("platform", None),
+    let (actor_type, actor_id, actor_name) = match actor {
+        AuditActor::User(u) => ("user", Some(u.as_text()), None),
+        AuditActor::ApiKey(id, name) => ("api_key", Some(id), Some(name)),
+        AuditActor::Platform => ("platform", None, None),
     };
     let row = AuditRow {
         id: uuid::Uuid::now_v7().hyphenated().to_string(),
@@ -74,6 +77,7 @@ pub(in crate::store) fn record_raw(
         request_id: meta.request_id.clone(),
         ip: meta.ip.clone(),
         created_at: now(),
+        actor_name,
     };
     diesel::insert_into(a::audit_events).values(&row).execute(conn)?;
     Ok(())
@@ -81,7 +85,11 @@ pub(in crate::store) fn record_raw(
 
 /// Records an event by the context's caller in its tenant.
 pub fn record(conn: &mut AnyConnection, ctx: &TenantContext, entry: AuditEntry<'_>) -> Result<(), ApiError> {
-    record_raw(conn, ctx.tenant_id(), AuditActor::User(ctx.actor().user_id), ctx.meta(), entry)
+    let actor = match ctx.actor().audit_identity() {
+        (_, id, Some(name)) => AuditActor::ApiKey(id, name),
+        _ => AuditActor::User(ctx.actor().user_id),
+    };
+    record_raw(conn, ctx.tenant_id(), actor, ctx.meta(), entry)
 }
 
 #[derive(Debug, Default)]

@@ -538,7 +538,7 @@ fn write(
         audits.push(AuditRow {
             id: uuid::Uuid::now_v7().hyphenated().to_string(),
             tenant_id: tenant.clone(),
-            actor_type: "user".into(),
+            actor_type: ctx.actor().audit_identity().0.into(),
             actor_id: Some(ctx.actor().user_id.as_text()),
             action: "member.created".into(),
             target_type: "member".into(),
@@ -556,6 +556,7 @@ fn write(
             request_id: ctx.meta().request_id.clone(),
             ip: ctx.meta().ip.clone(),
             created_at: at,
+            actor_name: ctx.actor().audit_identity().2,
         });
         out.push(Imported {
             line: row.line,
@@ -597,8 +598,10 @@ fn write(
     }
     if let Delivery::Emails(mailer) = delivery {
         let tenant_name: String = t::tenants.filter(t::id.eq(&tenant)).select(t::name).first(conn)?;
-        let creator: String =
-            u::users.filter(u::id.eq(ctx.actor().user_id.as_text())).select(u::full_name).first(conn)?;
+        let creator: String = match ctx.actor().audit_identity() {
+            (_, _, Some(key_name)) => key_name,
+            _ => u::users.filter(u::id.eq(ctx.actor().user_id.as_text())).select(u::full_name).first(conn)?,
+        };
         for user in &users {
             super::resets::issue_set_password(
                 conn,

@@ -123,10 +123,23 @@ fn send(
     mailer: &Mailer<'_>,
 ) -> Result<(), ApiError> {
     let tenant: String = t::tenants.filter(t::id.eq(&row.tenant_id)).select(t::name).first(conn)?;
-    let (inviter, inviter_email) = u::users
-        .filter(u::id.eq(ctx.actor().user_id.as_text()))
-        .select((u::full_name, u::email))
-        .first::<(String, String)>(conn)?;
+    let (inviter, inviter_email) = match ctx.actor().audit_identity() {
+        // An API key invites in its own name, with its creator's address to reply to.
+        (_, key_id, Some(key_name)) => {
+            use crate::db::schema::api_keys::dsl as k;
+            let creator: String = k::api_keys
+                .filter(k::tenant_id.eq(&row.tenant_id))
+                .filter(k::id.eq(key_id))
+                .select(k::created_by)
+                .first(conn)?;
+            let email = u::users.filter(u::id.eq(creator)).select(u::email).first::<String>(conn).optional()?;
+            (key_name, email.unwrap_or_default())
+        }
+        _ => u::users
+            .filter(u::id.eq(ctx.actor().user_id.as_text()))
+            .select((u::full_name, u::email))
+            .first::<(String, String)>(conn)?,
+    };
     let link = format!("{}/accept-invitation?token={}", mailer.app_url, token.expose_secret());
     let notice =
         Notice::Invitation { tenant, inviter, inviter_email, role: row.role.clone(), link, valid_days: VALID_DAYS };

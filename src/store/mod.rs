@@ -6,6 +6,7 @@
 //! filters by `tenant_id`; nothing here joins rows of different tenants. All functions are
 //! synchronous: call them through `db::run`.
 
+pub mod api_keys;
 pub mod audit;
 pub mod bulk;
 pub mod cursor;

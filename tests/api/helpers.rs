@@ -91,6 +91,7 @@ pub fn config(db_url: &str) -> Config {
         lockout_secs: 60,
         rate_invite_per_hour: 100_000,
         rate_tenant_emails_per_hour: 100_000,
+        rate_api_key_per_minute: 100_000,
         master_key: Some(secrecy::SecretString::from(TEST_MASTER_KEY)),
         cors_origins: Vec::new(),
     }

@@ -184,7 +184,10 @@ pub async fn list_api_keys(
         Some(c) => Some(
             c.parse::<uuid::Uuid>()
                 .map_err(|_| {
-                    ApiError::invalid("cursor", "is not one this list handed out (`next_cursor`); start again without it")
+                    ApiError::invalid(
+                        "cursor",
+                        "is not one this list handed out (`next_cursor`); start again without it",
+                    )
                 })?
                 .hyphenated()
                 .to_string(),
@@ -193,7 +196,11 @@ pub async fn list_api_keys(
     };
     let (rows, next_cursor, total) =
         access.run(&state.pool, move |conn, ctx| api_keys::list(conn, ctx, cursor.as_deref(), limit)).await?;
-    Ok(HttpResponse::Ok().json(ApiKeyPage { items: rows.into_iter().map(ApiKeyView::from).collect(), next_cursor, total }))
+    Ok(HttpResponse::Ok().json(ApiKeyPage {
+        items: rows.into_iter().map(ApiKeyView::from).collect(),
+        next_cursor,
+        total,
+    }))
 }
 
 /// Create an API key (owners).
@@ -276,8 +283,7 @@ pub async fn update_api_key(
     validate(&body)?;
     blank_name(body.name.as_deref())?;
     let version = crate::api::if_match(&req)?;
-    let changes =
-        KeyChanges { name: body.name.map(|n| n.trim().to_string()), role: body.role, regions: body.regions };
+    let changes = KeyChanges { name: body.name.map(|n| n.trim().to_string()), role: body.role, regions: body.regions };
     let row =
         access.run_write(&state.pool, move |conn, ctx| api_keys::update(conn, ctx, &id, changes, version)).await?;
     Ok(key_response(actix_web::http::StatusCode::OK, row))

@@ -85,7 +85,9 @@ as a member with the key's role and regions; never on `/me`, `/auth/*` or the AP
         );
         // Every tenant route but the API-key routes takes a key as well as an access token.
         for (path, item) in openapi.paths.paths.iter_mut() {
-            if !path.starts_with("/api/v1/tenants/{tenant_id}") || path.starts_with("/api/v1/tenants/{tenant_id}/api-keys") {
+            if !path.starts_with("/api/v1/tenants/{tenant_id}")
+                || path.starts_with("/api/v1/tenants/{tenant_id}/api-keys")
+            {
                 continue;
             }
             for op in

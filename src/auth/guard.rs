@@ -17,8 +17,8 @@ use super::policy::{Actor, Principal};
 use super::rate_limit::ApiKeyLimit;
 use crate::db::models::ApiKeyRow;
 use crate::db::schema::{
-    api_keys::dsl as k, membership_regions::dsl as mr, memberships::dsl as m, regions::dsl as r, sessions::dsl as s, tenants::dsl as t,
-    users::dsl as u,
+    api_keys::dsl as k, membership_regions::dsl as mr, memberships::dsl as m, regions::dsl as r, sessions::dsl as s,
+    tenants::dsl as t, users::dsl as u,
 };
 use crate::db::{self, AnyConnection};
 use crate::domain::ids::parse_stored;
@@ -279,12 +279,7 @@ fn bad_key() -> ApiError {
 }
 
 /// The tenant admins' regions, expanded, or the whole tenant for owners.
-fn scope_of(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    role: Role,
-    roots: &[String],
-) -> Result<RegionScope, ApiError> {
+fn scope_of(conn: &mut AnyConnection, tenant: &str, role: Role, roots: &[String]) -> Result<RegionScope, ApiError> {
     if role == Role::Owner {
         return Ok(RegionScope::Tenant);
     }
@@ -318,11 +313,7 @@ impl TenantAccess {
     ) -> Result<TenantContext, ApiError> {
         let at = crate::domain::now();
         let key = k::api_keys
-            .filter(
-                k::secret_digest
-                    .eq(digest)
-                    .or(k::previous_digest.eq(digest).and(k::previous_expires_at.gt(at))),
-            )
+            .filter(k::secret_digest.eq(digest).or(k::previous_digest.eq(digest).and(k::previous_expires_at.gt(at))))
             .filter(k::revoked_at.is_null())
             .select(ApiKeyRow::as_select())
             .first::<ApiKeyRow>(conn)
@@ -474,7 +465,10 @@ fn tenant_access(req: &HttpRequest) -> Result<(web::Data<db::Db>, TenantAccess),
         let limit = req.app_data::<web::Data<ApiKeyLimit>>().cloned();
         crate::error::deferred_problem(req)?;
         let credential = Credential::Key { digest, limit };
-        return Ok((app_data::<db::Db>(req)?, TenantAccess { tenant_id, credential, meta: RequestMeta::from_request(req) }));
+        return Ok((
+            app_data::<db::Db>(req)?,
+            TenantAccess { tenant_id, credential, meta: RequestMeta::from_request(req) },
+        ));
     }
     let (st, claims) = verified_claims(req)?;
     let user_id: UserId =

@@ -79,7 +79,9 @@ pub enum Principal {
     Member,
     /// An API key acting with its own role and regions; [`Actor::user_id`] holds the key's id
     /// (never a user's), and "self" rules never match it.
-    ApiKey { name: String },
+    ApiKey {
+        name: String,
+    },
 }
 
 /// The authenticated member (or API key) acting in a tenant, as the guard found it in the
@@ -382,7 +384,10 @@ mod tests {
             }
             let same_id = TargetFacts { user_id: uid(1), role: Role::Viewer, regions: &[] };
             let got = key.can_member(MemberAction::ChangeStatus, same_id);
-            assert_eq!(got, actor(role, &[10]).can_member(MemberAction::ChangeStatus, TargetFacts { user_id: uid(9), ..same_id }));
+            assert_eq!(
+                got,
+                actor(role, &[10]).can_member(MemberAction::ChangeStatus, TargetFacts { user_id: uid(9), ..same_id })
+            );
         }
     }
 

@@ -51,11 +51,8 @@ pub struct NewSecret {
 pub fn generate(kind: KeyKind) -> NewSecret {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let secret = format!(
-        "{SECRET_MARK}{}_{}",
-        kind.as_str(),
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    );
+    let secret =
+        format!("{SECRET_MARK}{}_{}", kind.as_str(), base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
     let prefix = secret.chars().take(PREFIX_LEN).collect();
     let digest = digest(&secret);
     NewSecret { secret: SecretString::from(secret), prefix, digest }

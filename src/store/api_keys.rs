@@ -48,8 +48,7 @@ fn not_found() -> ApiError {
 /// 422 unless every region is one of this tenant's.
 fn check_regions(conn: &mut AnyConnection, tenant: &str, regions: &[RegionId]) -> Result<(), ApiError> {
     let ids: Vec<String> = regions.iter().map(|r| r.as_text()).collect();
-    let found: i64 =
-        r::regions.filter(r::tenant_id.eq(tenant)).filter(r::id.eq_any(&ids)).count().get_result(conn)?;
+    let found: i64 = r::regions.filter(r::tenant_id.eq(tenant)).filter(r::id.eq_any(&ids)).count().get_result(conn)?;
     let distinct = ids.iter().collect::<std::collections::HashSet<_>>().len();
     if found as usize != distinct {
         return Err(ApiError::invalid("regions", "names a region this tenant does not have"));

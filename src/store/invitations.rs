@@ -135,10 +135,12 @@ fn send(
             let email = u::users.filter(u::id.eq(creator)).select(u::email).first::<String>(conn).optional()?;
             (key_name, email.unwrap_or_default())
         }
-        _ => u::users
-            .filter(u::id.eq(ctx.actor().user_id.as_text()))
-            .select((u::full_name, u::email))
-            .first::<(String, String)>(conn)?,
+        _ => {
+            u::users
+                .filter(u::id.eq(ctx.actor().user_id.as_text()))
+                .select((u::full_name, u::email))
+                .first::<(String, String)>(conn)?
+        }
     };
     let link = format!("{}/accept-invitation?token={}", mailer.app_url, token.expose_secret());
     let notice =

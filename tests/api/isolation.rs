@@ -38,6 +38,30 @@ async fn every_tenant_route_from_another_tenant_is_404_and_leaks_nothing() {
         app.get(&format!("/api/v1/tenants/{bt}/departments"), &b.token).await.json().await.unwrap();
     let b_dept = departments["items"][0]["id"].as_str().unwrap().to_string();
     let b_section = departments["items"][0]["sections"][0]["id"].as_str().unwrap().to_string();
+    let created_key = app
+        .send_json(
+            Method::POST,
+            &format!("/api/v1/tenants/{bt}/api-keys"),
+            &b.token,
+            json!({"name": "Secret key", "kind": "api", "role": "owner"}),
+        )
+        .await;
+    let b_key = created_key.json::<Value>().await.unwrap()["key"]["id"].as_str().unwrap().to_string();
+    // A's owner's own API key walks the same routes.
+    let a_key = app
+        .send_json(
+            Method::POST,
+            &format!("/api/v1/tenants/{at}/api-keys"),
+            &a.token,
+            json!({"name": "A key", "kind": "api", "role": "owner"}),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let name = json!({"name": "x"});
     let body = json!({"job_title": "x"});
     // (method, path, body): B's paths with A's token, then A's paths with B's object ids.
@@ -85,6 +109,20 @@ async fn every_tenant_route_from_another_tenant_is_404_and_leaks_nothing() {
         (Method::GET, format!("/api/v1/tenants/{bt}/invitations/{b_invitation}"), None),
         (Method::POST, format!("/api/v1/tenants/{bt}/invitations/{b_invitation}/resend"), None),
         (Method::DELETE, format!("/api/v1/tenants/{bt}/invitations/{b_invitation}"), None),
+        (Method::GET, format!("/api/v1/tenants/{bt}/api-keys"), None),
+        (
+            Method::POST,
+            format!("/api/v1/tenants/{bt}/api-keys"),
+            Some(json!({"name": "x", "kind": "api", "role": "owner"})),
+        ),
+        (Method::GET, format!("/api/v1/tenants/{bt}/api-keys/{b_key}"), None),
+        (Method::PATCH, format!("/api/v1/tenants/{bt}/api-keys/{b_key}"), Some(json!({"role": "viewer"}))),
+        (Method::POST, format!("/api/v1/tenants/{bt}/api-keys/{b_key}/rotate"), None),
+        (Method::DELETE, format!("/api/v1/tenants/{bt}/api-keys/{b_key}"), None),
+        (Method::GET, format!("/api/v1/tenants/{at}/api-keys/{b_key}"), None),
+        (Method::PATCH, format!("/api/v1/tenants/{at}/api-keys/{b_key}"), Some(json!({"role": "viewer"}))),
+        (Method::POST, format!("/api/v1/tenants/{at}/api-keys/{b_key}/rotate"), None),
+        (Method::DELETE, format!("/api/v1/tenants/{at}/api-keys/{b_key}"), None),
         (Method::GET, format!("/api/v1/tenants/{bt}/departments"), None),
         (Method::POST, format!("/api/v1/tenants/{bt}/departments"), Some(name.clone())),
         (Method::GET, format!("/api/v1/tenants/{bt}/departments/{b_dept}"), None),
@@ -114,18 +152,29 @@ async fn every_tenant_route_from_another_tenant_is_404_and_leaks_nothing() {
         (Method::POST, format!("/api/v1/tenants/{at}/departments/{b_dept}/sections"), Some(name.clone())),
         (Method::GET, format!("/api/v1/tenants/{at}/departments/{b_dept}/sections/{b_section}"), None),
     ];
-    for (method, path, body) in &routes {
-        let mut rb = app.request(method.clone(), path, Some(&a.token));
-        if let Some(b) = body {
-            rb = rb.json(b);
+    // With A's token, then with A's API key (which never manages keys, even A's own: 403).
+    for credential in [&a.token, &a_key] {
+        for (method, path, body) in &routes {
+            let mut rb = app.request(method.clone(), path, Some(credential));
+            if let Some(b) = body {
+                rb = rb.json(b);
+            }
+            let res = rb.send().await.unwrap();
+            let expected = if credential == &a_key && path.starts_with(&format!("/api/v1/tenants/{at}/api-keys")) {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            assert_eq!(res.status(), expected, "{method} {path}");
+            let text = res.text().await.unwrap();
+            assert!(
+                !text.contains(b_email)
+                    && !text.contains("Secret region")
+                    && !text.contains("Secret dept")
+                    && !text.contains("Secret key"),
+                "{method} {path} leaked: {text}"
+            );
         }
-        let res = rb.send().await.unwrap();
-        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{method} {path}");
-        let text = res.text().await.unwrap();
-        assert!(
-            !text.contains(b_email) && !text.contains("Secret region") && !text.contains("Secret dept"),
-            "{method} {path} leaked: {text}"
-        );
     }
     // In A's own tenant, B's member is an item not found; A's lists and counts hold nothing of B.
     let res = app
@@ -161,7 +210,14 @@ async fn every_tenant_route_from_another_tenant_is_404_and_leaks_nothing() {
     let b_view: Value = app.get(&format!("/api/v1/tenants/{bt}/users/{b_user}"), &b.token).await.json().await.unwrap();
     assert_eq!(b_view["status"], "active");
     assert_eq!(b_view["job_title"], Value::Null);
-    assert_eq!(app.audit_count(&b).await, 4, "tenant.created, region.created, member.created, invitation.created only");
+    assert_eq!(
+        app.audit_count(&b).await,
+        5,
+        "tenant.created, region.created, member.created, invitation.created, api_key.created only"
+    );
+    let b_key_view: Value =
+        app.get(&format!("/api/v1/tenants/{bt}/api-keys/{b_key}"), &b.token).await.json().await.unwrap();
+    assert_eq!((b_key_view["role"].as_str(), b_key_view["revoked_at"].clone()), (Some("owner"), Value::Null));
     let invitation: Value =
         app.get(&format!("/api/v1/tenants/{bt}/invitations/{b_invitation}"), &b.token).await.json().await.unwrap();
     assert_eq!((invitation["status"].as_str(), invitation["sent_count"].as_i64()), (Some("pending"), Some(1)));

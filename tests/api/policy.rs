@@ -285,7 +285,21 @@ async fn self_rows_and_tenant_wide_actions() {
             StatusCode::FORBIDDEN
         );
         assert_eq!(app.get(&format!("{tenant}/audit-events"), &p.token).await.status(), StatusCode::FORBIDDEN);
+        assert_eq!(app.get(&format!("{tenant}/api-keys"), &p.token).await.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            app.send_json(
+                Method::POST,
+                &format!("{tenant}/api-keys"),
+                &p.token,
+                json!({"name": "K", "kind": "api", "role": "viewer"})
+            )
+            .await
+            .status(),
+            StatusCode::FORBIDDEN
+        );
     }
+    // API keys: owners only.
+    assert_eq!(app.get(&format!("{tenant}/api-keys"), &owner.token).await.status(), StatusCode::OK);
 
     // Switching admins off leaves them only their own row (their token stays valid).
     let res = app

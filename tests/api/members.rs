@@ -454,6 +454,7 @@ async fn idempotency_key_replays_the_first_answer() {
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["id"], first["id"]);
     assert!(again.get("temporary_password").is_none(), "secrets are never stored for replay");
+    assert_eq!(again["delivery"], "temporary_password", "a replay has the shape of the first answer");
     // Same key, different request: refused. A new key: a real create (here, already a member).
     let other = send("key-1", json!({"email": "other@example.test", "full_name": "O", "role": "viewer"})).await;
     let problem = assert_problem(other, 409).await;

@@ -156,6 +156,10 @@ pub async fn create_member(
     let idem = crate::api::idempotency_key(&req)?;
     let body = body.into_inner();
     let delivery = body.delivery;
+    let delivery_text = match delivery {
+        Delivery::TemporaryPassword => "temporary_password",
+        Delivery::Email => "email",
+    };
     let (new, typed) = body.parse()?;
     let email = new.email.as_str().to_string();
     // What the person is invited with when the email already has an account.
@@ -164,7 +168,15 @@ pub async fn create_member(
     let create = move |conn: &mut crate::db::AnyConnection,
                        ctx: &TenantContext,
                        credential: members::Credential<'_>| {
-        let render = |rec: &members::MemberRecord| serde_json::to_string(&MemberView::from(rec)).unwrap_or_default();
+        // A replay has the first answer's shape, without the temporary password (never stored).
+        let render = |rec: &members::MemberRecord| {
+            let replay = MemberCreated {
+                member: MemberView::from(rec),
+                temporary_password: None,
+                delivery: delivery_text.into(),
+            };
+            serde_json::to_string(&replay).unwrap_or_default()
+        };
         members::create(conn, ctx, new, credential, idem.as_ref().map(|k| (k, &render as members::RenderReplay<'_>)))
     };
     let (secret, ctx, created) = match (delivery, typed) {

@@ -133,8 +133,17 @@ pub struct UpdateApiKeyRequest {
 pub struct RotateApiKeyRequest {
     /// 0 (the default: the old secret stops at once) to 86400 (24 hours).
     #[schema(minimum = 0, maximum = 86400)]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_seconds")]
     pub grace_seconds: i64,
+}
+
+/// A whole number of seconds, also when written as `3600.0` (JSON does not tell them apart).
+fn whole_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if !v.is_finite() || v.fract() != 0.0 || v.abs() > 1e15 {
+        return Err(serde::de::Error::custom("must be a whole number of seconds"));
+    }
+    Ok(v as i64)
 }
 
 /// Paging for the key list.
@@ -243,6 +252,9 @@ pub async fn create_api_key(
 }
 
 /// Read one API key (owners).
+///
+/// Its name, kind, role, regions, the secret's first characters, and when it was created, last
+/// used, expires or was revoked; never the secret. The `ETag` carries its version for `If-Match`.
 #[utoipa::path(tag = "api-keys", security(("bearer_auth" = [])),
     params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), ("key_id" = uuid::Uuid, Path, description = "The key's id")),
     responses((status = 200, body = ApiKeyView, headers(("ETag" = String))),

@@ -197,6 +197,16 @@ async fn a_key_acts_as_its_role_and_regions_and_is_audited_as_itself() {
         .await
         .unwrap();
     assert_eq!(filtered["total"], 1, "{filtered}");
+    // Its regions changed: it acts with the new ones from its next request.
+    let res = app
+        .send_json(Method::PATCH, &format!("{}/{key_id}", keys_path(&owner)), &owner.token, json!({"regions": [south]}))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let list = app.get(&format!("{}?limit=200", users(&owner)), &admin_key.token).await.text().await.unwrap();
+    assert!(
+        !list.contains(in_north["id"].as_str().unwrap()) && list.contains(in_south["id"].as_str().unwrap()),
+        "{list}"
+    );
     // A viewer key reads but never writes members.
     let viewer = create_key(&app, &owner, json!({"name": "Reader", "kind": "api", "role": "viewer"})).await;
     let viewer_key = Persona { token: secret(&viewer), ..owner.clone() };

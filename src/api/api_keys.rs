@@ -14,7 +14,7 @@ use crate::auth::TenantAccess;
 use crate::auth::guard::parse_path_id;
 use crate::db::models::ApiKeyRow;
 use crate::domain::api_key::{KeyKind, reveal};
-use crate::domain::{RegionId, Role};
+use crate::domain::{ApiKeyId, RegionId, Role};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::api_keys::{self, KeyChanges, NewKey};
@@ -158,8 +158,8 @@ pub struct ApiKeyListParams {
     pub cursor: Option<String>,
 }
 
-fn key_id(req: &HttpRequest) -> Result<String, ApiError> {
-    parse_path_id::<uuid::Uuid>(req, "key_id").map(|id| id.hyphenated().to_string())
+fn key_id(req: &HttpRequest) -> Result<ApiKeyId, ApiError> {
+    parse_path_id(req, "key_id")
 }
 
 fn blank_name(name: Option<&str>) -> Result<(), ApiError> {
@@ -267,7 +267,7 @@ pub async fn get_api_key(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = key_id(&req)?;
-    let row = access.run(&state.pool, move |conn, ctx| api_keys::get(conn, ctx, &id)).await?;
+    let row = access.run(&state.pool, move |conn, ctx| api_keys::get(conn, ctx, id)).await?;
     Ok(key_response(actix_web::http::StatusCode::OK, row))
 }
 
@@ -296,8 +296,7 @@ pub async fn update_api_key(
     blank_name(body.name.as_deref())?;
     let version = crate::api::if_match(&req)?;
     let changes = KeyChanges { name: body.name.map(|n| n.trim().to_string()), role: body.role, regions: body.regions };
-    let row =
-        access.run_write(&state.pool, move |conn, ctx| api_keys::update(conn, ctx, &id, changes, version)).await?;
+    let row = access.run_write(&state.pool, move |conn, ctx| api_keys::update(conn, ctx, id, changes, version)).await?;
     Ok(key_response(actix_web::http::StatusCode::OK, row))
 }
 
@@ -327,7 +326,7 @@ pub async fn rotate_api_key(
         return Err(ApiError::invalid("grace_seconds", "must be between 0 and 86400"));
     }
     let grace = body.grace_seconds;
-    let (row, secret) = access.run_write(&state.pool, move |conn, ctx| api_keys::rotate(conn, ctx, &id, grace)).await?;
+    let (row, secret) = access.run_write(&state.pool, move |conn, ctx| api_keys::rotate(conn, ctx, id, grace)).await?;
     Ok(HttpResponse::Ok()
         .insert_header(crate::api::etag(row.version))
         .json(ApiKeyWithSecret { key: ApiKeyView::from(row), secret: reveal(&secret) }))
@@ -350,7 +349,7 @@ pub async fn revoke_api_key(
 ) -> Result<HttpResponse, ApiError> {
     let id = key_id(&req)?;
     let version = crate::api::if_match(&req)?;
-    access.run_write(&state.pool, move |conn, ctx| api_keys::revoke(conn, ctx, &id, version)).await?;
+    access.run_write(&state.pool, move |conn, ctx| api_keys::revoke(conn, ctx, id, version)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -58,6 +58,10 @@ id_type!(
     /// Identifies a region of one tenant.
     RegionId
 );
+id_type!(
+    /// Identifies an API key of one tenant (not its secret).
+    ApiKeyId
+);
 
 /// Parses a stored id; stored ids are always valid, so a failure is a data corruption.
 pub fn parse_stored<T: FromStr + Default>(s: &str) -> T {

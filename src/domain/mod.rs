@@ -10,7 +10,7 @@ pub mod role;
 pub mod time;
 
 pub use email::EmailAddress;
-pub use ids::{RegionId, TenantId, UserId};
+pub use ids::{ApiKeyId, RegionId, TenantId, UserId};
 pub use region_scope::RegionScope;
 pub use role::{MemberStatus, Plan, Role};
 

@@ -15,7 +15,7 @@ use crate::db::AnyConnection;
 use crate::db::models::ApiKeyRow;
 use crate::db::schema::{api_keys::dsl as k, regions::dsl as r};
 use crate::domain::api_key::{self, KeyKind};
-use crate::domain::{RegionId, Role, now};
+use crate::domain::{ApiKeyId, RegionId, Role, now};
 use crate::error::ApiError;
 
 /// A key to create.
@@ -56,10 +56,10 @@ fn check_regions(conn: &mut AnyConnection, tenant: &str, regions: &[RegionId]) -
     Ok(())
 }
 
-fn load(conn: &mut AnyConnection, ctx: &TenantContext, id: &str) -> Result<ApiKeyRow, ApiError> {
+fn load(conn: &mut AnyConnection, ctx: &TenantContext, id: ApiKeyId) -> Result<ApiKeyRow, ApiError> {
     k::api_keys
         .filter(k::tenant_id.eq(ctx.tenant_text()))
-        .filter(k::id.eq(id))
+        .filter(k::id.eq(id.as_text()))
         .select(ApiKeyRow::as_select())
         .first(conn)
         .optional()?
@@ -85,7 +85,7 @@ pub fn create(
         let at = now();
         let row = ApiKeyRow {
             tenant_id: tenant.clone(),
-            id: uuid::Uuid::now_v7().hyphenated().to_string(),
+            id: ApiKeyId::new().as_text(),
             name: new.name,
             kind: new.kind.as_str().into(),
             role: new.role.as_str().into(),
@@ -135,7 +135,7 @@ pub fn list(
     Ok((page, next, total))
 }
 
-pub fn get(conn: &mut AnyConnection, ctx: &TenantContext, id: &str) -> Result<ApiKeyRow, ApiError> {
+pub fn get(conn: &mut AnyConnection, ctx: &TenantContext, id: ApiKeyId) -> Result<ApiKeyRow, ApiError> {
     ctx.actor().require(TenantAction::ManageApiKeys)?;
     load(conn, ctx, id)
 }
@@ -144,7 +144,7 @@ pub fn get(conn: &mut AnyConnection, ctx: &TenantContext, id: &str) -> Result<Ap
 pub fn update(
     conn: &mut AnyConnection,
     ctx: &TenantContext,
-    id: &str,
+    id: ApiKeyId,
     changes: KeyChanges,
     if_match: Option<i32>,
 ) -> Result<ApiKeyRow, ApiError> {
@@ -167,7 +167,7 @@ pub fn update(
         ctx.actor().require_grant(role, &regions)?;
         check_regions(conn, &tenant, &regions)?;
         let name = changes.name.unwrap_or_else(|| before.name.clone());
-        diesel::update(k::api_keys.filter(k::tenant_id.eq(&tenant)).filter(k::id.eq(id)))
+        diesel::update(k::api_keys.filter(k::tenant_id.eq(&tenant)).filter(k::id.eq(id.as_text())))
             .set((
                 k::name.eq(&name),
                 k::role.eq(role.as_str()),
@@ -179,7 +179,7 @@ pub fn update(
         let entry = AuditEntry {
             action: "api_key.updated",
             target_type: "api_key",
-            target_id: Some(id.to_string()),
+            target_id: Some(id.as_text()),
             before: Some(state(&before)),
             after: Some(state(&after)),
         };
@@ -192,7 +192,7 @@ pub fn update(
 pub fn rotate(
     conn: &mut AnyConnection,
     ctx: &TenantContext,
-    id: &str,
+    id: ApiKeyId,
     grace_seconds: i64,
 ) -> Result<(ApiKeyRow, SecretString), ApiError> {
     ctx.actor().require(TenantAction::ManageApiKeys)?;
@@ -210,7 +210,7 @@ pub fn rotate(
         } else {
             (None, None)
         };
-        diesel::update(k::api_keys.filter(k::tenant_id.eq(&tenant)).filter(k::id.eq(id)))
+        diesel::update(k::api_keys.filter(k::tenant_id.eq(&tenant)).filter(k::id.eq(id.as_text())))
             .set((
                 k::secret_digest.eq(&secret.digest),
                 k::prefix.eq(&secret.prefix),
@@ -222,7 +222,7 @@ pub fn rotate(
         let entry = AuditEntry {
             action: "api_key.rotated",
             target_type: "api_key",
-            target_id: Some(id.to_string()),
+            target_id: Some(id.as_text()),
             before: Some(json!({"prefix": before.prefix})),
             after: Some(json!({"prefix": after.prefix, "grace_seconds": grace_seconds})),
         };
@@ -233,7 +233,12 @@ pub fn rotate(
 
 /// Revokes a key at once (the guard looks it up on every request, on every instance). The
 /// row stays, so the audit log and the list still name it. Revoking again changes nothing.
-pub fn revoke(conn: &mut AnyConnection, ctx: &TenantContext, id: &str, if_match: Option<i32>) -> Result<(), ApiError> {
+pub fn revoke(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    id: ApiKeyId,
+    if_match: Option<i32>,
+) -> Result<(), ApiError> {
     ctx.actor().require(TenantAction::ManageApiKeys)?;
     let tenant = ctx.tenant_text();
     super::tenant_write(conn, ctx, |conn| {
@@ -242,7 +247,7 @@ pub fn revoke(conn: &mut AnyConnection, ctx: &TenantContext, id: &str, if_match:
         if before.revoked_at.is_some() {
             return Ok(());
         }
-        diesel::update(k::api_keys.filter(k::tenant_id.eq(&tenant)).filter(k::id.eq(id)))
+        diesel::update(k::api_keys.filter(k::tenant_id.eq(&tenant)).filter(k::id.eq(id.as_text())))
             .set((
                 k::revoked_at.eq(now()),
                 k::previous_digest.eq(None::<String>),
@@ -253,7 +258,7 @@ pub fn revoke(conn: &mut AnyConnection, ctx: &TenantContext, id: &str, if_match:
         let entry = AuditEntry {
             action: "api_key.revoked",
             target_type: "api_key",
-            target_id: Some(id.to_string()),
+            target_id: Some(id.as_text()),
             before: Some(state(&before)),
             after: None,
         };

@@ -189,20 +189,7 @@ pub async fn list_api_keys(
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
     let limit = page_limit(q.limit)?;
-    let cursor = match q.cursor {
-        Some(c) => Some(
-            c.parse::<uuid::Uuid>()
-                .map_err(|_| {
-                    ApiError::invalid(
-                        "cursor",
-                        "is not one this list handed out (`next_cursor`); start again without it",
-                    )
-                })?
-                .hyphenated()
-                .to_string(),
-        ),
-        None => None,
-    };
+    let cursor = crate::store::cursor::decode_id(q.cursor.as_deref())?;
     let (rows, next_cursor, total) =
         access.run(&state.pool, move |conn, ctx| api_keys::list(conn, ctx, cursor.as_deref(), limit)).await?;
     Ok(HttpResponse::Ok().json(ApiKeyPage {

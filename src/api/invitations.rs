@@ -213,19 +213,7 @@ pub async fn list_invitations(
         })?),
     };
     let limit = page_limit(q.limit)?;
-    let cursor = match q.cursor {
-        Some(c) => Some(
-            c.parse::<uuid::Uuid>()
-                .map_err(|_| {
-                    ApiError::invalid(
-                        "cursor",
-                        "is not one this list handed out (`next_cursor`); start again without it",
-                    )
-                })?
-                .to_string(),
-        ),
-        None => None,
-    };
+    let cursor = crate::store::cursor::decode_id(q.cursor.as_deref())?;
     let (rows, next_cursor) = access
         .run(&state.pool, move |conn, ctx| invitations::list(conn, ctx, status, cursor.as_deref(), limit))
         .await?;

@@ -125,9 +125,7 @@ fn cursor_time_text(t: &NaiveDateTime) -> String {
 
 /// The time in a `created_at` cursor (read back by [`cursor_time_text`]'s format).
 fn cursor_time(key: &str) -> Result<NaiveDateTime, ApiError> {
-    NaiveDateTime::parse_from_str(key, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| {
-        ApiError::invalid("cursor", "is not one this list handed out (`next_cursor`); start again without it")
-    })
+    NaiveDateTime::parse_from_str(key, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| crate::store::cursor::not_handed_out())
 }
 
 /// Everything besides the tenant and its version that decides a list's matches and their

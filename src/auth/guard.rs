@@ -404,14 +404,7 @@ impl TenantAccess {
         F: FnOnce(&mut AnyConnection, &TenantContext) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        let (out, touch) = db::run(db, move |conn| {
-            let ctx = self.authorize(conn)?;
-            let touch = ctx.key_to_touch();
-            f(conn, &ctx).map(|out| (out, touch))
-        })
-        .await?;
-        touch_key_later(db, touch).await;
-        Ok(out)
+        run_checked(self, db, f).await
     }
 
     /// Like [`TenantAccess::run`], on the writer.
@@ -420,14 +413,7 @@ impl TenantAccess {
         F: FnOnce(&mut AnyConnection, &TenantContext) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        db::run_write(db, move |conn| {
-            let ctx = self.authorize(conn)?;
-            if let Some((tenant, key)) = ctx.key_to_touch() {
-                touch_key(conn, &tenant, &key)?;
-            }
-            f(conn, &ctx)
-        })
-        .await
+        run_write_checked(self, db, f).await
     }
 
     /// Checks the caller now, for handlers that need the context before their database work.
@@ -574,14 +560,7 @@ impl AgentAccess {
         F: FnOnce(&mut AnyConnection, &AgentContext) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        let (out, touch) = db::run(db, move |conn| {
-            let agent = self.authorize(conn)?;
-            let touch = agent.ctx.key_to_touch();
-            f(conn, &agent).map(|out| (out, touch))
-        })
-        .await?;
-        touch_key_later(db, touch).await;
-        Ok(out)
+        run_checked(self, db, f).await
     }
 
     /// Like [`AgentAccess::run`], on the writer.
@@ -590,15 +569,71 @@ impl AgentAccess {
         F: FnOnce(&mut AnyConnection, &AgentContext) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        db::run_write(db, move |conn| {
-            let agent = self.authorize(conn)?;
-            if let Some((tenant, key)) = agent.ctx.key_to_touch() {
-                touch_key(conn, &tenant, &key)?;
-            }
-            f(conn, &agent)
-        })
-        .await
+        run_write_checked(self, db, f).await
     }
+}
+
+/// A credential that is checked on the same connection as the work it guards.
+trait Checked: Send + 'static {
+    type Context: Send + 'static;
+    fn authorize(&self, conn: &mut AnyConnection) -> Result<Self::Context, ApiError>;
+    /// The API key to mark as used, if any (see [`touch_key`]).
+    fn key_to_touch(ctx: &Self::Context) -> Option<(String, String)>;
+}
+
+impl Checked for TenantAccess {
+    type Context = TenantContext;
+    fn authorize(&self, conn: &mut AnyConnection) -> Result<TenantContext, ApiError> {
+        TenantAccess::authorize(self, conn)
+    }
+    fn key_to_touch(ctx: &TenantContext) -> Option<(String, String)> {
+        ctx.key_to_touch()
+    }
+}
+
+impl Checked for AgentAccess {
+    type Context = AgentContext;
+    fn authorize(&self, conn: &mut AnyConnection) -> Result<AgentContext, ApiError> {
+        AgentAccess::authorize(self, conn)
+    }
+    fn key_to_touch(agent: &AgentContext) -> Option<(String, String)> {
+        agent.ctx.key_to_touch()
+    }
+}
+
+/// Checks `access` and runs a read with its context in one blocking call; a key's last use is
+/// written afterwards, on the writer.
+async fn run_checked<A, T, F>(access: A, db: &db::Db, f: F) -> Result<T, ApiError>
+where
+    A: Checked,
+    F: FnOnce(&mut AnyConnection, &A::Context) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let (out, touch) = db::run(db, move |conn| {
+        let ctx = access.authorize(conn)?;
+        let touch = A::key_to_touch(&ctx);
+        f(conn, &ctx).map(|out| (out, touch))
+    })
+    .await?;
+    touch_key_later(db, touch).await;
+    Ok(out)
+}
+
+/// Checks `access` and runs a write with its context on the writer.
+async fn run_write_checked<A, T, F>(access: A, db: &db::Db, f: F) -> Result<T, ApiError>
+where
+    A: Checked,
+    F: FnOnce(&mut AnyConnection, &A::Context) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    db::run_write(db, move |conn| {
+        let ctx = access.authorize(conn)?;
+        if let Some((tenant, key)) = A::key_to_touch(&ctx) {
+            touch_key(conn, &tenant, &key)?;
+        }
+        f(conn, &ctx)
+    })
+    .await
 }
 
 fn agent_access(req: &HttpRequest) -> Result<AgentAccess, ApiError> {

@@ -399,6 +399,41 @@ mod tests {
         }
     }
 
+    /// Approving is decided as enabling is, rejecting as deleting, for every caller and target
+    /// (in scope, out of scope, above admin, without regions).
+    #[test]
+    fn approve_and_reject_follow_enable_and_delete() {
+        let mut switched_off = actor(Role::Admin, &[10]);
+        switched_off.admins_can_manage_users = false;
+        let callers = [
+            actor(Role::Owner, &[]),
+            actor(Role::Admin, &[10]),
+            switched_off,
+            actor(Role::Operator, &[10]),
+            actor(Role::Viewer, &[10]),
+        ];
+        let (inside, outside) = ([rid(10)], [rid(20)]);
+        for caller in &callers {
+            for role in Role::ALL {
+                for regions in [&inside[..], &outside[..], &[]] {
+                    let target = TargetFacts { user_id: uid(2), role, regions };
+                    let (enable, delete) = (
+                        caller.can_member(MemberAction::ChangeStatus, target),
+                        caller.can_member(MemberAction::Delete, target),
+                    );
+                    assert_eq!(caller.can_member(MemberAction::Approve, target), enable, "{caller:?} {role:?}");
+                    assert_eq!(caller.can_member(MemberAction::Reject, target), delete, "{caller:?} {role:?}");
+                }
+            }
+            assert_eq!(caller.can_ever(MemberAction::Approve), caller.can_ever(MemberAction::ChangeStatus));
+            assert_eq!(caller.can_ever(MemberAction::Reject), caller.can_ever(MemberAction::Delete));
+        }
+        let viewer_in = TargetFacts { user_id: uid(2), role: Role::Viewer, regions: &inside };
+        assert_eq!(actor(Role::Admin, &[10]).can_member(MemberAction::Approve, viewer_in), Decision::Allow);
+        let admin_in = TargetFacts { user_id: uid(2), role: Role::Admin, regions: &inside };
+        assert!(matches!(actor(Role::Admin, &[10]).can_member(MemberAction::Reject, admin_in), Decision::Forbidden(_)));
+    }
+
     #[test]
     fn admins_switched_off_keep_only_self() {
         let mut admin = actor(Role::Admin, &[10]);

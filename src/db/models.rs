@@ -125,8 +125,8 @@ impl ApiKeyRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = enrollments, treat_none_as_default_value = false)]
 pub struct EnrollmentRow {
-    pub id: String,
     pub tenant_id: String,
+    pub id: String,
     pub user_id: String,
     /// The agent key that enrolled (last).
     pub api_key_id: String,

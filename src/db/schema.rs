@@ -248,9 +248,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    enrollments (id) {
-        id -> Text,
+    enrollments (tenant_id, id) {
         tenant_id -> Text,
+        id -> Text,
         user_id -> Text,
         api_key_id -> Text,
         agent_id -> Text,

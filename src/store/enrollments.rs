@@ -95,7 +95,7 @@ pub fn enrol(conn: &mut AnyConnection, agent: &AgentContext, who: Enrolment) -> 
             .optional()?;
         let row = match existing {
             Some(row) => {
-                diesel::update(e::enrollments.filter(e::id.eq(&row.id)))
+                diesel::update(e::enrollments.filter(e::tenant_id.eq(&tenant)).filter(e::id.eq(&row.id)))
                     .set((
                         e::api_key_id.eq(&agent.key_id),
                         e::hostname.eq(&who.hostname),
@@ -371,6 +371,7 @@ pub fn open_completion(conn: &mut AnyConnection, token: &SecretString) -> Result
         .ok_or_else(no_such_link)?;
     let os_username = os_username_of(conn, &tenant, &user)?;
     let device = e::enrollments
+        .filter(e::tenant_id.eq(&tenant))
         .filter(e::id.eq(&enrollment))
         .select(EnrollmentRow::as_select())
         .first::<EnrollmentRow>(conn)

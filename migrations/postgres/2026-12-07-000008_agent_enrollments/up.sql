@@ -15,8 +15,8 @@ CREATE TABLE member_os_usernames (
 CREATE UNIQUE INDEX member_os_usernames_key ON member_os_usernames (tenant_id, os_username_key);
 
 CREATE TABLE enrollments (
-    id TEXT PRIMARY KEY,
     tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    id TEXT NOT NULL,
     user_id TEXT NOT NULL,
     api_key_id TEXT NOT NULL,
     agent_id TEXT NOT NULL,
@@ -25,7 +25,8 @@ CREATE TABLE enrollments (
     os_username TEXT NOT NULL,
     rejected_at TIMESTAMP,
     created_at TIMESTAMP NOT NULL,
-    updated_at TIMESTAMP NOT NULL
+    updated_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (tenant_id, id)
 );
 CREATE UNIQUE INDEX enrollments_device ON enrollments (tenant_id, agent_id, user_id);
 CREATE INDEX enrollments_member ON enrollments (tenant_id, user_id);

@@ -36,6 +36,9 @@ pub fn render(notice: &Notice) -> Email {
         Notice::SetPassword { full_name, tenant, creator, link, valid_days } => {
             set_password(full_name, tenant, creator, link, *valid_days)
         }
+        Notice::ConfirmEmail { full_name, tenant, link, valid_days } => {
+            confirm_email(full_name, tenant, link, *valid_days)
+        }
         Notice::Rendered { subject, text, html } => {
             Email { subject: subject.clone(), text: text.clone(), html: html.clone() }
         }
@@ -229,6 +232,24 @@ fn set_password(full_name: &str, tenant: &str, creator: &str, link: &str, valid_
         "Choose your password",
         link,
         "If you did not expect this, ignore this email: nobody can sign in to the account until a password is chosen.",
+    )
+}
+
+/// "Confirm your email": the address a person gave when completing the profile a device agent
+/// started; following the link makes it their sign-in address.
+fn confirm_email(full_name: &str, tenant: &str, link: &str, valid_days: i64) -> Email {
+    compose(
+        format!("Confirm your email for {tenant} on Roster"),
+        &format!("Hello {full_name},"),
+        &[
+            format!("You completed your Roster profile as a member of {tenant} and gave this address."),
+            format!(
+                "Confirm it with the link below; it works once, for {valid_days} days. You sign in with it once an admin has approved your device."
+            ),
+        ],
+        "Confirm your email",
+        link,
+        "If this was not you, ignore this email: the address is not used until it is confirmed.",
     )
 }
 

@@ -1,6 +1,7 @@
 //! HTTP layer: handlers per resource, the OpenAPI document, and shared request helpers.
 //! Handlers parse and shape; the store decides and writes; the policy lives in `auth::policy`.
 
+pub mod agents;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
@@ -48,6 +49,7 @@ Every error is an RFC 9457 `application/problem+json` document.",
         (name = "departments", description = "Departments and their sections"),
         (name = "regions", description = "Regions of a tenant"),
         (name = "api-keys", description = "API keys: long-lived credentials for a tenant's automation"),
+        (name = "agents", description = "Device agents: enrol the people signed in on a device for an admin's approval; the person completes their profile"),
         (name = "audit", description = "The audit log"),
         (name = "health", description = "Probes and keys"),
     )
@@ -101,6 +103,19 @@ as a member with the key's role and regions; never on `/me`, `/auth/*` or the AP
                 }
             }
         }
+        components.add_security_scheme(
+            "agent_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("rk_agent_<43 characters of base64url>")
+                    .description(Some(
+                        "A device agent's key: an API key of kind `agent` (`rk_agent_...`). Reaches only the \
+`/api/v1/agent/...` routes, in the key's own tenant.",
+                    ))
+                    .build(),
+            ),
+        );
         components.add_security_scheme(
             "platform_token",
             SecurityScheme::Http(
@@ -203,6 +218,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(departments::configure)
         .configure(regions::configure)
         .configure(api_keys::configure)
+        .configure(agents::configure)
         .configure(audit::configure);
 }
 

@@ -278,6 +278,19 @@ fn bad_key() -> ApiError {
     ApiError::Unauthorized("the access token is invalid".into())
 }
 
+/// The live key with this secret digest (current, or the previous one in its rotation's grace
+/// period): not revoked, not expired. Anything else answers as a bad token.
+fn find_key(conn: &mut AnyConnection, digest: &str, at: chrono::NaiveDateTime) -> Result<ApiKeyRow, ApiError> {
+    k::api_keys
+        .filter(k::secret_digest.eq(digest).or(k::previous_digest.eq(digest).and(k::previous_expires_at.gt(at))))
+        .filter(k::revoked_at.is_null())
+        .select(ApiKeyRow::as_select())
+        .first::<ApiKeyRow>(conn)
+        .optional()?
+        .filter(|key| key.expires_at.is_none_or(|e| e > at))
+        .ok_or_else(bad_key)
+}
+
 /// The tenant admins' regions, expanded, or the whole tenant for owners.
 fn scope_of(conn: &mut AnyConnection, tenant: &str, role: Role, roots: &[String]) -> Result<RegionScope, ApiError> {
     if role == Role::Owner {
@@ -312,14 +325,7 @@ impl TenantAccess {
         limit: Option<&ApiKeyLimit>,
     ) -> Result<TenantContext, ApiError> {
         let at = crate::domain::now();
-        let key = k::api_keys
-            .filter(k::secret_digest.eq(digest).or(k::previous_digest.eq(digest).and(k::previous_expires_at.gt(at))))
-            .filter(k::revoked_at.is_null())
-            .select(ApiKeyRow::as_select())
-            .first::<ApiKeyRow>(conn)
-            .optional()?
-            .filter(|key| key.expires_at.is_none_or(|e| e > at))
-            .ok_or_else(bad_key)?;
+        let key = find_key(conn, digest, at)?;
         let tenant = self.tenant_id.as_text();
         if key.tenant_id != tenant {
             return Err(ApiError::not_found(format!("tenant {tenant} not found (your API key is for another tenant)")));
@@ -503,6 +509,123 @@ impl FromRequest for TenantContext {
             let (db, access) = checked?;
             access.check(&db).await
         })
+    }
+}
+
+/// A device agent's request (`/api/v1/agent/...`): an `agent` key, whose tenant is the one it
+/// acts in. Like [`TenantAccess`], checked against the database on the connection that does
+/// the work.
+pub struct AgentAccess {
+    digest: String,
+    limit: Option<web::Data<ApiKeyLimit>>,
+    meta: RequestMeta,
+}
+
+/// A checked agent key: the tenant context it acts in (the key as actor, audited by name), and
+/// the role and regions the people it enrols get.
+#[derive(Debug, Clone)]
+pub struct AgentContext {
+    pub ctx: TenantContext,
+    pub key_id: String,
+    pub role: Role,
+    pub regions: Vec<RegionId>,
+}
+
+impl AgentAccess {
+    pub fn authorize(&self, conn: &mut AnyConnection) -> Result<AgentContext, ApiError> {
+        let at = crate::domain::now();
+        let key = find_key(conn, &self.digest, at)?;
+        if key.kind != crate::domain::api_key::KeyKind::Agent.as_str() {
+            return Err(ApiError::forbidden(
+                "key-kind-not-allowed",
+                format!(
+                    "an API key of kind `{}` cannot call the agent routes; only `agent` keys enrol devices",
+                    key.kind
+                ),
+            ));
+        }
+        if let Some(limit) = &self.limit {
+            limit.0.check(&key.id)?;
+        }
+        let role = Role::parse(&key.role).ok_or_else(|| ApiError::internal("stored role is invalid"))?;
+        let regions = key.region_ids().iter().map(|r| parse_stored(r)).collect();
+        let acm = t::tenants.filter(t::id.eq(&key.tenant_id)).select(t::admins_can_manage_users).first::<bool>(conn)?;
+        let touch_key = key.last_used_at.is_none_or(|t| at - t >= chrono::TimeDelta::seconds(60));
+        let ctx = TenantContext {
+            tenant_id: parse_stored(&key.tenant_id),
+            actor: Actor {
+                user_id: parse_stored(&key.id),
+                principal: Principal::ApiKey { name: key.name },
+                role,
+                // An agent acts on nobody through the member policy: it only enrols.
+                scope: RegionScope::Regions(expand_regions(&[], &[])),
+                admins_can_manage_users: acm,
+            },
+            actor_auth_version: key.version,
+            meta: self.meta.clone(),
+            touch_key,
+        };
+        Ok(AgentContext { ctx, key_id: key.id, role, regions })
+    }
+
+    /// Checks the key and runs a read with its context, in one blocking call.
+    pub async fn run<T, F>(self, db: &db::Db, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut AnyConnection, &AgentContext) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (out, touch) = db::run(db, move |conn| {
+            let agent = self.authorize(conn)?;
+            let touch = agent.ctx.key_to_touch();
+            f(conn, &agent).map(|out| (out, touch))
+        })
+        .await?;
+        touch_key_later(db, touch).await;
+        Ok(out)
+    }
+
+    /// Like [`AgentAccess::run`], on the writer.
+    pub async fn run_write<T, F>(self, db: &db::Db, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut AnyConnection, &AgentContext) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        db::run_write(db, move |conn| {
+            let agent = self.authorize(conn)?;
+            if let Some((tenant, key)) = agent.ctx.key_to_touch() {
+                touch_key(conn, &tenant, &key)?;
+            }
+            f(conn, &agent)
+        })
+        .await
+    }
+}
+
+fn agent_access(req: &HttpRequest) -> Result<AgentAccess, ApiError> {
+    let token = bearer(req)?;
+    if !is_api_key(&token) {
+        // A person's (valid) token is the wrong kind of credential; anything else is a bad one.
+        let keys = app_data::<TokenKeys>(req)?;
+        keys.verify(&token)?;
+        return Err(ApiError::forbidden(
+            "agent-key-required",
+            "the agent routes take a device agent's API key (`Authorization: Bearer rk_agent_...`), not a person's access token",
+        ));
+    }
+    crate::error::deferred_problem(req)?;
+    Ok(AgentAccess {
+        digest: crate::domain::api_key::digest(&token),
+        limit: req.app_data::<web::Data<ApiKeyLimit>>().cloned(),
+        meta: RequestMeta::from_request(req),
+    })
+}
+
+impl FromRequest for AgentAccess {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(agent_access(req))
     }
 }
 

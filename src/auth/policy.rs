@@ -22,6 +22,10 @@ pub enum MemberAction {
     ChangeStatus,
     ResetPassword,
     Delete,
+    /// Let in a member a device agent enrolled (`pending_approval` to `active`): as enabling.
+    Approve,
+    /// Turn away a member a device agent enrolled (removed): as deleting.
+    Reject,
 }
 
 /// What a caller tries to do to the tenant as a whole.
@@ -174,7 +178,11 @@ impl Actor {
             return match action {
                 MemberAction::Read => Decision::Allow,
                 MemberAction::EditProfile if self.role == Role::Owner => Decision::Allow,
-                MemberAction::ChangeRoleOrRegions | MemberAction::ChangeStatus | MemberAction::Delete => {
+                MemberAction::ChangeRoleOrRegions
+                | MemberAction::ChangeStatus
+                | MemberAction::Delete
+                | MemberAction::Approve
+                | MemberAction::Reject => {
                     Decision::Forbidden("you cannot change your own role, regions or status, or delete yourself")
                 }
                 MemberAction::ResetPassword => {

@@ -121,6 +121,25 @@ impl ApiKeyRow {
     }
 }
 
+/// A device agent's enrolment of one member on one device.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = enrollments, treat_none_as_default_value = false)]
+pub struct EnrollmentRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub user_id: String,
+    /// The agent key that enrolled (last).
+    pub api_key_id: String,
+    pub agent_id: String,
+    pub hostname: String,
+    pub os: Option<String>,
+    pub os_username: String,
+    /// Set when an admin rejected the member (the membership is gone).
+    pub rejected_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
 /// The lower-cased text the `q` filter searches: name, username and email.
 pub fn search_text(full_name: &str, username: Option<&str>, email: &str) -> String {
     format!("{} {} {}", full_name.to_lowercase(), username.unwrap_or("").to_lowercase(), email.to_lowercase())

@@ -68,6 +68,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    member_os_usernames (tenant_id, user_id) {
+        tenant_id -> Text,
+        user_id -> Text,
+        os_username -> Text,
+        os_username_key -> Text,
+    }
+}
+
+diesel::table! {
     membership_regions (tenant_id, user_id, region_id) {
         tenant_id -> Text,
         user_id -> Text,
@@ -238,6 +247,48 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    enrollments (id) {
+        id -> Text,
+        tenant_id -> Text,
+        user_id -> Text,
+        api_key_id -> Text,
+        agent_id -> Text,
+        hostname -> Text,
+        os -> Nullable<Text>,
+        os_username -> Text,
+        rejected_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    profile_completions (token_digest) {
+        token_digest -> Text,
+        tenant_id -> Text,
+        user_id -> Text,
+        enrollment_id -> Text,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    email_confirmations (token_digest) {
+        token_digest -> Text,
+        tenant_id -> Text,
+        user_id -> Text,
+        email -> Text,
+        full_name -> Text,
+        password_hash -> Text,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(memberships -> tenants (tenant_id));
@@ -256,4 +307,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     departments,
     sections,
+    enrollments,
+    member_os_usernames,
+    profile_completions,
+    email_confirmations,
 );

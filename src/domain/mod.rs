@@ -3,6 +3,7 @@
 
 pub mod api_key;
 pub mod email;
+pub mod enrollment;
 pub mod ids;
 pub mod password;
 pub mod region_scope;

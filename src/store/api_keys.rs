@@ -71,6 +71,20 @@ fn region_text(regions: &[RegionId]) -> String {
 }
 
 /// Creates a key and answers it with its secret (the only time the secret is seen).
+/// An agent key's role is what the people it enrols get: operator or viewer, never more.
+fn check_kind_role(kind: KeyKind, role: Role) -> Result<(), ApiError> {
+    if kind == KeyKind::Agent && !role.is_below_admin() {
+        return Err(ApiError::invalid(
+            "role",
+            format!(
+                "an agent key's role is the role of the people it enrols: operator or viewer, not {}",
+                role.as_str()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub fn create(
     conn: &mut AnyConnection,
     ctx: &TenantContext,
@@ -78,6 +92,7 @@ pub fn create(
 ) -> Result<(ApiKeyRow, SecretString), ApiError> {
     ctx.actor().require(TenantAction::ManageApiKeys)?;
     ctx.actor().require_grant(new.role, &new.regions)?;
+    check_kind_role(new.kind, new.role)?;
     let tenant = ctx.tenant_text();
     super::tenant_write(conn, ctx, |conn| {
         check_regions(conn, &tenant, &new.regions)?;
@@ -165,6 +180,7 @@ pub fn update(
             None => before.region_ids().iter().map(|s| crate::domain::ids::parse_stored(s)).collect(),
         };
         ctx.actor().require_grant(role, &regions)?;
+        check_kind_role(KeyKind::parse(&before.kind).unwrap_or(KeyKind::Api), role)?;
         check_regions(conn, &tenant, &regions)?;
         let name = changes.name.unwrap_or_else(|| before.name.clone());
         diesel::update(k::api_keys.filter(k::tenant_id.eq(&tenant)).filter(k::id.eq(id.as_text())))

@@ -19,6 +19,10 @@ pub enum BulkAction {
     Enable,
     Disable,
     Delete,
+    /// Let in members a device agent enrolled.
+    Approve,
+    /// Turn away members a device agent enrolled.
+    Reject,
     /// A new generated temporary password for each.
     ResetPassword,
     SetRole(Role),
@@ -49,6 +53,8 @@ fn one(conn: &mut AnyConnection, ctx: &TenantContext, action: &BulkAction, user:
             members::set_status(conn, ctx, user, MemberStatus::Disabled, None).map(|r| member(Some(r)))
         }
         BulkAction::Delete => members::delete(conn, ctx, user, None).map(|()| member(None)),
+        BulkAction::Approve => members::approve(conn, ctx, user, None).map(|r| member(Some(r))),
+        BulkAction::Reject => members::reject(conn, ctx, user, None).map(|()| member(None)),
         BulkAction::ResetPassword => {
             let secret = generate_secret();
             let rec = members::reset_password(conn, ctx, user, digest_generated(&secret))?;

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod bulk;
 pub mod cursor;
 pub mod departments;
+pub mod enrollments;
 pub mod housekeeping;
 pub mod idempotency;
 pub mod import;

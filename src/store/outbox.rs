@@ -31,6 +31,8 @@ pub enum Notice {
     Invitation { tenant: String, inviter: String, inviter_email: String, role: String, link: String, valid_days: i64 },
     /// An account made for the person, with a link to choose its password.
     SetPassword { full_name: String, tenant: String, creator: String, link: String, valid_days: i64 },
+    /// A link confirming the address a person gave when completing their profile.
+    ConfirmEmail { full_name: String, tenant: String, link: String, valid_days: i64 },
     /// Queued already rendered (by versions before notices): sent as it is.
     #[serde(untagged)]
     Rendered { subject: String, text: String, html: String },
@@ -43,6 +45,7 @@ impl Notice {
             Notice::PasswordReset { .. } => "password_reset",
             Notice::Invitation { .. } => "invitation",
             Notice::SetPassword { .. } => "set_password",
+            Notice::ConfirmEmail { .. } => "confirm_email",
             Notice::Rendered { .. } => "rendered",
         }
     }

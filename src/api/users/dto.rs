@@ -17,7 +17,8 @@ use crate::store::members::{ListFilter, MemberPatch, MemberRecord, NewMember, So
     "full_name": "Ann Smith", "role": "operator", "status": "active",
     "regions": ["01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e40"], "job_title": "Dispatcher",
     "department": "Operations", "section": "North", "manager_id": null,
-    "created_at": "2026-11-22T10:00:00Z", "updated_at": "2026-11-22T10:00:00Z", "last_login_at": null, "version": 1
+    "created_at": "2026-11-22T10:00:00Z", "updated_at": "2026-11-22T10:00:00Z", "last_login_at": null,
+    "os_username": null, "version": 1
 }))]
 pub struct MemberView {
     pub id: UserId,
@@ -37,6 +38,9 @@ pub struct MemberView {
     pub updated_at: DateTime<Utc>,
     /// Last sign-in to this tenant.
     pub last_login_at: Option<DateTime<Utc>>,
+    /// The OS username a device agent enrolled the member under (unique in the tenant).
+    #[serde(default)]
+    pub os_username: Option<String>,
     /// Set while sign-in is locked after repeated failed attempts (UTC); an owner or admin
     /// can clear it with `DELETE .../users/{user_id}/lock`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,6 +67,7 @@ impl From<&MemberRecord> for MemberView {
             created_at: m.created_at.and_utc(),
             updated_at: m.updated_at.and_utc(),
             last_login_at: m.last_login_at.map(|t| t.and_utc()),
+            os_username: rec.os_username.clone(),
             locked_until: rec.locked_until.filter(|until| *until > crate::domain::now()).map(|t| t.and_utc()),
             version: m.version,
         }
@@ -529,6 +534,10 @@ pub enum BulkActionName {
     Enable,
     Disable,
     Delete,
+    /// Let in members a device agent enrolled (`pending_approval`).
+    Approve,
+    /// Turn away members a device agent enrolled (removed).
+    Reject,
     ResetPassword,
     SetRole,
     SetDepartment,
@@ -592,6 +601,8 @@ impl BulkRequest {
             BulkActionName::Enable => BulkAction::Enable,
             BulkActionName::Disable => BulkAction::Disable,
             BulkActionName::Delete => BulkAction::Delete,
+            BulkActionName::Approve => BulkAction::Approve,
+            BulkActionName::Reject => BulkAction::Reject,
             BulkActionName::ResetPassword => BulkAction::ResetPassword,
             BulkActionName::SetRole => BulkAction::SetRole(self.role.unwrap_or(Role::Viewer)),
             BulkActionName::SetDepartment => BulkAction::SetDepartment { department, section },
@@ -649,5 +660,51 @@ pub struct Report {
 #[derive(Serialize, ToSchema)]
 pub struct ReportList {
     pub items: Vec<Report>,
+    pub total: usize,
+}
+
+/// A device a member was enrolled on by a device agent.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e90", "agent_id": "agent-7f3a2c", "hostname": "PC-042",
+    "os": "Windows 11 Pro 23H2", "os_username": "jdoe", "api_key_id": "01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e70",
+    "created_at": "2026-12-07T10:00:00Z", "last_enrolled_at": "2026-12-07T10:00:00Z"
+}))]
+pub struct DeviceView {
+    /// The enrolment's id (what the agent polls).
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub agent_id: String,
+    pub hostname: String,
+    pub os: Option<String>,
+    /// The OS username the agent reported.
+    pub os_username: String,
+    /// The agent key that enrolled it (last).
+    #[schema(format = Uuid)]
+    pub api_key_id: String,
+    pub created_at: DateTime<Utc>,
+    /// The agent's latest enrolment of this member on this device.
+    pub last_enrolled_at: DateTime<Utc>,
+}
+
+impl From<crate::db::models::EnrollmentRow> for DeviceView {
+    fn from(r: crate::db::models::EnrollmentRow) -> Self {
+        DeviceView {
+            id: r.id,
+            agent_id: r.agent_id,
+            hostname: r.hostname,
+            os: r.os,
+            os_username: r.os_username,
+            api_key_id: r.api_key_id,
+            created_at: r.created_at.and_utc(),
+            last_enrolled_at: r.updated_at.and_utc(),
+        }
+    }
+}
+
+/// The devices of a member, oldest first.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct DeviceList {
+    pub items: Vec<DeviceView>,
     pub total: usize,
 }

@@ -457,6 +457,93 @@ pub async fn end_member_sessions(
     Ok(HttpResponse::Ok().json(SessionsEnded { user_id: user, sessions_ended: ended as i64 }))
 }
 
+/// The devices a member was enrolled on by a device agent.
+///
+/// Whoever may read the member sees them (owners, admins within their regions, the member
+/// themselves), oldest first; a rejected enrolment is not listed.
+#[utoipa::path(
+    tag = "users",
+    security(("bearer_auth" = [])),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), ("user_id" = uuid::Uuid, Path, description = "The member's user id")),
+    responses((status = 200, body = DeviceList), (status = 404, description = "No such member for you"))
+)]
+#[get("/api/v1/tenants/{tenant_id}/users/{user_id}/devices")]
+pub async fn member_devices(
+    state: web::Data<AppState>,
+    access: TenantAccess,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let user = user_id(&req)?;
+    let rows = access.run(&state.pool, move |conn, ctx| members::devices(conn, ctx, user)).await?;
+    let items: Vec<DeviceView> = rows.into_iter().map(DeviceView::from).collect();
+    Ok(HttpResponse::Ok().json(DeviceList { total: items.len(), items }))
+}
+
+/// Approve a member a device agent enrolled.
+///
+/// `pending_approval` becomes `active` (the seat is already theirs). The policy is that of
+/// enabling: owners, and admins for operators and viewers within their regions. The person
+/// signs in once their address is confirmed too. Also a bulk action (`approve`).
+#[utoipa::path(
+    tag = "users",
+    security(("bearer_auth" = [])),
+    params(
+        ("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"),
+        ("user_id" = uuid::Uuid, Path, description = "The member's user id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale"),
+    ),
+    responses(
+        (status = 200, body = MemberView, headers(("ETag" = String))),
+        (status = 403, description = "Your role cannot approve this member"),
+        (status = 404, description = "No such member for you"),
+        (status = 409, description = "The member is not waiting for approval"),
+        (status = 412, description = "If-Match is stale"),
+    )
+)]
+#[post("/api/v1/tenants/{tenant_id}/users/{user_id}/approve")]
+pub async fn approve_member(
+    state: web::Data<AppState>,
+    access: TenantAccess,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let user = user_id(&req)?;
+    let version = if_match(&req)?;
+    let rec = access.run_write(&state.pool, move |conn, ctx| members::approve(conn, ctx, user, version)).await?;
+    Ok(member_response(actix_web::http::StatusCode::OK, rec))
+}
+
+/// Reject a member a device agent enrolled.
+///
+/// The membership is removed (and the identity, which has no other); the agent sees the
+/// enrolment `rejected`. The policy is that of deleting. Also a bulk action (`reject`).
+#[utoipa::path(
+    tag = "users",
+    security(("bearer_auth" = [])),
+    params(
+        ("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"),
+        ("user_id" = uuid::Uuid, Path, description = "The member's user id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale"),
+    ),
+    responses(
+        (status = 204, description = "Rejected and removed"),
+        (status = 403, description = "Your role cannot reject this member"),
+        (status = 404, description = "No such member for you"),
+        (status = 409, description = "The member is not waiting for approval"),
+        (status = 412, description = "If-Match is stale"),
+    )
+)]
+#[post("/api/v1/tenants/{tenant_id}/users/{user_id}/reject")]
+pub async fn reject_member(
+    state: web::Data<AppState>,
+    access: TenantAccess,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let user = user_id(&req)?;
+    let version = if_match(&req)?;
+    access.run_write(&state.pool, move |conn, ctx| members::reject(conn, ctx, user, version)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// Clear a sign-in lock.
 ///
 /// After repeated failed sign-ins an account is locked for a while (`locked_until` on the
@@ -593,5 +680,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(delete_member)
         .service(reset_member_password)
         .service(end_member_sessions)
+        .service(member_devices)
+        .service(approve_member)
+        .service(reject_member)
         .service(unlock_member);
 }

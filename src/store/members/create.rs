@@ -163,6 +163,7 @@ pub fn create(
             full_name: user.full_name,
             regions: new.regions.iter().map(|r| r.as_text()).collect(),
             locked_until: None,
+            os_username: None,
         };
         audit::record(
             conn,

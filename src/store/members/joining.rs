@@ -41,6 +41,11 @@ pub(in crate::store) struct Joining {
 }
 
 impl Joining {
+    /// A membership waiting for approval (a device agent's enrolment), with `role`.
+    pub fn pending(tenant: &str, role: Role) -> Self {
+        Self { status: MemberStatus::PendingApproval, ..Self::active(tenant, role) }
+    }
+
     /// An active membership with `role` and nothing else set.
     pub fn active(tenant: &str, role: Role) -> Self {
         Self {

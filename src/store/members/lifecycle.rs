@@ -28,6 +28,9 @@ pub fn set_status(
         let before = load_checked(conn, ctx, user, MemberAction::ChangeStatus)?;
         crate::store::check_version("member", before.membership.version, if_match)?;
         let current = MemberStatus::parse(&before.membership.status).unwrap_or(MemberStatus::Disabled);
+        if current == MemberStatus::PendingApproval {
+            return Err(pending_approval());
+        }
         if current == status {
             return Ok(before);
         }
@@ -81,25 +84,16 @@ pub fn delete(
     crate::store::tenant_write(conn, ctx, |conn| {
         let before = load_checked(conn, ctx, user, MemberAction::Delete)?;
         crate::store::check_version("member", before.membership.version, if_match)?;
+        if before.membership.status == MemberStatus::PendingApproval.as_str() {
+            return Err(pending_approval());
+        }
         if before.membership.status != MemberStatus::Disabled.as_str() {
             return Err(ApiError::conflict(
                 "member-not-disabled",
                 "only a disabled member can be deleted: PUT .../status {\"status\": \"disabled\"} first",
             ));
         }
-        diesel::update(m::memberships.filter(m::tenant_id.eq(&tenant)).filter(m::manager_id.eq(&uid)))
-            .set(m::manager_id.eq(None::<String>))
-            .execute(conn)?;
-        diesel::delete(mr::membership_regions.filter(mr::tenant_id.eq(&tenant)).filter(mr::user_id.eq(&uid)))
-            .execute(conn)?;
-        diesel::delete(m::memberships.filter(m::tenant_id.eq(&tenant)).filter(m::user_id.eq(&uid))).execute(conn)?;
-        let remaining = m::memberships.filter(m::user_id.eq(&uid)).count().get_result::<i64>(conn)?;
-        if remaining == 0 {
-            diesel::update(t::tenants.filter(t::billing_owner_id.eq(&uid)))
-                .set(t::billing_owner_id.eq(None::<String>))
-                .execute(conn)?;
-            diesel::delete(u::users.filter(u::id.eq(&uid))).execute(conn)?;
-        }
+        remove_membership(conn, &tenant, &uid)?;
         audit::record(
             conn,
             ctx,
@@ -113,6 +107,33 @@ pub fn delete(
         )?;
         Ok(())
     })
+}
+
+/// The refusal for enabling, disabling or deleting a member a device agent enrolled.
+fn pending_approval() -> ApiError {
+    ApiError::conflict(
+        "member-pending-approval",
+        "this member is waiting for approval: POST .../approve to let them in, or POST .../reject to turn them away",
+    )
+}
+
+/// Removes the membership (its regions, and the member as anyone's manager); the identity goes
+/// with its last membership.
+pub(super) fn remove_membership(conn: &mut AnyConnection, tenant: &str, uid: &str) -> Result<(), ApiError> {
+    diesel::update(m::memberships.filter(m::tenant_id.eq(tenant)).filter(m::manager_id.eq(uid)))
+        .set(m::manager_id.eq(None::<String>))
+        .execute(conn)?;
+    diesel::delete(mr::membership_regions.filter(mr::tenant_id.eq(tenant)).filter(mr::user_id.eq(uid)))
+        .execute(conn)?;
+    diesel::delete(m::memberships.filter(m::tenant_id.eq(tenant)).filter(m::user_id.eq(uid))).execute(conn)?;
+    let remaining = m::memberships.filter(m::user_id.eq(uid)).count().get_result::<i64>(conn)?;
+    if remaining == 0 {
+        diesel::update(t::tenants.filter(t::billing_owner_id.eq(uid)))
+            .set(t::billing_owner_id.eq(None::<String>))
+            .execute(conn)?;
+        diesel::delete(u::users.filter(u::id.eq(uid))).execute(conn)?;
+    }
+    Ok(())
 }
 
 /// Ends the member's sessions in this tenant (and those not in any tenant); returns how many.

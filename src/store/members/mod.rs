@@ -9,8 +9,10 @@
 //! - `facets`: counts over what the caller sees.
 //! - `create`, `update`, `lifecycle`, `passwords`: the writes; `invariants`: what they keep;
 //!   `joining`: the rows of a new member, whichever way they come in.
+//! - `approval`: approving and rejecting members a device agent enrolled, and their devices.
 //! - `reports`: a manager's reports.
 
+mod approval;
 mod create;
 mod facets;
 mod invariants;
@@ -24,6 +26,7 @@ mod record;
 mod reports;
 mod update;
 
+pub use approval::{approve, devices, reject};
 pub use create::{Created, Credential, NewMember, RenderReplay, create};
 pub use facets::{Facets, facets, visible_departments};
 pub(in crate::store) use invariants::{ensure_regions_exist, ensure_seat, insert_regions, seat_limit, seats_used};

@@ -12,7 +12,9 @@ use crate::auth::policy::{MemberAction, TargetFacts};
 use crate::db::AnyConnection;
 use crate::db::among::among;
 use crate::db::models::MembershipRow;
-use crate::db::schema::{membership_regions::dsl as mr, memberships::dsl as m, users::dsl as u};
+use crate::db::schema::{
+    member_os_usernames::dsl as os, membership_regions::dsl as mr, memberships::dsl as m, users::dsl as u,
+};
 use crate::domain::ids::parse_stored;
 use crate::domain::{RegionId, Role, UserId};
 use crate::error::ApiError;
@@ -27,6 +29,8 @@ pub struct MemberRecord {
     pub regions: Vec<String>,
     /// Sign-in is locked until then after repeated failures (may be past).
     pub locked_until: Option<NaiveDateTime>,
+    /// The OS username a device agent enrolled the member under.
+    pub os_username: Option<String>,
 }
 
 impl MemberRecord {
@@ -74,6 +78,14 @@ fn load_regions(
     Ok(map)
 }
 
+type OsUsernameHere = diesel::dsl::And<diesel::dsl::Eq<os::user_id, u::id>, diesel::dsl::Eq<os::tenant_id, String>>;
+
+/// The OS username an enrolment recorded for the identity in `users`, in this tenant: joined to
+/// the identity, so a member's row comes in one query.
+fn os_username_here(tenant: &str) -> diesel::helper_types::On<os::member_os_usernames, OsUsernameHere> {
+    os::member_os_usernames.on(os::user_id.eq(u::id).and(os::tenant_id.eq(tenant.to_string())))
+}
+
 pub(super) fn load_record(
     conn: &mut AnyConnection,
     tenant: &str,
@@ -81,12 +93,20 @@ pub(super) fn load_record(
 ) -> Result<Option<MemberRecord>, ApiError> {
     let row = m::memberships
         .inner_join(u::users)
+        .left_join(os_username_here(tenant))
         .filter(m::tenant_id.eq(tenant))
         .filter(m::user_id.eq(user))
-        .select((MembershipRow::as_select(), u::email, u::username, u::full_name, u::locked_until))
-        .first::<(MembershipRow, String, Option<String>, String, Option<NaiveDateTime>)>(conn)
+        .select((
+            MembershipRow::as_select(),
+            u::email,
+            u::username,
+            u::full_name,
+            u::locked_until,
+            os::os_username.nullable(),
+        ))
+        .first::<(MembershipRow, String, Option<String>, String, Option<NaiveDateTime>, Option<String>)>(conn)
         .optional()?;
-    let Some((membership, email, username, full_name, locked_until)) = row else { return Ok(None) };
+    let Some((membership, email, username, full_name, locked_until, os_username)) = row else { return Ok(None) };
     // One member: a fixed-shape query, so its prepared statement is cached.
     let regions = mr::membership_regions
         .filter(mr::tenant_id.eq(tenant))
@@ -94,7 +114,7 @@ pub(super) fn load_record(
         .select(mr::region_id)
         .order(mr::region_id)
         .load::<String>(conn)?;
-    Ok(Some(MemberRecord { membership, email, username, full_name, regions, locked_until }))
+    Ok(Some(MemberRecord { membership, email, username, full_name, regions, locked_until, os_username }))
 }
 
 /// Loads a member and checks `action` on it; 404 when the caller may not see it.
@@ -125,21 +145,23 @@ pub(super) fn hydrate(
     rows: Vec<MembershipRow>,
 ) -> Result<Vec<MemberRecord>, ApiError> {
     let ids: Vec<String> = rows.iter().map(|r| r.user_id.clone()).collect();
-    type Identity = (String, Option<String>, String, Option<NaiveDateTime>);
+    type Identity = (String, Option<String>, String, Option<NaiveDateTime>, Option<String>);
     let mut identities: HashMap<String, Identity> = u::users
+        .left_join(os_username_here(tenant))
         .filter(among(u::id, &ids))
-        .select((u::id, u::email, u::username, u::full_name, u::locked_until))
-        .load::<(String, String, Option<String>, String, Option<NaiveDateTime>)>(conn)?
+        .select((u::id, u::email, u::username, u::full_name, u::locked_until, os::os_username.nullable()))
+        .load::<(String, String, Option<String>, String, Option<NaiveDateTime>, Option<String>)>(conn)?
         .into_iter()
-        .map(|(id, e, un, n, l)| (id, (e, un, n, l)))
+        .map(|(id, e, un, n, l, o)| (id, (e, un, n, l, o)))
         .collect();
     let mut regions = load_regions(conn, tenant, &ids)?;
     Ok(rows
         .into_iter()
         .map(|membership| {
-            let (email, username, full_name, locked_until) = identities.remove(&membership.user_id).unwrap_or_default();
+            let (email, username, full_name, locked_until, os_username) =
+                identities.remove(&membership.user_id).unwrap_or_default();
             let regions = regions.remove(&membership.user_id).unwrap_or_default();
-            MemberRecord { membership, email, username, full_name, regions, locked_until }
+            MemberRecord { membership, email, username, full_name, regions, locked_until, os_username }
         })
         .collect())
 }

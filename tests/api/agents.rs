@@ -408,9 +408,22 @@ async fn the_agent_follows_its_enrolment_status() {
         StatusCode::NO_CONTENT
     );
     assert_eq!(enrolment_ok(&app, &key, other_id).await["status"], "rejected");
-    // Disabled afterwards: the agent sees it.
+    // Turned away, the same person enrolling again is someone new to approve.
+    let back = enrol_as(&app, &key, "mallory", "agent-2", StatusCode::CREATED).await;
+    assert_ne!(back["member"]["id"], other_view["member"]["id"]);
+    assert_ne!(back["enrollment_id"], other_view["enrollment_id"]);
+    assert_eq!(back["status"], "pending_approval");
+    assert_eq!(enrolment_ok(&app, &key, other_id).await["status"], "rejected");
+    // Disabled afterwards, then deleted: the agent sees it.
     assert_eq!(app.set_status(&owner, uid, "disabled").await.status(), StatusCode::OK);
     assert_eq!(enrolment_ok(&app, &key, id).await["status"], "disabled");
+    let res = app.request(Method::DELETE, &member_path(&owner, uid), Some(&owner.token)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let gone = enrolment_ok(&app, &key, id).await;
+    assert_eq!(gone["status"], "removed", "{gone}");
+    assert!(gone["completion_token"].is_null());
+    let anew = enrol_as(&app, &key, "jdoe", "agent-1", StatusCode::CREATED).await;
+    assert_ne!(anew["member"]["id"], view["member"]["id"]);
 }
 
 #[tokio::test]
@@ -500,6 +513,11 @@ async fn approve_and_reject_answer_and_audit() {
     assert_eq!(app.audit_events(&owner, "member.approved").await.len(), 3);
     assert_eq!(app.audit_events(&owner, "member.rejected").await.len(), 2);
     assert_eq!(pending_total(&app, &owner).await, 0);
+    assert_eq!(
+        app.execute_sql("UPDATE outbox SET attempts = attempts WHERE recipient LIKE '%.invalid%'"),
+        0,
+        "no mail to provisional addresses"
+    );
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -704,6 +722,18 @@ async fn agent_routes_take_only_agent_keys() {
         assert_slug(read(Some(secret)).await, 403, "key-kind-not-allowed").await;
     }
     assert_eq!(app.member_count(&owner).await, count, "nothing enrolled by refused callers");
+    // Agent keys enrol operators and viewers only.
+    for role in ["admin", "owner"] {
+        let res = app
+            .send_json(
+                Method::POST,
+                &format!("/api/v1/tenants/{}/api-keys", owner.tenant_id),
+                &owner.token,
+                json!({"name": "Agent", "kind": "agent", "role": role}),
+            )
+            .await;
+        assert_eq!(fields(&assert_problem(res, 422).await), ["role"], "{role}");
+    }
     // An agent key reaches nothing else.
     let body = assert_problem(app.get(&users(&owner), &agent).await, 403).await;
     assert_eq!(body["type"], "urn:roster:problem:key-kind-not-allowed");
@@ -800,7 +830,7 @@ async fn profile_completion_then_confirmation_then_approval() {
         )
         .await;
         let body = assert_slug(res, 409, "email-has-account").await;
-        assert!(body["detail"].as_str().unwrap().contains("invitation"), "{body}");
+        assert!(body["detail"].as_str().unwrap().contains("invite"), "{body}");
         assert!(!body.to_string().contains(&elsewhere.tenant_id), "{body}");
     }
     let login = app.login_ok(&elsewhere.email, &elsewhere.password, None).await;
@@ -951,6 +981,10 @@ async fn ten_parallel_enrolments_fill_exactly_the_free_seats() {
     let (known, first) = &created[0];
     let again = enrol_as(&app, &key, &known.to_uppercase(), "agent-second", StatusCode::OK).await;
     assert_eq!(again["member"]["id"], first["member"]["id"]);
+    // A rejection frees its seat.
+    assert_eq!(reject(&app, &owner, first["member"]["id"].as_str().unwrap()).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(enrol(&app, &key, "racer-late", "agent-late").await.status(), StatusCode::CREATED);
+    assert_slug(enrol(&app, &key, "racer-later", "agent-later").await, 409, "seat-limit-reached").await;
 }
 
 #[tokio::test]
@@ -1060,4 +1094,22 @@ async fn every_bad_enrolment_is_a_422_naming_its_field_and_creates_nothing() {
     assert!(view["device"]["os"].is_null(), "{view}");
     let body = json!({"username": "DOMAIN\\J.Doe Jr", "device": device("agent-~!#$%")});
     assert_eq!(app.send_json(Method::POST, ENROL, &key, body).await.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_confirmation_link_works_for_seven_days() {
+    let t = Completion::start().await;
+    let app = &t.app;
+    let email = format!("jdoe-{}@example.test", uuid::Uuid::now_v7().simple());
+    let confirmation = t.complete_ok(&email, "John's own passphrase", 1).await;
+    assert_eq!(app.execute_sql("UPDATE email_confirmations SET expires_at = created_at"), 1);
+    assert_problem(confirm_email(app, &confirmation).await, 404).await;
+    assert_ne!(t.profile().await, "complete");
+    assert_eq!(approve(app, &t.owner, t.uid()).await.status(), StatusCode::OK);
+    assert_problem(app.login(json!({"email": email, "password": "John's own passphrase"})).await, 401).await;
+    let m = member(app, &t.owner, t.uid()).await.unwrap();
+    assert!(m["email"].as_str().unwrap().ends_with(".invalid"), "the address was never confirmed: {m}");
+    // The agent enrolling again hands out a new link to start over.
+    let again = enrol_as(app, &t.key, "jdoe", "agent-7f3a", StatusCode::OK).await;
+    assert_eq!(preview(app, again["completion_token"].as_str().unwrap()).await.status(), StatusCode::OK);
 }

@@ -36,6 +36,10 @@ pub fn request(
 ) -> Result<bool, ApiError> {
     write_tx(conn, |conn| {
         let Some(user) = sessions::find_by_email(conn, email)? else { return Ok(false) };
+        if crate::domain::enrollment::is_provisional(&user.email) {
+            // Nobody reads a provisional address: nothing to send, and the same answer.
+            return Ok(false);
+        }
         let why = "Someone (we hope you) asked to reset the password of your Roster account.";
         issue(conn, master, &user, app_url, why)?;
         audit::record_for_person(

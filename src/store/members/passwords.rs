@@ -60,6 +60,12 @@ pub fn email_password_reset(
     crate::store::tenant_write(conn, ctx, |conn| {
         let rec = load_checked(conn, ctx, user, MemberAction::ResetPassword)?;
         let row = u::users.filter(u::id.eq(&uid)).select(UserRow::as_select()).first(conn)?;
+        if crate::domain::enrollment::is_provisional(&row.email) {
+            return Err(ApiError::conflict(
+                "no-email-yet",
+                "this member has no address of their own yet (a device agent enrolled them): they choose a password when they complete their profile from the device, or send delivery: temporary_password",
+            ));
+        }
         let tenant: String = t::tenants.filter(t::id.eq(ctx.tenant_text())).select(t::name).first(conn)?;
         let why = format!("An administrator of {tenant} asked for a new password for your Roster account.");
         crate::store::resets::issue(conn, master, &row, app_url, &why)?;

@@ -897,8 +897,20 @@ async fn approval_then_profile_completion_then_confirmation() {
     assert_eq!(approve(app, owner, t.uid()).await.status(), StatusCode::OK);
     let email = format!("jdoe-{}@example.test", uuid::Uuid::now_v7().simple());
     let password = "John's own passphrase";
-    // Approved but without a profile: nobody can sign in as them.
+    // Approved but without a profile: nobody can sign in as them, and no reset link goes to
+    // the provisional address (self-service answers as for an unknown address).
     assert_problem(app.login(json!({"email": email, "password": password})).await, 401).await;
+    let provisional = member(app, owner, t.uid()).await.unwrap()["email"].as_str().unwrap().to_string();
+    let path = format!("{}/password-reset", member_path(owner, t.uid()));
+    let res = app.send_json(Method::POST, &path, &owner.token, json!({"delivery": "email"})).await;
+    assert_slug(res, 409, "no-email-yet").await;
+    let res = app
+        .request(Method::POST, "/api/v1/auth/password-reset", None)
+        .json(&json!({"email": provisional}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
     let confirmation = t.complete_ok(&email, password, 1).await;
     assert_eq!(t.profile().await, "awaiting_email_confirmation");
     assert_problem(app.login(json!({"email": email, "password": password})).await, 401).await;

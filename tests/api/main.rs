@@ -1,6 +1,7 @@
 //! Integration tests: HTTP against the real application, one binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod agents;
 mod api_keys;
 mod auth;
 mod cli;

@@ -73,6 +73,27 @@ pub struct Config {
     /// `ROSTER_CORS_ORIGINS`: browser origins (`https://app.example.com`, comma-separated)
     /// allowed to call the API; none by default.
     pub cors_origins: Vec<String>,
+    /// `ROSTER_WEBHOOK_ALLOWED_HOSTS`: hosts (names or addresses, comma-separated) that webhooks
+    /// may reach over plain http and at private or loopback addresses; none by default.
+    pub webhook_allowed_hosts: Vec<String>,
+    /// `ROSTER_WEBHOOK_RETRY_SECONDS`: the waits after each failed delivery attempt, in seconds.
+    pub webhook_retry_secs: Vec<i64>,
+    /// `ROSTER_EVENT_RETENTION_DAYS`: how long the event feed keeps events. Default 30.
+    pub event_retention_days: i64,
+}
+
+/// The Standard Webhooks schedule: about 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h.
+pub const WEBHOOK_RETRY_SECS: [i64; 7] = [5, 300, 1800, 7200, 18_000, 36_000, 36_000];
+
+fn retry_schedule(raw: Option<String>) -> Result<Vec<i64>, String> {
+    let Some(raw) = raw else { return Ok(WEBHOOK_RETRY_SECS.to_vec()) };
+    let waits: Result<Vec<i64>, _> = raw.split(',').map(|s| s.trim().parse::<i64>()).collect();
+    match waits {
+        Ok(w) if !w.is_empty() && w.len() <= 20 && w.iter().all(|s| (1..=86_400).contains(s)) => Ok(w),
+        _ => Err(format!(
+            "ROSTER_WEBHOOK_RETRY_SECONDS={raw:?}: give 1 to 20 waits in seconds (1 to 86400), comma-separated"
+        )),
+    }
 }
 
 fn var(name: &str) -> Option<String> {
@@ -165,6 +186,14 @@ impl Config {
             rate_tenant_emails_per_hour: parse_var("ROSTER_RATE_TENANT_EMAILS_PER_HOUR", 500)?,
             rate_api_key_per_minute: parse_var("ROSTER_RATE_API_KEY_PER_MINUTE", 600)?,
             cors_origins,
+            webhook_allowed_hosts: var("ROSTER_WEBHOOK_ALLOWED_HOSTS")
+                .unwrap_or_default()
+                .split(',')
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
+            webhook_retry_secs: retry_schedule(var("ROSTER_WEBHOOK_RETRY_SECONDS"))?,
+            event_retention_days: parse_var("ROSTER_EVENT_RETENTION_DAYS", 30)?.clamp(1, 3650),
         })
     }
 

@@ -39,6 +39,7 @@ pub fn render(notice: &Notice) -> Email {
         Notice::ConfirmEmail { full_name, tenant, link, valid_days } => {
             confirm_email(full_name, tenant, link, *valid_days)
         }
+        Notice::WebhookDisabled { full_name, url, days, link } => webhook_disabled(full_name, url, *days, link),
         Notice::Rendered { subject, text, html } => {
             Email { subject: subject.clone(), text: text.clone(), html: html.clone() }
         }
@@ -250,6 +251,21 @@ fn confirm_email(full_name: &str, tenant: &str, link: &str, valid_days: i64) -> 
         "Confirm your email",
         link,
         "If this was not you, ignore this email: the address is not used until it is confirmed.",
+    )
+}
+
+/// "A webhook endpoint was turned off": every delivery to it failed for days.
+fn webhook_disabled(full_name: &str, url: &str, days: i64, link: &str) -> Email {
+    compose(
+        "A Roster webhook endpoint was turned off".to_string(),
+        &format!("Hello {full_name},"),
+        &[
+            format!("Every delivery to {url} failed for {days} days, so Roster turned the endpoint off."),
+            "Events go on being kept in the feed; once the endpoint answers again, turn it back on (PATCH with enabled: true) and retry what failed.".to_string(),
+        ],
+        "See the endpoint",
+        link,
+        "You receive this as an owner of the tenant.",
     )
 }
 

@@ -72,11 +72,19 @@ impl Application {
         let state = web::block(move || AppState::init(config)).await.map_err(|e| e.to_string())??;
         let state = web::Data::new(state);
         let transport = crate::mail::Transport::from_config(&state.config)?;
-        let (worker, db, limits) = (state.clone(), state.pool.clone(), state.config.session_limits());
+        let keep = crate::store::housekeeping::Retention {
+            sessions: state.config.session_limits(),
+            event_days: state.config.event_retention_days,
+        };
+        let outbound = std::sync::Arc::new(crate::outbound::Outbound::new(crate::outbound::OutboundPolicy::new(
+            &state.config.webhook_allowed_hosts,
+        ))?);
+        let (worker, hooks, db) = (state.clone(), state.clone(), state.pool.clone());
         let mail = Box::pin(async move {
             tokio::join!(
                 crate::mail::run_worker(worker, transport),
-                crate::store::housekeeping::run(db, limits, std::time::Duration::from_secs(600)),
+                crate::webhooks::run_worker(hooks, outbound),
+                crate::store::housekeeping::run(db, keep, std::time::Duration::from_secs(600)),
             );
         });
         if demo {

@@ -25,6 +25,10 @@ pub struct AppState {
     /// Woken when a request queues an email, so the worker sends it at once.
     pub mail_queued: tokio::sync::Notify,
     pub limits: crate::auth::rate_limit::RateLimits,
+    /// Which webhook URLs may be registered (`ROSTER_WEBHOOK_ALLOWED_HOSTS`).
+    pub outbound_policy: crate::outbound::OutboundPolicy,
+    /// Woken when a request queues a webhook delivery (a test, a retry).
+    pub webhook_queued: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -45,6 +49,7 @@ impl AppState {
         let hashers = PasswordHashers::new(config.hash_concurrency);
         let lists = ListCache::new(config.list_cache_items);
         let limits = crate::auth::rate_limit::RateLimits::new(&config);
+        let config_hosts = config.webhook_allowed_hosts.clone();
         Ok(Self {
             config: Arc::new(config),
             pool,
@@ -54,6 +59,8 @@ impl AppState {
             master: Arc::new(master),
             mail_queued: tokio::sync::Notify::new(),
             limits,
+            outbound_policy: crate::outbound::OutboundPolicy::new(&config_hosts),
+            webhook_queued: tokio::sync::Notify::new(),
         })
     }
 }

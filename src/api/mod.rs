@@ -16,6 +16,7 @@ pub mod params;
 pub mod regions;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
@@ -50,6 +51,7 @@ Every error is an RFC 9457 `application/problem+json` document.",
         (name = "regions", description = "Regions of a tenant"),
         (name = "api-keys", description = "API keys: long-lived credentials for a tenant's automation"),
         (name = "agents", description = "Device agents: enrol the people signed in on a device for an admin's approval; the person completes their profile"),
+        (name = "webhooks", description = "Webhooks and the event feed: every change, pushed signed to your endpoints or pulled from a cursor"),
         (name = "audit", description = "The audit log"),
         (name = "health", description = "Probes and keys"),
     )
@@ -219,6 +221,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(regions::configure)
         .configure(api_keys::configure)
         .configure(agents::configure)
+        .configure(webhooks::configure)
         .configure(audit::configure);
 }
 

@@ -104,3 +104,23 @@ pub fn depth() -> Schema {
 pub fn audit_action() -> Schema {
     string().max_length(Some(100)).pattern(Some(r"^[a-z_]+(\.[a-z_*]+)*$")).examples(["member.*"]).build().into()
 }
+
+/// A webhook delivery's status.
+pub fn delivery_status() -> Schema {
+    one_of_strings(&["pending", "succeeded", "failed"], "failed")
+}
+
+/// The event feed's cursor: the `next_cursor` it handed out.
+pub fn event_cursor() -> Schema {
+    string().pattern(Some("^[0-9]{1,18}$")).examples(["1042"]).build().into()
+}
+
+/// Event types and patterns, comma-separated.
+pub fn event_types() -> Schema {
+    string()
+        .max_length(Some(2000))
+        .pattern(Some(r"^[a-z_.*]+(,[a-z_.*]+)*$"))
+        .examples(["member.*,invitation.accepted"])
+        .build()
+        .into()
+}

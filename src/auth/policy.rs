@@ -51,10 +51,15 @@ pub enum TenantAction {
     BulkManageMembers,
     /// Create, list, change, rotate and revoke API keys (owners; never a key).
     ManageApiKeys,
+    /// Webhook endpoints: create, list, change, rotate, test, their deliveries (owners, and
+    /// API keys with the owner role).
+    ManageWebhooks,
+    /// The event feed (owners, and API keys with the owner role).
+    ReadEvents,
 }
 
 impl TenantAction {
-    pub const ALL: [TenantAction; 10] = [
+    pub const ALL: [TenantAction; 12] = [
         TenantAction::ReadTenant,
         TenantAction::ListMembers,
         TenantAction::CreateMember,
@@ -65,6 +70,8 @@ impl TenantAction {
         TenantAction::ExportMembers,
         TenantAction::BulkManageMembers,
         TenantAction::ManageApiKeys,
+        TenantAction::ManageWebhooks,
+        TenantAction::ReadEvents,
     ];
 }
 
@@ -163,7 +170,9 @@ impl Actor {
             (Role::Admin, CreateMember | ReadDepartments | ManageDepartments | BulkManageMembers) => {
                 Decision::Forbidden("this tenant has turned user administration off for admins")
             }
-            (Role::Admin, ManageTenant | ReadAudit | ManageApiKeys) => Decision::Forbidden("only owners can do this"),
+            (Role::Admin, ManageTenant | ReadAudit | ManageApiKeys | ManageWebhooks | ReadEvents) => {
+                Decision::Forbidden("only owners can do this")
+            }
             (Role::Operator | Role::Viewer, BulkManageMembers) => {
                 Decision::Forbidden("your role cannot manage members")
             }
@@ -357,6 +366,8 @@ mod tests {
             (ExportMembers, [true, false, false, false, false]),
             (BulkManageMembers, [true, true, false, false, false]),
             (ManageApiKeys, [true, false, false, false, false]),
+            (ManageWebhooks, [true, false, false, false, false]),
+            (ReadEvents, [true, false, false, false, false]),
         ];
         assert_eq!(table.map(|(action, _)| action), TenantAction::ALL, "a row for every action, in order");
         for (action, allowed) in table {

@@ -140,6 +140,57 @@ pub struct EnrollmentRow {
     pub updated_at: NaiveDateTime,
 }
 
+/// A webhook endpoint of a tenant (its secrets sealed with the master key).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhooks, treat_none_as_default_value = false)]
+pub struct WebhookRow {
+    pub tenant_id: String,
+    pub id: String,
+    pub url: String,
+    pub description: Option<String>,
+    /// JSON array of event types and patterns (`member.*`, `*`).
+    pub event_types: String,
+    pub enabled: bool,
+    /// `failing` when the worker turned it off after failing for days; null otherwise.
+    pub disabled_reason: Option<String>,
+    pub failing_since: Option<NaiveDateTime>,
+    pub sealed_secret: String,
+    pub previous_sealed_secret: Option<String>,
+    pub previous_expires_at: Option<NaiveDateTime>,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub version: i32,
+}
+
+impl WebhookRow {
+    pub fn types(&self) -> Vec<String> {
+        serde_json::from_str(&self.event_types).unwrap_or_default()
+    }
+}
+
+/// One event for one endpoint: its body as first written, and how its attempts went.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_deliveries, treat_none_as_default_value = false)]
+pub struct DeliveryRow {
+    pub tenant_id: String,
+    pub id: String,
+    pub webhook_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub body: String,
+    /// `pending`, `succeeded` or `failed` (no attempt left).
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: Option<NaiveDateTime>,
+    pub locked_until: Option<NaiveDateTime>,
+    pub last_status: Option<i32>,
+    pub last_duration_ms: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub delivered_at: Option<NaiveDateTime>,
+}
+
 /// The lower-cased text the `q` filter searches: name, username and email.
 pub fn search_text(full_name: &str, username: Option<&str>, email: &str) -> String {
     format!("{} {} {}", full_name.to_lowercase(), username.unwrap_or("").to_lowercase(), email.to_lowercase())

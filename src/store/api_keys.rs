@@ -70,7 +70,6 @@ fn region_text(regions: &[RegionId]) -> String {
     serde_json::to_string(&regions.iter().map(|r| r.as_text()).collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
 }
 
-/// Creates a key and answers it with its secret (the only time the secret is seen).
 /// An agent key's role is what the people it enrols get: operator or viewer, never more.
 fn check_kind_role(kind: KeyKind, role: Role) -> Result<(), ApiError> {
     if kind == KeyKind::Agent && !role.is_below_admin() {
@@ -85,6 +84,7 @@ fn check_kind_role(kind: KeyKind, role: Role) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Creates a key and answers it with its secret (the only time the secret is seen).
 pub fn create(
     conn: &mut AnyConnection,
     ctx: &TenantContext,

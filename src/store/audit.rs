@@ -80,7 +80,8 @@ pub(in crate::store) fn record_raw(
         actor_name,
     };
     diesel::insert_into(a::audit_events).values(&row).execute(conn)?;
-    Ok(())
+    // Every change is also an event, for the feed and the webhooks.
+    crate::store::events::emit(conn, &row.tenant_id, std::slice::from_ref(&row))
 }
 
 /// Records an event by the context's caller in its tenant.

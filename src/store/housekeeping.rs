@@ -1,12 +1,15 @@
 //! Clearing out what nothing reads any more: sessions over for a week (their rotated refresh
-//! tokens go with them), reset tokens a day past expiry, and delivered or abandoned email
-//! after 30 days. Runs in the background on every instance; each pass is idempotent.
+//! tokens go with them), reset tokens a day past expiry, delivered or abandoned email after 30
+//! days, and events and finished webhook deliveries past the feed's retention
+//! (`ROSTER_EVENT_RETENTION_DAYS`). Runs in the background on every instance; each pass is idempotent.
 
 use chrono::Duration;
 use diesel::prelude::*;
 
 use crate::config::SessionLimits;
-use crate::db::schema::{outbox::dsl as o, password_resets::dsl as r, sessions::dsl as s};
+use crate::db::schema::{
+    events::dsl as ev, outbox::dsl as o, password_resets::dsl as r, sessions::dsl as s, webhook_deliveries::dsl as d,
+};
 use crate::db::{AnyConnection, write_tx};
 use crate::domain::now;
 use crate::error::ApiError;
@@ -17,9 +20,20 @@ pub struct Pruned {
     pub sessions: usize,
     pub reset_tokens: usize,
     pub emails: usize,
+    pub events: usize,
+    pub deliveries: usize,
 }
 
-pub fn prune(conn: &mut AnyConnection, limits: SessionLimits) -> Result<Pruned, ApiError> {
+/// How long things are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub sessions: SessionLimits,
+    /// Events and finished deliveries, in days.
+    pub event_days: i64,
+}
+
+pub fn prune(conn: &mut AnyConnection, keep: Retention) -> Result<Pruned, ApiError> {
+    let limits = keep.sessions;
     let at = now();
     let week_ago = at - Duration::days(7);
     write_tx(conn, |conn| {
@@ -31,14 +45,20 @@ pub fn prune(conn: &mut AnyConnection, limits: SessionLimits) -> Result<Pruned, 
         let emails =
             diesel::delete(o::outbox.filter(o::status.ne("pending")).filter(o::created_at.lt(at - Duration::days(30))))
                 .execute(conn)?;
-        Ok(Pruned { sessions, reset_tokens, emails })
+        let events_before = at - Duration::days(keep.event_days);
+        let events = diesel::delete(ev::events.filter(ev::occurred_at.lt(events_before))).execute(conn)?;
+        let deliveries = diesel::delete(
+            d::webhook_deliveries.filter(d::status.ne("pending")).filter(d::created_at.lt(events_before)),
+        )
+        .execute(conn)?;
+        Ok(Pruned { sessions, reset_tokens, emails, events, deliveries })
     })
 }
 
 /// Prunes now and then every `every` while the server runs.
-pub async fn run(db: crate::db::Db, limits: SessionLimits, every: std::time::Duration) {
+pub async fn run(db: crate::db::Db, keep: Retention, every: std::time::Duration) {
     loop {
-        match crate::db::run_write(&db, move |conn| prune(conn, limits)).await {
+        match crate::db::run_write(&db, move |conn| prune(conn, keep)).await {
             Ok(p) if p != Pruned::default() => log::info!("housekeeping removed {p:?}"),
             Ok(_) => {}
             Err(e) => log::warn!("housekeeping failed: {e}"),

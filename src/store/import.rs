@@ -596,6 +596,7 @@ fn write(
     for chunk in audits.chunks(1000) {
         on_backend!(&mut *conn, |c| diesel::insert_into(a::audit_events).values(chunk).execute(c))?;
     }
+    super::events::emit(conn, &tenant, &audits)?;
     if let Delivery::Emails(mailer) = delivery {
         let tenant_name: String = t::tenants.filter(t::id.eq(&tenant)).select(t::name).first(conn)?;
         let creator: String = match ctx.actor().audit_identity() {

@@ -12,6 +12,7 @@ pub mod bulk;
 pub mod cursor;
 pub mod departments;
 pub mod enrollments;
+pub mod events;
 pub mod housekeeping;
 pub mod idempotency;
 pub mod import;
@@ -23,6 +24,7 @@ pub mod regions;
 pub mod resets;
 pub mod sessions;
 pub mod tenants;
+pub mod webhooks;
 
 use crate::auth::TenantContext;
 use crate::db::{AnyConnection, lock_tenant, write_tx};

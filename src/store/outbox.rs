@@ -33,6 +33,8 @@ pub enum Notice {
     SetPassword { full_name: String, tenant: String, creator: String, link: String, valid_days: i64 },
     /// A link confirming the address a person gave when completing their profile.
     ConfirmEmail { full_name: String, tenant: String, link: String, valid_days: i64 },
+    /// A webhook endpoint was turned off after failing for `days` days.
+    WebhookDisabled { full_name: String, url: String, days: i64, link: String },
     /// Queued already rendered (by versions before notices): sent as it is.
     #[serde(untagged)]
     Rendered { subject: String, text: String, html: String },
@@ -46,6 +48,7 @@ impl Notice {
             Notice::Invitation { .. } => "invitation",
             Notice::SetPassword { .. } => "set_password",
             Notice::ConfirmEmail { .. } => "confirm_email",
+            Notice::WebhookDisabled { .. } => "webhook_disabled",
             Notice::Rendered { .. } => "rendered",
         }
     }

@@ -94,6 +94,9 @@ pub fn config(db_url: &str) -> Config {
         rate_api_key_per_minute: 100_000,
         master_key: Some(secrecy::SecretString::from(TEST_MASTER_KEY)),
         cors_origins: Vec::new(),
+        webhook_allowed_hosts: vec!["127.0.0.1".into()],
+        webhook_retry_secs: vec![1, 1, 1],
+        event_retention_days: 30,
     }
 }
 

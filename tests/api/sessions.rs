@@ -435,10 +435,18 @@ async fn housekeeping_removes_sessions_long_over() {
         idle: chrono::Duration::days(7),
     };
     // Ended just now: kept.
-    let kept = roster::store::housekeeping::prune(&mut conn, limits).unwrap();
+    let kept = roster::store::housekeeping::prune(
+        &mut conn,
+        roster::store::housekeeping::Retention { sessions: limits, event_days: 30 },
+    )
+    .unwrap();
     assert_eq!(kept.sessions, 0);
     assert_eq!(app.execute_sql(&format!("UPDATE sessions SET ended_at = '2000-01-01 00:00:00' WHERE id = '{s1}'")), 1);
-    let pruned = roster::store::housekeeping::prune(&mut conn, limits).unwrap();
+    let pruned = roster::store::housekeeping::prune(
+        &mut conn,
+        roster::store::housekeeping::Retention { sessions: limits, event_days: 30 },
+    )
+    .unwrap();
     assert_eq!(pruned.sessions, 1);
     use roster::db::schema::{rotated_refresh_tokens::dsl as rt, sessions::dsl as s};
     let left: Vec<String> = s::sessions.select(s::id).load(&mut *conn).unwrap();

@@ -36,6 +36,7 @@ pub use list::{Page, list, list_once};
 pub use list_cache::ListCache;
 pub use passwords::{email_password_reset, reset_password};
 pub use query::{ListFilter, SortKey, StatusFilter};
+pub(in crate::store) use record::event_object;
 pub use record::{MemberRecord, get};
 pub use reports::reports;
 pub use update::{MemberPatch, update};

@@ -60,6 +60,29 @@ impl MemberRecord {
     }
 }
 
+impl MemberRecord {
+    /// The member as events carry it: the audited fields, its id, OS username and version.
+    pub fn event_object(&self) -> serde_json::Value {
+        let mut object = self.audit_state();
+        if let serde_json::Value::Object(map) = &mut object {
+            map.insert("id".into(), json!(self.membership.user_id));
+            map.insert("os_username".into(), json!(self.os_username));
+            map.insert("version".into(), json!(self.membership.version));
+            map.insert("updated_at".into(), json!(crate::domain::time::utc(self.membership.updated_at)));
+        }
+        object
+    }
+}
+
+/// A member as events carry it, or `None` when the membership is gone.
+pub(in crate::store) fn event_object(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    user: &str,
+) -> Result<Option<serde_json::Value>, ApiError> {
+    Ok(load_record(conn, tenant, user)?.map(|r| r.event_object()))
+}
+
 fn load_regions(
     conn: &mut AnyConnection,
     tenant: &str,

@@ -1,0 +1,328 @@
+//! Events (DESIGN.md section 14): every change the audit log records is also an event of a
+//! documented type, numbered per tenant, kept for the feed (`GET .../events?after=`) and written,
+//! in the same transaction, as a delivery for each enabled webhook whose types match.
+//!
+//! Numbering: `event_counters` holds each tenant's last number, taken with an update inside the
+//! writing transaction. Its row stays locked until that transaction ends, so the next number is
+//! only handed out after the previous event is committed (or rolled back and reused): the feed
+//! never shows number 7 while 6 could still appear, and a cursor never skips an event.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde_json::{Value, json};
+
+use crate::auth::TenantContext;
+use crate::auth::policy::TenantAction;
+use crate::db::models::AuditRow;
+use crate::db::schema::{
+    event_counters::dsl as c, events::dsl as ev, webhook_deliveries::dsl as d, webhooks::dsl as w,
+};
+use crate::db::{AnyConnection, escape_like, on_backend};
+use crate::error::ApiError;
+
+/// Every event type, as the OpenAPI document lists them. Patterns (`member.*`, `*`) select among
+/// these.
+pub const EVENT_TYPES: &[&str] = &[
+    "member.created",
+    "member.updated",
+    "member.role_changed",
+    "member.enabled",
+    "member.disabled",
+    "member.deleted",
+    "member.password_reset",
+    "member.unlocked",
+    "member.sessions_ended",
+    "member.enrolled",
+    "member.approved",
+    "member.rejected",
+    "member.profile_completed",
+    "member.email_confirmed",
+    "members.imported",
+    "device.enrolled",
+    "invitation.created",
+    "invitation.resent",
+    "invitation.revoked",
+    "invitation.accepted",
+    "tenant.created",
+    "tenant.updated",
+    "region.created",
+    "region.updated",
+    "region.deleted",
+    "department.created",
+    "department.renamed",
+    "department.deleted",
+    "section.created",
+    "section.renamed",
+    "section.deleted",
+    "api_key.created",
+    "api_key.updated",
+    "api_key.rotated",
+    "api_key.revoked",
+    "webhook.created",
+    "webhook.updated",
+    "webhook.deleted",
+    "webhook.secret_rotated",
+    "user.password_changed",
+    "user.password_reset_requested",
+    "user.password_reset_completed",
+    "user.locked",
+    "user.signed_out",
+    "session.ended",
+    "session.refresh_token_reused",
+    "webhook.test",
+];
+
+/// Whether a type or pattern names event types: an exact type, `prefix.*`, or `*`.
+pub fn is_known_selector(selector: &str) -> bool {
+    selector == "*"
+        || EVENT_TYPES.contains(&selector)
+        || selector.strip_suffix(".*").is_some_and(|prefix| {
+            EVENT_TYPES.iter().any(|t| t.strip_prefix(prefix).is_some_and(|r| r.starts_with('.')))
+        })
+}
+
+/// Whether `event_type` is selected by `selector`.
+pub fn matches(selector: &str, event_type: &str) -> bool {
+    selector == "*"
+        || selector == event_type
+        || selector
+            .strip_suffix(".*")
+            .is_some_and(|prefix| event_type.strip_prefix(prefix).is_some_and(|r| r.starts_with('.')))
+}
+
+/// The event an audited action becomes: its own name, but for reads (exports), which are no
+/// change, and member updates that change the role or regions, which are `member.role_changed`
+/// (one event per change, of its most specific type).
+fn event_type(action: &str, before: Option<&Value>, after: Option<&Value>) -> Option<String> {
+    match action {
+        "members.exported" => None,
+        "member.updated" => {
+            let changed = |field: &str| before.and_then(|b| b.get(field)) != after.and_then(|a| a.get(field));
+            Some(if changed("role") || changed("regions") { "member.role_changed" } else { action }.to_string())
+        }
+        _ if EVENT_TYPES.contains(&action) => Some(action.to_string()),
+        _ => {
+            log::debug!("audit action {action} has no event type");
+            None
+        }
+    }
+}
+
+/// The object after the change: a member as it is now (with its version), else what the
+/// audit entry recorded (before a deletion), with the target's id.
+fn object(
+    conn: &mut AnyConnection,
+    audit: &AuditRow,
+    before: Option<&Value>,
+    after: Option<&Value>,
+) -> Result<Value, ApiError> {
+    let mut data = after.or(before).cloned().unwrap_or_else(|| json!({}));
+    // A new member's audited state is the whole object (an import writes thousands at once:
+    // nothing to read back); any other change of a member is read as it is now.
+    if audit.target_type == "member" && audit.action == "member.created" {
+        if let Value::Object(map) = &mut data {
+            map.insert("version".into(), json!(1));
+        }
+    } else if audit.target_type == "member"
+        && let Some(id) = &audit.target_id
+        && let Some(member) = crate::store::members::event_object(conn, &audit.tenant_id, id)?
+    {
+        return Ok(member);
+    }
+    if let (Value::Object(map), Some(id)) = (&mut data, &audit.target_id) {
+        map.entry("id").or_insert_with(|| json!(id));
+    }
+    Ok(data)
+}
+
+/// A new event, ready to number and write.
+pub(in crate::store) struct NewEvent {
+    pub id: String,
+    pub event_type: String,
+    pub occurred_at: NaiveDateTime,
+    pub payload: String,
+}
+
+/// The event payload: what the feed shows and a webhook receives.
+pub(in crate::store) fn payload(
+    id: &str,
+    event_type: &str,
+    tenant: &str,
+    at: NaiveDateTime,
+    actor: Value,
+    target: Value,
+    data: Value,
+) -> String {
+    json!({
+        "id": id,
+        "type": event_type,
+        "tenant_id": tenant,
+        "occurred_at": crate::domain::time::utc(at),
+        "actor": actor,
+        "target": target,
+        "data": data,
+    })
+    .to_string()
+}
+
+fn from_audit(conn: &mut AnyConnection, audit: &AuditRow) -> Result<Option<NewEvent>, ApiError> {
+    let parse = |s: &Option<String>| s.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok());
+    let (before, after) = (parse(&audit.before_state), parse(&audit.after_state));
+    let Some(event_type) = event_type(&audit.action, before.as_ref(), after.as_ref()) else { return Ok(None) };
+    let data = object(conn, audit, before.as_ref(), after.as_ref())?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let actor = json!({"type": audit.actor_type, "id": audit.actor_id, "name": audit.actor_name});
+    let target = json!({"type": audit.target_type, "id": audit.target_id});
+    let payload = payload(&id, &event_type, &audit.tenant_id, audit.created_at, actor, target, data);
+    Ok(Some(NewEvent { id, event_type, occurred_at: audit.created_at, payload }))
+}
+
+/// Writes the events of these audit rows (one tenant's) and their deliveries; inside the
+/// caller's transaction.
+pub(in crate::store) fn emit(conn: &mut AnyConnection, tenant: &str, audits: &[AuditRow]) -> Result<(), ApiError> {
+    let mut events = Vec::with_capacity(audits.len());
+    for audit in audits {
+        if let Some(event) = from_audit(conn, audit)? {
+            events.push(event);
+        }
+    }
+    write(conn, tenant, &events)
+}
+
+/// Numbers and writes `events`, and a delivery for each matching enabled webhook.
+pub(in crate::store) fn write(conn: &mut AnyConnection, tenant: &str, events: &[NewEvent]) -> Result<(), ApiError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let n = events.len() as i64;
+    let last: i64 = on_backend!(&mut *conn, |conn| diesel::insert_into(c::event_counters)
+        .values((c::tenant_id.eq(tenant), c::last_seq.eq(n)))
+        .on_conflict(c::tenant_id)
+        .do_update()
+        .set(c::last_seq.eq(c::last_seq + n))
+        .returning(c::last_seq)
+        .get_result(conn))?;
+    let first = last - n + 1;
+    for chunk in events.iter().zip(first..).collect::<Vec<_>>().chunks(500) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|(e, seq)| {
+                (
+                    ev::tenant_id.eq(tenant),
+                    ev::seq.eq(*seq),
+                    ev::id.eq(&e.id),
+                    ev::event_type.eq(&e.event_type),
+                    ev::occurred_at.eq(e.occurred_at),
+                    ev::payload.eq(&e.payload),
+                )
+            })
+            .collect();
+        on_backend!(&mut *conn, |conn| diesel::insert_into(ev::events).values(rows).execute(conn))?;
+    }
+    let endpoints: Vec<(String, String)> = w::webhooks
+        .filter(w::tenant_id.eq(tenant))
+        .filter(w::enabled.eq(true))
+        .select((w::id, w::event_types))
+        .load(conn)?;
+    for (webhook, types) in endpoints {
+        let types: Vec<String> = serde_json::from_str(&types).unwrap_or_default();
+        let wanted: Vec<&NewEvent> =
+            events.iter().filter(|e| types.iter().any(|t| matches(t, &e.event_type))).collect();
+        for chunk in wanted.chunks(500) {
+            let rows: Vec<_> = chunk.iter().map(|e| queued(tenant, &webhook, e)).collect();
+            on_backend!(&mut *conn, |conn| diesel::insert_into(d::webhook_deliveries).values(rows).execute(conn))?;
+        }
+    }
+    Ok(())
+}
+
+/// A delivery of `event` to `webhook`, due now.
+pub(in crate::store) fn queued(tenant: &str, webhook: &str, event: &NewEvent) -> crate::db::models::DeliveryRow {
+    crate::db::models::DeliveryRow {
+        tenant_id: tenant.to_string(),
+        id: uuid::Uuid::now_v7().to_string(),
+        webhook_id: webhook.to_string(),
+        event_id: event.id.clone(),
+        event_type: event.event_type.clone(),
+        body: event.payload.clone(),
+        status: "pending".into(),
+        attempts: 0,
+        next_attempt_at: Some(crate::domain::now()),
+        locked_until: None,
+        last_status: None,
+        last_duration_ms: None,
+        last_error: None,
+        created_at: crate::domain::now(),
+        delivered_at: None,
+    }
+}
+
+/// A page of the feed: events after `after`, oldest first, of the selected types.
+pub struct FeedPage {
+    /// `(number, payload)`.
+    pub events: Vec<(i64, String)>,
+    /// The last number handed out (or `after` when none): where the next call starts.
+    pub next: Option<i64>,
+    pub has_more: bool,
+}
+
+/// The feed, for owners (and owner keys).
+pub fn feed(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    after: Option<i64>,
+    selectors: &[String],
+    limit: i64,
+) -> Result<FeedPage, ApiError> {
+    ctx.actor().require(TenantAction::ReadEvents)?;
+    let mut q = ev::events.filter(ev::tenant_id.eq(ctx.tenant_text())).into_boxed();
+    if let Some(after) = after {
+        q = q.filter(ev::seq.gt(after));
+    }
+    if !selectors.iter().any(|s| s == "*") && !selectors.is_empty() {
+        let exact: Vec<String> = selectors.iter().filter(|s| !s.ends_with(".*")).cloned().collect();
+        let mut cond: Box<dyn BoxableExpression<ev::events, _, SqlType = diesel::sql_types::Bool>> =
+            Box::new(ev::event_type.eq_any(exact));
+        for prefix in selectors.iter().filter_map(|s| s.strip_suffix(".*")) {
+            cond = Box::new(cond.or(ev::event_type.like(format!("{}.%", escape_like(prefix))).escape('\\')));
+        }
+        q = q.filter(cond);
+    }
+    let mut rows: Vec<(i64, String)> =
+        q.order(ev::seq.asc()).limit(limit + 1).select((ev::seq, ev::payload)).load(conn)?;
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next = rows.last().map(|(seq, _)| *seq).or(after);
+    Ok(FeedPage { events: rows, next, has_more })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_match_types_and_prefixes() {
+        assert!(matches("*", "member.created"));
+        assert!(matches("member.*", "member.created"));
+        assert!(!matches("member.*", "members.imported"));
+        assert!(!matches("member.created", "member.deleted"));
+        assert!(is_known_selector("member.*") && is_known_selector("invitation.accepted") && is_known_selector("*"));
+        assert!(!is_known_selector("mem.*") && !is_known_selector("member.creatd") && !is_known_selector("member"));
+    }
+
+    #[test]
+    fn a_role_change_is_its_own_type_and_exports_are_no_change() {
+        let before = json!({"role": "viewer", "regions": [], "full_name": "A"});
+        let renamed = json!({"role": "viewer", "regions": [], "full_name": "B"});
+        let promoted = json!({"role": "admin", "regions": [], "full_name": "B"});
+        let moved = json!({"role": "viewer", "regions": ["r"], "full_name": "A"});
+        assert_eq!(event_type("member.updated", Some(&before), Some(&renamed)).as_deref(), Some("member.updated"));
+        assert_eq!(
+            event_type("member.updated", Some(&before), Some(&promoted)).as_deref(),
+            Some("member.role_changed")
+        );
+        assert_eq!(event_type("member.updated", Some(&before), Some(&moved)).as_deref(), Some("member.role_changed"));
+        assert_eq!(event_type("members.exported", None, None), None);
+        assert_eq!(event_type("member.created", None, None).as_deref(), Some("member.created"));
+    }
+}

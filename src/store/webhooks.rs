@@ -1,0 +1,566 @@
+//! Webhook endpoints of one tenant (DESIGN.md section 14): create, list, read, change, delete,
+//! rotate the signing secret, send a test event; their deliveries, and a manual retry. Owners
+//! (and API keys with the owner role). Secrets are sealed with the master key (the worker signs
+//! with them) and leave only through the answers to create and rotate. The delivery worker's
+//! side is at the bottom: claim due deliveries, record how each attempt went.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
+use super::audit::{self, AuditEntry};
+use super::events::{self, NewEvent};
+use crate::auth::TenantContext;
+use crate::auth::master_key::MasterKey;
+use crate::auth::policy::TenantAction;
+use crate::db::models::{DeliveryRow, WebhookRow};
+use crate::db::schema::{memberships::dsl as m, users::dsl as u, webhook_deliveries::dsl as d, webhooks::dsl as w};
+use crate::db::{AnyConnection, on_backend, write_tx};
+use crate::domain::{MemberStatus, Role, now};
+use crate::error::ApiError;
+use crate::store::outbox::{self, Notice};
+
+/// How long the previous secret keeps signing after a rotation.
+pub const ROTATION_GRACE_HOURS: i64 = 24;
+/// An endpoint failing every delivery for this long is turned off.
+pub const DISABLE_AFTER_DAYS: i64 = 5;
+/// How long a claimed delivery belongs to the worker that claimed it (an attempt takes at most
+/// 10 seconds).
+pub const LEASE_SECS: i64 = 60;
+/// Deliveries one worker claims at a time.
+const BATCH: i64 = 50;
+
+/// An endpoint to create.
+pub struct NewWebhook {
+    pub url: String,
+    pub description: Option<String>,
+    pub event_types: Vec<String>,
+}
+
+/// Changes to an endpoint; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct WebhookChanges {
+    pub url: Option<String>,
+    pub description: Option<Option<String>>,
+    pub event_types: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+}
+
+fn seal_context(tenant: &str, id: &str) -> String {
+    format!("webhook:{tenant}:{id}")
+}
+
+fn state(row: &WebhookRow) -> Value {
+    json!({
+        "url": row.url, "description": row.description, "event_types": row.types(), "enabled": row.enabled,
+    })
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("webhook not found")
+}
+
+fn load(conn: &mut AnyConnection, ctx: &TenantContext, id: &str) -> Result<WebhookRow, ApiError> {
+    w::webhooks
+        .filter(w::tenant_id.eq(ctx.tenant_text()))
+        .filter(w::id.eq(id))
+        .select(WebhookRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(not_found)
+}
+
+fn types_text(types: &[String]) -> String {
+    serde_json::to_string(types).unwrap_or_else(|_| "[]".into())
+}
+
+fn audit_change(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    action: &str,
+    id: &str,
+    before: Option<Value>,
+    after: Option<Value>,
+) -> Result<(), ApiError> {
+    let entry = AuditEntry { action, target_type: "webhook", target_id: Some(id.to_string()), before, after };
+    audit::record(conn, ctx, entry)
+}
+
+/// Creates an endpoint and answers it with its signing secret (the only time it is seen).
+pub fn create(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    master: &MasterKey,
+    new: NewWebhook,
+) -> Result<(WebhookRow, SecretString), ApiError> {
+    ctx.actor().require(TenantAction::ManageWebhooks)?;
+    let tenant = ctx.tenant_text();
+    super::tenant_write(conn, ctx, |conn| {
+        let id = uuid::Uuid::now_v7().to_string();
+        let secret = crate::domain::webhook_secret::generate();
+        let sealed =
+            master.seal(secret.expose_secret().as_bytes(), &seal_context(&tenant, &id)).map_err(ApiError::internal)?;
+        let at = now();
+        let row = WebhookRow {
+            tenant_id: tenant.clone(),
+            id,
+            url: new.url,
+            description: new.description,
+            event_types: types_text(&new.event_types),
+            enabled: true,
+            disabled_reason: None,
+            failing_since: None,
+            sealed_secret: sealed,
+            previous_sealed_secret: None,
+            previous_expires_at: None,
+            created_by: ctx.actor().user_id.as_text(),
+            created_at: at,
+            updated_at: at,
+            version: 1,
+        };
+        diesel::insert_into(w::webhooks).values(&row).execute(conn)?;
+        audit_change(conn, ctx, "webhook.created", &row.id, None, Some(state(&row)))?;
+        Ok((row, secret))
+    })
+}
+
+/// Newest first, keyset on the time-ordered id; with the total.
+pub fn list(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    cursor: Option<&str>,
+    limit: i64,
+) -> Result<(Vec<WebhookRow>, Option<String>, i64), ApiError> {
+    ctx.actor().require(TenantAction::ManageWebhooks)?;
+    let tenant = ctx.tenant_text();
+    let total: i64 = w::webhooks.filter(w::tenant_id.eq(&tenant)).count().get_result(conn)?;
+    let mut query = w::webhooks.filter(w::tenant_id.eq(&tenant)).into_boxed();
+    if let Some(cursor) = cursor {
+        query = query.filter(w::id.lt(cursor.to_string()));
+    }
+    let rows: Vec<WebhookRow> =
+        query.order(w::id.desc()).limit(limit + 1).select(WebhookRow::as_select()).load(conn)?;
+    let more = rows.len() as i64 > limit;
+    let page: Vec<WebhookRow> = rows.into_iter().take(limit as usize).collect();
+    let next = if more { page.last().map(|r| r.id.clone()) } else { None };
+    Ok((page, next, total))
+}
+
+pub fn get(conn: &mut AnyConnection, ctx: &TenantContext, id: &str) -> Result<WebhookRow, ApiError> {
+    ctx.actor().require(TenantAction::ManageWebhooks)?;
+    load(conn, ctx, id)
+}
+
+/// Changes an endpoint. Enabling one the worker turned off starts its failure clock afresh.
+pub fn update(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    id: &str,
+    changes: WebhookChanges,
+    if_match: Option<i32>,
+) -> Result<WebhookRow, ApiError> {
+    ctx.actor().require(TenantAction::ManageWebhooks)?;
+    let tenant = ctx.tenant_text();
+    super::tenant_write(conn, ctx, |conn| {
+        let before = load(conn, ctx, id)?;
+        super::check_version("webhook", before.version, if_match)?;
+        let enabled = changes.enabled.unwrap_or(before.enabled);
+        let reenabled = enabled && !before.enabled;
+        let after = WebhookRow {
+            url: changes.url.unwrap_or_else(|| before.url.clone()),
+            description: changes.description.unwrap_or_else(|| before.description.clone()),
+            event_types: changes.event_types.map(|t| types_text(&t)).unwrap_or_else(|| before.event_types.clone()),
+            enabled,
+            disabled_reason: if enabled { None } else { before.disabled_reason.clone() },
+            failing_since: if reenabled { None } else { before.failing_since },
+            updated_at: now(),
+            version: before.version + 1,
+            ..before.clone()
+        };
+        diesel::update(w::webhooks.filter(w::tenant_id.eq(&tenant)).filter(w::id.eq(id)))
+            .set((
+                w::url.eq(&after.url),
+                w::description.eq(&after.description),
+                w::event_types.eq(&after.event_types),
+                w::enabled.eq(after.enabled),
+                w::disabled_reason.eq(&after.disabled_reason),
+                w::failing_since.eq(after.failing_since),
+                w::updated_at.eq(after.updated_at),
+                w::version.eq(after.version),
+            ))
+            .execute(conn)?;
+        audit_change(conn, ctx, "webhook.updated", id, Some(state(&before)), Some(state(&after)))?;
+        Ok(after)
+    })
+}
+
+/// Deletes an endpoint and the deliveries still waiting for it.
+pub fn delete(conn: &mut AnyConnection, ctx: &TenantContext, id: &str) -> Result<(), ApiError> {
+    ctx.actor().require(TenantAction::ManageWebhooks)?;
+    let tenant = ctx.tenant_text();
+    super::tenant_write(conn, ctx, |conn| {
+        let before = load(conn, ctx, id)?;
+        diesel::delete(d::webhook_deliveries.filter(d::tenant_id.eq(&tenant)).filter(d::webhook_id.eq(id)))
+            .execute(conn)?;
+        diesel::delete(w::webhooks.filter(w::tenant_id.eq(&tenant)).filter(w::id.eq(id))).execute(conn)?;
+        audit_change(conn, ctx, "webhook.deleted", id, Some(state(&before)), None)
+    })
+}
+
+/// A new signing secret; the previous one keeps signing beside it for
+/// [`ROTATION_GRACE_HOURS`], so receivers can switch over.
+pub fn rotate(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    master: &MasterKey,
+    id: &str,
+) -> Result<(WebhookRow, SecretString), ApiError> {
+    ctx.actor().require(TenantAction::ManageWebhooks)?;
+    let tenant = ctx.tenant_text();
+    super::tenant_write(conn, ctx, |conn| {
+        let before = load(conn, ctx, id)?;
+        let secret = crate::domain::webhook_secret::generate();
+        let sealed =
+            master.seal(secret.expose_secret().as_bytes(), &seal_context(&tenant, id)).map_err(ApiError::internal)?;
+        let at = now();
+        let after = WebhookRow {
+            sealed_secret: sealed,
+            previous_sealed_secret: Some(before.sealed_secret.clone()),
+            previous_expires_at: Some(at + Duration::hours(ROTATION_GRACE_HOURS)),
+            updated_at: at,
+            version: before.version + 1,
+            ..before.clone()
+        };
+        diesel::update(w::webhooks.filter(w::tenant_id.eq(&tenant)).filter(w::id.eq(id)))
+            .set((
+                w::sealed_secret.eq(&after.sealed_secret),
+                w::previous_sealed_secret.eq(&after.previous_sealed_secret),
+                w::previous_expires_at.eq(after.previous_expires_at),
+                w::updated_at.eq(at),
+                w::version.eq(after.version),
+            ))
+            .execute(conn)?;
+        let grace = json!({"previous_secret_signs_until": after.previous_expires_at.map(crate::domain::time::utc)});
+        audit_change(conn, ctx, "webhook.secret_rotated", id, None, Some(grace))?;
+        Ok((after, secret))
+    })
+}
+
+/// Queues a `webhook.test` event to this endpoint alone (not in the feed); answers the
+/// delivery.
+pub fn send_test(conn: &mut AnyConnection, ctx: &TenantContext, id: &str) -> Result<DeliveryRow, ApiError> {
+    ctx.actor().require(TenantAction::ManageWebhooks)?;
+    let tenant = ctx.tenant_text();
+    super::tenant_write(conn, ctx, |conn| {
+        let hook = load(conn, ctx, id)?;
+        let (actor_type, actor_id, actor_name) = ctx.actor().audit_identity();
+        let at = now();
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let payload = events::payload(
+            &event_id,
+            "webhook.test",
+            &tenant,
+            at,
+            json!({"type": actor_type, "id": actor_id, "name": actor_name}),
+            json!({"type": "webhook", "id": hook.id}),
+            json!({"id": hook.id, "url": hook.url, "message": "A test event: your endpoint receives and verifies Roster's webhooks."}),
+        );
+        let event = NewEvent { id: event_id, event_type: "webhook.test".into(), occurred_at: at, payload };
+        let row = events::queued(&tenant, &hook.id, &event);
+        diesel::insert_into(d::webhook_deliveries).values(&row).execute(conn)?;
+        Ok(row)
+    })
+}
+
+/// An endpoint's deliveries, newest first (keyset on the time-ordered id), optionally of one
+/// status.
+pub fn deliveries(
+    conn: &mut AnyConnection,
+    ctx: &TenantContext,
+    id: &str,
+    status: Option<&str>,
+    cursor: Option<&str>,
+    limit: i64,
+) -> Result<(Vec<DeliveryRow>, Option<String>), ApiError> {
+    ctx.actor().require(TenantAction::ManageWebhooks)?;
+    load(conn, ctx, id)?;
+    let mut query =
+        d::webhook_deliveries.filter(d::tenant_id.eq(ctx.tenant_text())).filter(d::webhook_id.eq(id)).into_boxed();
+    if let Some(status) = status {
+        query = query.filter(d::status.eq(status.to_string()));
+    }
+    if let Some(cursor) = cursor {
+        query = query.filter(d::id.lt(cursor.to_string()));
+    }
+    let rows: Vec<DeliveryRow> =
+        query.order(d::id.desc()).limit(limit + 1).select(DeliveryRow::as_select()).load(conn)?;
+    let more = rows.len() as i64 > limit;
+    let page: Vec<DeliveryRow> = rows.into_iter().take(limit as usize).collect();
+    let next = if more { page.last().map(|r| r.id.clone()) } else { None };
+    Ok((page, next))
+}
+
+/// Sends a delivery again now (whatever its state): its attempts go on counting.
+pub fn retry(conn: &mut AnyConnection, ctx: &TenantContext, id: &str, delivery: &str) -> Result<DeliveryRow, ApiError> {
+    ctx.actor().require(TenantAction::ManageWebhooks)?;
+    let tenant = ctx.tenant_text();
+    super::tenant_write(conn, ctx, |conn| {
+        load(conn, ctx, id)?;
+        let target = d::webhook_deliveries
+            .filter(d::tenant_id.eq(&tenant))
+            .filter(d::webhook_id.eq(id))
+            .filter(d::id.eq(delivery));
+        let n = diesel::update(target)
+            .set((
+                d::status.eq("pending"),
+                d::next_attempt_at.eq(Some(now())),
+                d::locked_until.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)?;
+        if n == 0 {
+            return Err(ApiError::not_found("delivery not found"));
+        }
+        let row = d::webhook_deliveries
+            .filter(d::tenant_id.eq(&tenant))
+            .filter(d::id.eq(delivery))
+            .select(DeliveryRow::as_select())
+            .first(conn)?;
+        Ok(row)
+    })
+}
+
+// ---------------------------------------------------------------- the worker's side
+
+/// A delivery claimed for an attempt, with what sending it needs.
+pub struct Claimed {
+    pub delivery: DeliveryRow,
+    pub url: String,
+    /// The current secret, then the previous one while it still signs.
+    pub secrets: Vec<SecretString>,
+}
+
+/// Whether any delivery is due: a read, so an idle system never takes SQLite's writer.
+pub fn any_due(conn: &mut AnyConnection) -> Result<bool, ApiError> {
+    let at = now();
+    let due = d::webhook_deliveries
+        .filter(d::status.eq("pending"))
+        .filter(d::next_attempt_at.le(at))
+        .filter(d::locked_until.is_null().or(d::locked_until.lt(at)))
+        .select(d::id);
+    Ok(diesel::select(diesel::dsl::exists(due)).get_result(conn)?)
+}
+
+/// Claims due deliveries of enabled endpoints for [`LEASE_SECS`] (another instance skips
+/// them), and opens their endpoints' secrets: at most `room` in all, and for each endpoint no
+/// more than `per_endpoint` less those of it `busy` (in flight here) already.
+pub fn claim(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    busy: &std::collections::HashMap<String, usize>,
+    per_endpoint: usize,
+    room: usize,
+) -> Result<Vec<Claimed>, ApiError> {
+    let rows: Vec<(DeliveryRow, WebhookRow)> = write_tx(conn, |conn| {
+        let at = now();
+        // Deliveries of enabled endpoints only; rows another instance is claiming right now
+        // are skipped, not waited for.
+        let enabled = w::webhooks
+            .filter(w::tenant_id.eq(d::tenant_id))
+            .filter(w::id.eq(d::webhook_id))
+            .filter(w::enabled.eq(true))
+            .select(w::id);
+        let due = d::webhook_deliveries
+            .filter(d::status.eq("pending"))
+            .filter(d::next_attempt_at.le(at))
+            .filter(d::locked_until.is_null().or(d::locked_until.lt(at)))
+            .filter(diesel::dsl::exists(enabled))
+            .order(d::next_attempt_at)
+            .limit(BATCH);
+        // All columns, in the table's order (`DeliveryRow` follows it): one query for both backends.
+        let deliveries: Vec<DeliveryRow> = on_backend!(&mut *conn,
+            postgres: |c| due.for_update().skip_locked().load::<DeliveryRow>(c)?,
+            sqlite: |c| due.load::<DeliveryRow>(c)?,
+        );
+        let mut rows = Vec::with_capacity(deliveries.len());
+        let mut taken: std::collections::HashMap<String, usize> = busy.clone();
+        for delivery in deliveries {
+            let n = taken.entry(delivery.webhook_id.clone()).or_default();
+            if *n >= per_endpoint || rows.len() >= room {
+                continue;
+            }
+            *n += 1;
+            let hook = w::webhooks
+                .filter(w::tenant_id.eq(&delivery.tenant_id))
+                .filter(w::id.eq(&delivery.webhook_id))
+                .select(WebhookRow::as_select())
+                .first(conn)?;
+            rows.push((delivery, hook));
+        }
+        for (row, _) in &rows {
+            diesel::update(d::webhook_deliveries.filter(d::tenant_id.eq(&row.tenant_id)).filter(d::id.eq(&row.id)))
+                .set(d::locked_until.eq(Some(at + Duration::seconds(LEASE_SECS))))
+                .execute(conn)?;
+        }
+        Ok(rows)
+    })?;
+    let at = now();
+    let mut claimed = Vec::with_capacity(rows.len());
+    for (delivery, hook) in rows {
+        let context = seal_context(&hook.tenant_id, &hook.id);
+        let open = |sealed: &str| {
+            master
+                .open(sealed, &context)
+                .and_then(|b| String::from_utf8(b).map_err(|e| e.to_string()))
+                .map(SecretString::from)
+        };
+        let mut secrets = Vec::new();
+        match open(&hook.sealed_secret) {
+            Ok(secret) => secrets.push(secret),
+            Err(e) => {
+                record(
+                    conn,
+                    &delivery,
+                    Attempt::failed(None, 0, format!("cannot open the endpoint's secret: {e}")),
+                    &[],
+                )?;
+                continue;
+            }
+        }
+        if let (Some(previous), Some(until)) = (&hook.previous_sealed_secret, hook.previous_expires_at)
+            && until > at
+            && let Ok(secret) = open(previous)
+        {
+            secrets.push(secret);
+        }
+        claimed.push(Claimed { delivery, url: hook.url, secrets });
+    }
+    Ok(claimed)
+}
+
+/// How one attempt went.
+pub struct Attempt {
+    pub ok: bool,
+    pub status: Option<u16>,
+    pub duration_ms: i64,
+    pub error: Option<String>,
+}
+
+impl Attempt {
+    pub fn failed(status: Option<u16>, duration_ms: i64, error: String) -> Self {
+        Attempt { ok: false, status, duration_ms, error: Some(error) }
+    }
+}
+
+/// Records an attempt: delivered; or another try after the next wait of `schedule` (seconds
+/// after each failed attempt), or none when it is used up. An endpoint whose deliveries have
+/// all failed for [`DISABLE_AFTER_DAYS`] is turned off, and its tenant's owners are told.
+pub fn record(
+    conn: &mut AnyConnection,
+    delivery: &DeliveryRow,
+    attempt: Attempt,
+    schedule: &[i64],
+) -> Result<Option<Disabled>, ApiError> {
+    write_tx(conn, |conn| {
+        let at = now();
+        let attempts = delivery.attempts + 1;
+        let target = d::webhook_deliveries.filter(d::tenant_id.eq(&delivery.tenant_id)).filter(d::id.eq(&delivery.id));
+        let hook = w::webhooks.filter(w::tenant_id.eq(&delivery.tenant_id)).filter(w::id.eq(&delivery.webhook_id));
+        let status = attempt.status.map(i32::from);
+        let duration = attempt.duration_ms.min(i64::from(i32::MAX)) as i32;
+        if attempt.ok {
+            diesel::update(target)
+                .set((
+                    d::status.eq("succeeded"),
+                    d::attempts.eq(attempts),
+                    d::next_attempt_at.eq(None::<NaiveDateTime>),
+                    d::locked_until.eq(None::<NaiveDateTime>),
+                    d::last_status.eq(status),
+                    d::last_duration_ms.eq(Some(duration)),
+                    d::last_error.eq(None::<String>),
+                    d::delivered_at.eq(Some(at)),
+                ))
+                .execute(conn)?;
+            diesel::update(hook).set(w::failing_since.eq(None::<NaiveDateTime>)).execute(conn)?;
+            return Ok(None);
+        }
+        let wait = schedule.get((attempts - 1) as usize).copied();
+        diesel::update(target)
+            .set((
+                d::status.eq(if wait.is_some() { "pending" } else { "failed" }),
+                d::attempts.eq(attempts),
+                d::next_attempt_at.eq(wait.map(|s| at + Duration::seconds(s))),
+                d::locked_until.eq(None::<NaiveDateTime>),
+                d::last_status.eq(status),
+                d::last_duration_ms.eq(Some(duration)),
+                d::last_error.eq(attempt.error.as_deref().map(|e| e.chars().take(500).collect::<String>())),
+            ))
+            .execute(conn)?;
+        diesel::update(hook.filter(w::failing_since.is_null())).set(w::failing_since.eq(Some(at))).execute(conn)?;
+        let row: Option<WebhookRow> = w::webhooks
+            .filter(w::tenant_id.eq(&delivery.tenant_id))
+            .filter(w::id.eq(&delivery.webhook_id))
+            .select(WebhookRow::as_select())
+            .first(conn)
+            .optional()?;
+        let Some(row) = row else { return Ok(None) };
+        let failing_for = row.failing_since.map(|since| at - since);
+        if row.enabled && failing_for.is_some_and(|f| f >= Duration::days(DISABLE_AFTER_DAYS)) {
+            diesel::update(hook)
+                .set((
+                    w::enabled.eq(false),
+                    w::disabled_reason.eq(Some("failing")),
+                    w::updated_at.eq(at),
+                    w::version.eq(w::version + 1),
+                ))
+                .execute(conn)?;
+            return Ok(Some(Disabled { row }));
+        }
+        Ok(None)
+    })
+}
+
+/// An endpoint the worker turned off.
+pub struct Disabled {
+    pub row: WebhookRow,
+}
+
+/// Emails the tenant's active owners that `disabled` was turned off, and audits it; inside a
+/// write transaction of the worker.
+pub fn tell_owners(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    app_url: &str,
+    disabled: &Disabled,
+) -> Result<(), ApiError> {
+    write_tx(conn, |conn| {
+        let row = &disabled.row;
+        let owners: Vec<(String, String)> = m::memberships
+            .inner_join(u::users)
+            .filter(m::tenant_id.eq(&row.tenant_id))
+            .filter(m::role.eq(Role::Owner.as_str()))
+            .filter(m::status.eq(MemberStatus::Active.as_str()))
+            .select((u::email, u::full_name))
+            .load(conn)?;
+        for (email, full_name) in owners {
+            let notice = Notice::WebhookDisabled {
+                full_name,
+                url: row.url.clone(),
+                days: DISABLE_AFTER_DAYS,
+                link: format!("{app_url}/settings/webhooks/{}", row.id),
+            };
+            outbox::enqueue(conn, master, Some(&row.tenant_id), &email, &notice)?;
+        }
+        let entry = AuditEntry {
+            action: "webhook.updated",
+            target_type: "webhook",
+            target_id: Some(row.id.clone()),
+            before: Some(json!({"enabled": true})),
+            after: Some(
+                json!({"enabled": false, "disabled_reason": "failing", "failing_since": row.failing_since.map(crate::domain::time::utc)}),
+            ),
+        };
+        let tenant = crate::domain::ids::parse_stored(&row.tenant_id);
+        audit::record_raw(conn, tenant, audit::AuditActor::Platform, &Default::default(), entry)
+    })
+}

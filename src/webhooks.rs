@@ -1,0 +1,150 @@
+//! The webhook delivery worker (DESIGN.md section 14). It claims due deliveries (a lease, so
+//! several instances share them and each attempt is made once), sends each as its own task with
+//! Standard Webhooks headers, signed at this attempt with the endpoint's current secret (and the
+//! previous one during a rotation), and records how it went: delivered, or retried after the
+//! next wait of the schedule, or given up. At most [`PER_ENDPOINT`] attempts per endpoint and
+//! [`IN_FLIGHT`] in all run at once, so one slow receiver never holds up the others.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+
+use crate::db;
+use crate::outbound::Outbound;
+use crate::state::AppState;
+use crate::store::webhooks::{self, Attempt, Claimed};
+
+/// A receiver has this long to answer with a 2xx.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts in flight at once, per endpoint and in all.
+pub const PER_ENDPOINT: usize = 4;
+pub const IN_FLIGHT: usize = 64;
+
+/// Attempts in flight, per endpoint.
+#[derive(Default)]
+struct Busy(Mutex<HashMap<String, usize>>);
+
+impl Busy {
+    fn snapshot(&self) -> HashMap<String, usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    fn add(&self, endpoint: &str) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()).entry(endpoint.to_string()).or_default() += 1;
+    }
+    fn done(&self, endpoint: &str) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(endpoint) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(endpoint);
+            }
+        }
+    }
+}
+
+/// The headers of one attempt: the event's id (the same on every attempt), now, and the
+/// signatures over `id.timestamp.body` with each secret.
+fn headers(claimed: &Claimed, timestamp: i64) -> Result<Vec<(String, String)>, String> {
+    let d = &claimed.delivery;
+    let secrets: Vec<&str> = claimed.secrets.iter().map(|s| s.expose_secret()).collect();
+    let signature =
+        crate::domain::webhook_secret::signature_header(&secrets, &d.event_id, timestamp, d.body.as_bytes())?;
+    Ok(vec![
+        ("webhook-id".into(), d.event_id.clone()),
+        ("webhook-timestamp".into(), timestamp.to_string()),
+        ("webhook-signature".into(), signature),
+    ])
+}
+
+async fn attempt(outbound: &Outbound, claimed: &Claimed) -> Attempt {
+    let headers = match headers(claimed, chrono::Utc::now().timestamp()) {
+        Ok(h) => h,
+        Err(e) => return Attempt::failed(None, 0, format!("cannot sign: {e}")),
+    };
+    let body = claimed.delivery.body.clone().into_bytes();
+    match outbound.post(&claimed.url, headers, body, TIMEOUT).await {
+        Ok(done) => {
+            Attempt { ok: true, status: Some(done.status), duration_ms: done.duration.as_millis() as i64, error: None }
+        }
+        Err(failed) => Attempt::failed(failed.status, failed.duration.as_millis() as i64, failed.error),
+    }
+}
+
+/// Sends one claimed delivery and records the attempt; tells the owners when it turned the
+/// endpoint off.
+async fn deliver(state: actix_web::web::Data<AppState>, outbound: Arc<Outbound>, claimed: Claimed) {
+    let result = attempt(&outbound, &claimed).await;
+    if !result.ok {
+        log::info!(
+            "webhook delivery {} to {} failed (attempt {}): {}",
+            claimed.delivery.id,
+            claimed.url,
+            claimed.delivery.attempts + 1,
+            result.error.as_deref().unwrap_or("")
+        );
+    }
+    let schedule = state.config.webhook_retry_secs.clone();
+    let delivery = claimed.delivery.clone();
+    let recorded = db::run_write(&state.pool, move |conn| webhooks::record(conn, &delivery, result, &schedule)).await;
+    match recorded {
+        Ok(Some(disabled)) => {
+            log::warn!("webhook endpoint {} turned off: every delivery failed for days", disabled.row.url);
+            let (master, app_url) = (state.master.clone(), state.config.app_url.clone());
+            match db::run_write(&state.pool, move |conn| webhooks::tell_owners(conn, &master, &app_url, &disabled))
+                .await
+            {
+                Ok(()) => state.mail_queued.notify_one(),
+                Err(e) => log::warn!("cannot tell the owners about a disabled webhook: {e}"),
+            }
+        }
+        Ok(None) => {}
+        Err(e) => log::warn!("cannot record webhook delivery {}: {e}", claimed.delivery.id),
+    }
+}
+
+/// Delivers webhooks while the server runs.
+pub async fn run_worker(state: actix_web::web::Data<AppState>, outbound: Arc<Outbound>) {
+    let busy = Arc::new(Busy::default());
+    let finished = Arc::new(tokio::sync::Notify::new());
+    loop {
+        let in_flight = busy.snapshot();
+        let total: usize = in_flight.values().sum();
+        if total < IN_FLIGHT {
+            let master = state.master.clone();
+            let room = IN_FLIGHT - total;
+            let claimed = match db::run(&state.pool, webhooks::any_due).await {
+                Ok(true) => {
+                    db::run_write(&state.pool, move |conn| {
+                        webhooks::claim(conn, &master, &in_flight, PER_ENDPOINT, room)
+                    })
+                    .await
+                }
+                Ok(false) => Ok(Vec::new()),
+                Err(e) => Err(e),
+            };
+            match claimed {
+                Ok(batch) => {
+                    for claimed in batch {
+                        let endpoint = claimed.delivery.webhook_id.clone();
+                        busy.add(&endpoint);
+                        let (state, outbound, busy, finished) =
+                            (state.clone(), outbound.clone(), busy.clone(), finished.clone());
+                        actix_web::rt::spawn(async move {
+                            deliver(state, outbound, claimed).await;
+                            busy.done(&endpoint);
+                            finished.notify_one();
+                        });
+                    }
+                }
+                Err(e) => log::warn!("cannot read the webhook deliveries: {e}"),
+            }
+        }
+        tokio::select! {
+            _ = state.webhook_queued.notified() => {}
+            _ = finished.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}

@@ -3,7 +3,8 @@
 //! `startup` builds the application that both `main` and the tests run, around the shared
 //! `state`; `api` holds the HTTP handlers, `store` the queries, `auth` the tokens, guards and
 //! the permission table, `db` the two-backend storage, `domain` the pure types, `mail` the
-//! email templates and delivery, `config` the settings.
+//! email templates and delivery, `outbound` the guarded HTTPS client for webhooks, `config` the
+//! settings.
 
 pub mod api;
 pub mod auth;
@@ -12,6 +13,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod mail;
+pub mod outbound;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -1,5 +1,5 @@
-//! Pure domain types: ids, emails, roles, statuses, plans, passwords, region scope. No I/O here.
-//! Values of these types are valid by construction: parse, don't validate.
+//! Pure domain types: ids, emails, roles, statuses, plans, passwords, region scope, webhook
+//! secrets. No I/O here. Values of these types are valid by construction: parse, don't validate.
 
 pub mod api_key;
 pub mod email;
@@ -9,6 +9,7 @@ pub mod password;
 pub mod region_scope;
 pub mod role;
 pub mod time;
+pub mod webhook_secret;
 
 pub use email::EmailAddress;
 pub use ids::{ApiKeyId, RegionId, TenantId, UserId};

@@ -312,13 +312,16 @@ impl TenantAccess {
         limit: Option<&ApiKeyLimit>,
     ) -> Result<TenantContext, ApiError> {
         let at = crate::domain::now();
-        let key = k::api_keys
+        // The key's tenant setting comes with it, in the same statement (a key's tenant always
+        // exists: its rows go with the tenant).
+        let (key, acm) = k::api_keys
+            .inner_join(t::tenants)
             .filter(k::secret_digest.eq(digest).or(k::previous_digest.eq(digest).and(k::previous_expires_at.gt(at))))
             .filter(k::revoked_at.is_null())
-            .select(ApiKeyRow::as_select())
-            .first::<ApiKeyRow>(conn)
+            .select((ApiKeyRow::as_select(), t::admins_can_manage_users))
+            .first::<(ApiKeyRow, bool)>(conn)
             .optional()?
-            .filter(|key| key.expires_at.is_none_or(|e| e > at))
+            .filter(|(key, _)| key.expires_at.is_none_or(|e| e > at))
             .ok_or_else(bad_key)?;
         let tenant = self.tenant_id.as_text();
         if key.tenant_id != tenant {
@@ -333,7 +336,6 @@ impl TenantAccess {
         if let Some(limit) = limit {
             limit.0.check(&key.id)?;
         }
-        let acm = t::tenants.filter(t::id.eq(&tenant)).select(t::admins_can_manage_users).first::<bool>(conn)?;
         let role = Role::parse(&key.role).ok_or_else(|| ApiError::internal("stored role is invalid"))?;
         let scope = scope_of(conn, &tenant, role, &key.region_ids())?;
         let touch_key = key.last_used_at.is_none_or(|t| at - t >= chrono::TimeDelta::seconds(60));

@@ -279,15 +279,18 @@ fn bad_key() -> ApiError {
 }
 
 /// The live key with this secret digest (current, or the previous one in its rotation's grace
-/// period): not revoked, not expired. Anything else answers as a bad token.
-fn find_key(conn: &mut AnyConnection, digest: &str, at: chrono::NaiveDateTime) -> Result<ApiKeyRow, ApiError> {
+/// period): not revoked, not expired; with its tenant's `admins_can_manage_users`, in the same
+/// statement (a key's tenant always exists: its keys go with it). Anything else answers as a
+/// bad token.
+fn find_key(conn: &mut AnyConnection, digest: &str, at: chrono::NaiveDateTime) -> Result<(ApiKeyRow, bool), ApiError> {
     k::api_keys
+        .inner_join(t::tenants)
         .filter(k::secret_digest.eq(digest).or(k::previous_digest.eq(digest).and(k::previous_expires_at.gt(at))))
         .filter(k::revoked_at.is_null())
-        .select(ApiKeyRow::as_select())
-        .first::<ApiKeyRow>(conn)
+        .select((ApiKeyRow::as_select(), t::admins_can_manage_users))
+        .first::<(ApiKeyRow, bool)>(conn)
         .optional()?
-        .filter(|key| key.expires_at.is_none_or(|e| e > at))
+        .filter(|(key, _)| key.expires_at.is_none_or(|e| e > at))
         .ok_or_else(bad_key)
 }
 
@@ -325,7 +328,7 @@ impl TenantAccess {
         limit: Option<&ApiKeyLimit>,
     ) -> Result<TenantContext, ApiError> {
         let at = crate::domain::now();
-        let key = find_key(conn, digest, at)?;
+        let (key, acm) = find_key(conn, digest, at)?;
         let tenant = self.tenant_id.as_text();
         if key.tenant_id != tenant {
             return Err(ApiError::not_found(format!("tenant {tenant} not found (your API key is for another tenant)")));
@@ -339,7 +342,6 @@ impl TenantAccess {
         if let Some(limit) = limit {
             limit.0.check(&key.id)?;
         }
-        let acm = t::tenants.filter(t::id.eq(&tenant)).select(t::admins_can_manage_users).first::<bool>(conn)?;
         let role = Role::parse(&key.role).ok_or_else(|| ApiError::internal("stored role is invalid"))?;
         let scope = scope_of(conn, &tenant, role, &key.region_ids())?;
         let touch_key = key.last_used_at.is_none_or(|t| at - t >= chrono::TimeDelta::seconds(60));
@@ -520,7 +522,7 @@ pub struct AgentContext {
 impl AgentAccess {
     pub fn authorize(&self, conn: &mut AnyConnection) -> Result<AgentContext, ApiError> {
         let at = crate::domain::now();
-        let key = find_key(conn, &self.digest, at)?;
+        let (key, acm) = find_key(conn, &self.digest, at)?;
         if key.kind != crate::domain::api_key::KeyKind::Agent.as_str() {
             return Err(ApiError::forbidden(
                 "key-kind-not-allowed",
@@ -535,7 +537,6 @@ impl AgentAccess {
         }
         let role = Role::parse(&key.role).ok_or_else(|| ApiError::internal("stored role is invalid"))?;
         let regions = key.region_ids().iter().map(|r| parse_stored(r)).collect();
-        let acm = t::tenants.filter(t::id.eq(&key.tenant_id)).select(t::admins_can_manage_users).first::<bool>(conn)?;
         let touch_key = key.last_used_at.is_none_or(|t| at - t >= chrono::TimeDelta::seconds(60));
         let ctx = TenantContext {
             tenant_id: parse_stored(&key.tenant_id),

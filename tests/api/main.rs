@@ -21,3 +21,4 @@ mod policy;
 mod secrets;
 mod sessions;
 mod tenants;
+mod webhooks;

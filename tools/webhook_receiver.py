@@ -14,7 +14,8 @@ The first line on stdout is the port it listens on. Routes:
                            verifies it and the mode is a 2xx, as a real receiver would)
     GET  /received         every delivery so far, oldest first, as JSON: {"requests": [...]}
     POST /secrets          {"secret": "whsec_..."}: one more secret to verify with (a rotated one)
-    POST /mode             {"status": 503, "delay_ms": 0}: how to answer deliveries from now on
+    POST /mode             {"status": 503, "delay_ms": 0, "location": null}: how to answer
+                           deliveries from now on (after a delay; with a Location header)
     POST /reset            forget what was received
 
 Each recorded delivery: path, webhook_id, webhook_timestamp, webhook_signature, type (the
@@ -43,6 +44,7 @@ class State:
         self.secrets = list(secrets)
         self.status = 200
         self.delay_ms = 0
+        self.location = None
         self.received = []
 
 
@@ -67,7 +69,7 @@ class Handler(BaseHTTPRequestHandler):
     def state(self) -> State:
         return self.server.state
 
-    def answer(self, status, body=b"", content_type="text/plain"):
+    def answer(self, status, body=b"", content_type="text/plain", location=None):
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
             content_type = "application/json"
@@ -76,6 +78,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        if location:
+            self.send_header("Location", location)
         self.end_headers()
         self.wfile.write(body)
 
@@ -111,6 +115,7 @@ class Handler(BaseHTTPRequestHandler):
             elif path == "/mode":
                 self.state.status = int(request.get("status", 200))
                 self.state.delay_ms = int(request.get("delay_ms", 0))
+                self.state.location = request.get("location")
             elif path == "/reset":
                 self.state.received.clear()
             else:
@@ -122,7 +127,7 @@ class Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         with self.state.lock:
             secrets = list(self.state.secrets)
-            status, delay_ms = self.state.status, self.state.delay_ms
+            status, delay_ms, location = self.state.status, self.state.delay_ms, self.state.location
         verified_by, errors = [], []
         for secret in secrets:
             try:
@@ -160,7 +165,7 @@ class Handler(BaseHTTPRequestHandler):
             self.state.received.append(record)
         if delay_ms:
             time.sleep(delay_ms / 1000)
-        self.answer(status, "ok" if 200 <= status < 300 else f"answering {status}")
+        self.answer(status, "ok" if 200 <= status < 300 else f"answering {status}", location=location)
 
 
 def main():

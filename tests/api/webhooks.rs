@@ -849,6 +849,19 @@ async fn a_name_resolving_to_loopback_is_refused_at_delivery_and_reaches_nothing
     assert_eq!(ok[0]["status"], "succeeded", "{ok:#?}");
     let got = receiver.received().await;
     assert!(got.iter().all(|r| r["path"] == "/allowed"), "nothing reached the refused endpoint: {got:#?}");
+    assert_eq!(got.len(), 1);
+
+    // A redirect is a failure, and is not followed.
+    receiver.admin("/mode", json!({"status": 307, "location": "http://127.0.0.1:9/elsewhere"})).await;
+    app.create_member(&owner, "viewer", &[]).await;
+    let log = wait_deliveries(&app, &owner, &allowed, "a redirected attempt", |d| {
+        d.iter().any(|d| d["last_status_code"] == 307)
+    })
+    .await;
+    let d = log.iter().find(|d| d["last_status_code"] == 307).unwrap();
+    assert_eq!(d["status"], "pending", "{d:#}");
+    assert!(d["last_error"].as_str().is_some_and(|e| e.contains("redirect")), "{d:#}");
+    assert_eq!(receiver.received().await.len(), 2, "one request per attempt, the redirect not followed");
 }
 
 #[tokio::test]

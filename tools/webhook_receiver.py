@@ -14,8 +14,9 @@ The first line on stdout is the port it listens on. Routes:
                            verifies it and the mode is a 2xx, as a real receiver would)
     GET  /received         every delivery so far, oldest first, as JSON: {"requests": [...]}
     POST /secrets          {"secret": "whsec_..."}: one more secret to verify with (a rotated one)
-    POST /mode             {"status": 503, "delay_ms": 0, "location": null}: how to answer
-                           deliveries from now on (after a delay; with a Location header)
+    POST /mode             {"status": 503, "delay_ms": 0, "location": null, "path": null}: how
+                           to answer deliveries from now on (after a delay; with a Location
+                           header); to one path only when `path` is given
     POST /reset            forget what was received
 
 Each recorded delivery: path, webhook_id, webhook_timestamp, webhook_signature, type (the
@@ -42,9 +43,8 @@ class State:
     def __init__(self, secrets):
         self.lock = threading.Lock()
         self.secrets = list(secrets)
-        self.status = 200
-        self.delay_ms = 0
-        self.location = None
+        # How to answer: per path, and for every other path under None.
+        self.modes = {None: {"status": 200, "delay_ms": 0, "location": None}}
         self.received = []
 
 
@@ -113,9 +113,11 @@ class Handler(BaseHTTPRequestHandler):
                 if secret not in self.state.secrets:
                     self.state.secrets.append(secret)
             elif path == "/mode":
-                self.state.status = int(request.get("status", 200))
-                self.state.delay_ms = int(request.get("delay_ms", 0))
-                self.state.location = request.get("location")
+                self.state.modes[request.get("path")] = {
+                    "status": int(request.get("status", 200)),
+                    "delay_ms": int(request.get("delay_ms", 0)),
+                    "location": request.get("location"),
+                }
             elif path == "/reset":
                 self.state.received.clear()
             else:
@@ -127,7 +129,8 @@ class Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         with self.state.lock:
             secrets = list(self.state.secrets)
-            status, delay_ms, location = self.state.status, self.state.delay_ms, self.state.location
+            mode = self.state.modes.get(path) or self.state.modes[None]
+            status, delay_ms, location = mode["status"], mode["delay_ms"], mode["location"]
         verified_by, errors = [], []
         for secret in secrets:
             try:

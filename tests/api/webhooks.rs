@@ -954,6 +954,30 @@ async fn two_instances_on_one_database_deliver_each_event_once() {
     assert!(log.iter().all(|d| d["status"] == "succeeded" && d["attempts"] == 1), "{log:#?}");
 }
 
+#[tokio::test]
+async fn a_slow_receiver_does_not_hold_up_the_others() {
+    let receiver = Receiver::start();
+    receiver.admin("/mode", json!({"path": "/slow", "status": 200, "delay_ms": 8000})).await;
+    let app = spawn_app().await;
+    let owner = app.new_owner("enterprise").await;
+    hook_to(&app, &owner, &receiver, "/slow", &["member.created"]).await;
+    hook_to(&app, &owner, &receiver, "/fast", &["member.created"]).await;
+    let started = Instant::now();
+    import(&app, &owner, csv_of(20, "slow")).await;
+    let got = receiver
+        .wait_until("the fast endpoint's 20 events", |r| {
+            accepted(r).iter().filter(|r| r["path"] == "/fast").count() >= 20
+        })
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "the fast endpoint waited for the slow one: {:?}",
+        started.elapsed()
+    );
+    let slow = got.iter().filter(|r| r["path"] == "/slow").count();
+    assert!(slow <= 4, "a few attempts at a time per endpoint, not all 20: {slow} in flight");
+}
+
 /// `roster serve` killed (`kill -9`) with deliveries queued and in flight: after a restart
 /// every event arrives; an id may arrive twice, never an unknown one.
 #[tokio::test]

@@ -1080,15 +1080,11 @@ async fn feed_pages_through(n: usize, limit: usize) {
     assert!(!ids.contains(items[0]["id"].as_str().unwrap()));
 }
 
+/// The figure: 10,000 events (one import: about 4 s on SQLite, 10 s on PostgreSQL),
+/// in pages of a size that does not divide it.
 #[tokio::test]
-async fn the_feed_pages_through_events_in_order_without_gap_or_repeat() {
-    feed_pages_through(300, 37).await;
-}
-
-/// The figure: 10,000 events (one import; about 4 s on SQLite).
-#[tokio::test]
-async fn the_feed_pages_through_ten_thousand_events() {
-    feed_pages_through(10_000, 200).await;
+async fn the_feed_pages_through_ten_thousand_events_in_order_without_gap_or_repeat() {
+    feed_pages_through(10_000, 199).await;
 }
 
 #[tokio::test]

@@ -32,7 +32,12 @@ pub struct DeviceInfo {
     /// The agent installation's own stable id (printable ASCII, no spaces).
     #[schema(min_length = 1, max_length = 200, pattern = r"^[\x21-\x7E]+$")]
     pub agent_id: String,
-    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
+    /// No control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x1F\x7F-\x9F\s][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub hostname: String,
     #[schema(max_length = 200)]
     pub os: Option<String>,
@@ -43,8 +48,13 @@ pub struct DeviceInfo {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"username": "jdoe", "device": {"agent_id": "agent-7f3a2c", "hostname": "PC-042", "os": "Windows 11 Pro 23H2"}}))]
 pub struct EnrollmentRequest {
-    /// The OS username (`jdoe`, or `ACME\jdoe`); matched without regard to case.
-    #[schema(min_length = 1, max_length = 104, pattern = r"\S")]
+    /// The OS username (`jdoe`, or `ACME\jdoe`); matched without regard to case. No control
+    /// characters.
+    #[schema(
+        min_length = 1,
+        max_length = 104,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x1F\x7F-\x9F\s][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub username: String,
     pub device: DeviceInfo,
 }

@@ -421,6 +421,9 @@ fn message(kind: &ValidationErrorKind, instance: &Value) -> String {
         ValidationErrorKind::Pattern { pattern } if pattern == super::NON_BLANK => {
             "must not be blank (nor contain the NUL character)".to_string()
         }
+        ValidationErrorKind::Pattern { pattern } if pattern == super::PRINTABLE_NAME => {
+            "must not be blank nor contain control characters".to_string()
+        }
         ValidationErrorKind::Pattern { pattern } => format!("must match the pattern {pattern}{}", got()),
         ValidationErrorKind::Format { format } => match format.as_str() {
             "uuid" => format!("must be an id (a UUID such as 01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e30){}", got()),

@@ -308,6 +308,8 @@ fn conditional_rules(doc: &mut utoipa::openapi::OpenApi) {
 /// A free-text string anywhere in a request: anything but the NUL character (PostgreSQL text
 /// cannot hold it).
 pub const NUL_FREE: &str = r"^[^\x00]*$";
+/// A name a machine reports (an OS username, a host name): not blank, no control character.
+pub const PRINTABLE_NAME: &str = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x1F\x7F-\x9F\s][^\x00-\x1F\x7F-\x9F]*$";
 /// A name: not blank, and no NUL character.
 pub const NON_BLANK: &str = r"^[^\x00]*[^\x00\s][^\x00]*$";
 

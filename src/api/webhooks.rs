@@ -344,6 +344,9 @@ fn with_secret(status: actix_web::http::StatusCode, row: WebhookRow, secret: &se
 }
 
 /// List the tenant's webhook endpoints (owners).
+///
+/// Newest first, with their types, whether they are on, and since when they have been failing;
+/// never their secrets.
 #[utoipa::path(tag = "webhooks", security(("bearer_auth" = [])),
     params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), WebhookListParams),
     responses((status = 200, body = WebhookPage), (status = 403, description = "Only owners (and owner-role API keys) manage webhooks")))]
@@ -409,6 +412,8 @@ pub async fn create_webhook(
 }
 
 /// Read a webhook endpoint (owners).
+///
+/// Its URL, types, state and failure clock; the `ETag` carries its version for `If-Match`.
 #[utoipa::path(tag = "webhooks", security(("bearer_auth" = [])),
     params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), ("webhook_id" = uuid::Uuid, Path, description = "The endpoint's id")),
     responses((status = 200, body = WebhookView, headers(("ETag" = String))),
@@ -424,7 +429,10 @@ pub async fn get_webhook(
     Ok(webhook_response(actix_web::http::StatusCode::OK, row))
 }
 
-/// Change a webhook endpoint (owners): its URL, description, types, or turn it on or off.
+/// Change a webhook endpoint (owners).
+///
+/// Its URL, description or types, or turn it on or off (`enabled: true` restarts one Roster
+/// turned off after it failed for days). Send `If-Match` with the `ETag` to refuse lost updates.
 #[utoipa::path(tag = "webhooks", security(("bearer_auth" = [])),
     params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), ("webhook_id" = uuid::Uuid, Path, description = "The endpoint's id"),
         ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale")),
@@ -461,7 +469,9 @@ pub async fn update_webhook(
     Ok(webhook_response(actix_web::http::StatusCode::OK, row))
 }
 
-/// Delete a webhook endpoint (owners); its waiting deliveries go too.
+/// Delete a webhook endpoint (owners).
+///
+/// Nothing more is sent to it: its waiting deliveries go too. The feed keeps the events.
 #[utoipa::path(tag = "webhooks", security(("bearer_auth" = [])),
     params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), ("webhook_id" = uuid::Uuid, Path, description = "The endpoint's id")),
     responses((status = 204, description = "Deleted"),
@@ -498,7 +508,10 @@ pub async fn rotate_webhook_secret(
     Ok(with_secret(actix_web::http::StatusCode::OK, row, &secret))
 }
 
-/// Send a `webhook.test` event to an endpoint (owners); follow it in its deliveries.
+/// Send a test event to an endpoint (owners).
+///
+/// A `webhook.test` event, signed and retried like any other, to this endpoint only (it is not
+/// in the feed); follow it in the endpoint's deliveries.
 #[utoipa::path(tag = "webhooks", security(("bearer_auth" = [])),
     params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), ("webhook_id" = uuid::Uuid, Path, description = "The endpoint's id")),
     responses((status = 202, description = "Queued", body = DeliveryView),
@@ -515,8 +528,10 @@ pub async fn test_webhook(
     Ok(HttpResponse::Accepted().json(DeliveryView::from(row)))
 }
 
-/// An endpoint's deliveries, newest first (owners): each event, its attempts, the last status
-/// code, duration and error, and when the next attempt is due.
+/// An endpoint's deliveries (owners).
+///
+/// Newest first: each event, its attempts, the last status code, duration and error, and when
+/// the next attempt is due.
 #[utoipa::path(tag = "webhooks", security(("bearer_auth" = [])),
     params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), ("webhook_id" = uuid::Uuid, Path, description = "The endpoint's id"), DeliveryListParams),
     responses((status = 200, body = DeliveryPage),
@@ -541,7 +556,10 @@ pub async fn list_deliveries(
     Ok(HttpResponse::Ok().json(DeliveryPage { items: rows.into_iter().map(DeliveryView::from).collect(), next_cursor }))
 }
 
-/// Send a delivery again now (owners), whatever became of it.
+/// Send a delivery again (owners).
+///
+/// Now, whatever became of it (a `failed` one too); its attempts go on counting and it is signed
+/// afresh.
 #[utoipa::path(tag = "webhooks", security(("bearer_auth" = [])),
     params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), ("webhook_id" = uuid::Uuid, Path, description = "The endpoint's id"),
         ("delivery_id" = uuid::Uuid, Path, description = "The delivery's id")),

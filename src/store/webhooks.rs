@@ -27,7 +27,7 @@ pub const ROTATION_GRACE_HOURS: i64 = 24;
 pub const DISABLE_AFTER_DAYS: i64 = 5;
 /// How long a claimed delivery belongs to the worker that claimed it (an attempt takes at most
 /// 10 seconds).
-pub const LEASE_SECS: i64 = 60;
+pub const LEASE_SECS: i64 = 30;
 /// Deliveries one worker claims at a time.
 const BATCH: i64 = 50;
 

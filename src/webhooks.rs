@@ -131,7 +131,7 @@ pub async fn run_worker(state: actix_web::web::Data<AppState>, outbound: Arc<Out
                         busy.add(&endpoint);
                         let (state, outbound, busy, finished) =
                             (state.clone(), outbound.clone(), busy.clone(), finished.clone());
-                        actix_web::rt::spawn(async move {
+                        tokio::spawn(async move {
                             deliver(state, outbound, claimed).await;
                             busy.done(&endpoint);
                             finished.notify_one();

@@ -84,7 +84,7 @@ pub fn reject(
             action: "member.rejected",
             target_type: "member",
             target_id: Some(uid.clone()),
-            before: Some(before.audit_state()),
+            before: Some(before.event_object()),
             after: None,
         };
         audit::record(conn, ctx, entry)

@@ -101,7 +101,7 @@ pub fn delete(
                 action: "member.deleted",
                 target_type: "member",
                 target_id: Some(uid.clone()),
-                before: Some(before.audit_state()),
+                before: Some(before.event_object()),
                 after: None,
             },
         )?;

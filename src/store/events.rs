@@ -131,8 +131,56 @@ fn object(
     }
     if let (Value::Object(map), Some(id)) = (&mut data, &audit.target_id) {
         map.entry("id").or_insert_with(|| json!(id));
+        if !map.contains_key("version")
+            && let Some(version) = current_version(conn, &audit.tenant_id, &audit.target_type, id)?
+        {
+            map.insert("version".into(), json!(version));
+        }
     }
     Ok(data)
+}
+
+/// The version an object of the tenant has now (`None` when it is gone, or has none).
+fn current_version(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    target_type: &str,
+    id: &str,
+) -> Result<Option<i32>, ApiError> {
+    use crate::db::schema::{
+        api_keys::dsl as k, departments::dsl as dep, regions::dsl as r, sections::dsl as sec, tenants::dsl as t,
+    };
+    Ok(match target_type {
+        "region" => {
+            r::regions.filter(r::tenant_id.eq(tenant)).filter(r::id.eq(id)).select(r::version).first(conn).optional()?
+        }
+        "department" => dep::departments
+            .filter(dep::tenant_id.eq(tenant))
+            .filter(dep::id.eq(id))
+            .select(dep::version)
+            .first(conn)
+            .optional()?,
+        "section" => sec::sections
+            .filter(sec::tenant_id.eq(tenant))
+            .filter(sec::id.eq(id))
+            .select(sec::version)
+            .first(conn)
+            .optional()?,
+        "api_key" => k::api_keys
+            .filter(k::tenant_id.eq(tenant))
+            .filter(k::id.eq(id))
+            .select(k::version)
+            .first(conn)
+            .optional()?,
+        "webhook" => w::webhooks
+            .filter(w::tenant_id.eq(tenant))
+            .filter(w::id.eq(id))
+            .select(w::version)
+            .first(conn)
+            .optional()?,
+        "tenant" => t::tenants.filter(t::id.eq(tenant)).select(t::version).first(conn).optional()?,
+        _ => None,
+    })
 }
 
 /// A new event, ready to number and write.

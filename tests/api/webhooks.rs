@@ -1134,3 +1134,33 @@ async fn the_feed_filters_by_type_refuses_bad_cursors_and_types_and_is_for_owner
     let mine: HashSet<&str> = all.iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert!(theirs.iter().all(|e| !mine.contains(e["id"].as_str().unwrap())));
 }
+
+/// Events of other objects carry their version too (as it is after the change), so a consumer
+/// can order them: a region created at 1 and renamed at 2.
+#[tokio::test]
+async fn events_of_other_objects_carry_their_version() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("plus").await;
+    let region = app.create_region(&owner, "North", None).await;
+    let res = app
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/tenants/{}/regions/{region}", owner.tenant_id),
+            &owner.token,
+            json!({"name": "North-East"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let (items, _) = whole_feed(&app, &owner, "&type=region.*", 50).await;
+    let seen: Vec<(String, Value, Value)> = items
+        .iter()
+        .map(|e| (e["type"].as_str().unwrap().to_string(), e["data"]["id"].clone(), e["data"]["version"].clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("region.created".to_string(), json!(region), json!(1)),
+            ("region.updated".to_string(), json!(region), json!(2)),
+        ]
+    );
+}

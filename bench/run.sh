@@ -7,17 +7,17 @@
 #   bench/run.sh [sqlite|postgres|both]        (default: both)
 #
 # env: DURATION seconds per load (10), CONNECTIONS (64), SETTLE seconds between loads (3), BIG (100000), SMALL_TENANTS (100),
-#      SMALL_MEMBERS (100), PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/postgres),
+#      SMALL_MEMBERS (100), HOOK_EVENTS events queued for the delivery figure (2000), PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/postgres),
 #      SHARED_BENCH (../shared/bench beside the repository), CARGO_TARGET_DIR (target in the repository)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SHARED="${SHARED_BENCH:-$ROOT/../shared/bench}"
 WHICH="${1:-both}"
 DURATION="${DURATION:-10}"; CONN="${CONNECTIONS:-64}"; SETTLE="${SETTLE:-3}"
-BIG="${BIG:-100000}"; SMALL_TENANTS="${SMALL_TENANTS:-100}"; SMALL_MEMBERS="${SMALL_MEMBERS:-100}"
+HOOK_EVENTS="${HOOK_EVENTS:-2000}"; BIG="${BIG:-100000}"; SMALL_TENANTS="${SMALL_TENANTS:-100}"; SMALL_MEMBERS="${SMALL_MEMBERS:-100}"
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 PLATFORM=bench-platform-token
-PORT=18181; COLD_PORT=18182; CEILING_PORT=18191
+PORT=18181; COLD_PORT=18182; CEILING_PORT=18191; RECEIVER_PORT=18195
 WORK="$(mktemp -d /tmp/roster-bench.XXXXXX)"
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
@@ -26,11 +26,11 @@ trap cleanup EXIT
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cd "$ROOT"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-cargo build --release --quiet --bin roster --example bench_seed
+cargo build --release --quiet --bin roster --example bench_seed --example bench_receiver
 # The ceiling is built from its own directory, so this repository's .cargo/config.toml (our
 # SQLite build flags) does not apply to it: it stays the stack as it comes.
 (cd "$SHARED/ceiling" && CARGO_TARGET_DIR="$TARGET/ceiling" cargo build --release --quiet)
-BIN="$TARGET/release/roster"; SEED="$TARGET/release/examples/bench_seed"
+BIN="$TARGET/release/roster"; SEED="$TARGET/release/examples/bench_seed"; RECEIVER="$TARGET/release/examples/bench_receiver"
 LOAD="$SHARED/load.sh"
 
 wait_http() { for _ in $(seq 1 600); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done; echo "no answer from $1" >&2; return 1; }
@@ -48,6 +48,51 @@ CEILING_RPS="$(echo "$CEILING_LINE" | field rps)"
 echo "ceiling GET /db: $CEILING_LINE"
 kill "$CPID" 2>/dev/null || true; wait "$CPID" 2>/dev/null || true
 
+# The webhook receiver, for both backends: 204 to every POST, GET /count says how many so far.
+"$RECEIVER" "$RECEIVER_PORT" >"$WORK/receiver.log" 2>&1 &
+PIDS+=("$!")
+wait_http "http://127.0.0.1:$RECEIVER_PORT/count"
+received() { curl -sf "http://127.0.0.1:$RECEIVER_PORT/count"; }
+
+# A new tenant on the enterprise plan: new_owner NAME EMAIL prints its id and its owner's token.
+new_owner() {
+  local made pass token
+  made="$(curl -s "$B/api/v1/tenants" -H "Authorization: Bearer $PLATFORM" -H 'Content-Type: application/json' \
+    -d "{\"name\":\"$1\",\"owner_email\":\"$2\",\"plan\":\"enterprise\"}")"
+  pass="$(echo "$made" | sed -n 's/.*"password":"\([^"]*\)".*/\1/p')"
+  token="$(curl -s "$B/api/v1/auth/login" -H 'Content-Type: application/json' \
+    -d "{\"email\":\"$2\",\"password\":\"$pass\"}" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')"
+  echo "$(echo "$made" | sed -n 's/.*"tenant_id":"\([^"]*\)".*/\1/p') $token"
+}
+# Webhook endpoints of TENANT, managed with the header AUTH: add_hooks TENANT AUTH N prints the ids
+# of N new enabled endpoints taking every member event (`member.*`) to the receiver;
+# drop_hooks TENANT AUTH ID... deletes them with their deliveries, sent or not.
+add_hooks() {
+  local i made id
+  for i in $(seq 1 "$3"); do
+    made="$(curl -s "$B/api/v1/tenants/$1/webhooks" -H "$2" -H 'Content-Type: application/json' \
+      -d "{\"url\":\"http://127.0.0.1:$RECEIVER_PORT/hook/$i\",\"event_types\":[\"member.*\"]}")"
+    id="$(echo "$made" | sed -n 's/.*"webhook":{[^}]*"id":"\([^"]*\)".*/\1/p')"
+    [ -n "$id" ] || { echo "could not create a webhook endpoint: $made" >&2; return 1; }
+    echo "$id"
+  done
+}
+drop_hooks() {
+  local tenant="$1" auth="$2" id; shift 2
+  for id in "$@"; do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$B/api/v1/tenants/$tenant/webhooks/$id" -H "$auth")" = 204 ] ||
+      { echo "could not delete webhook endpoint $id" >&2; return 1; }
+  done
+}
+# Deliveries of these endpoints still pending (at most 1 each is looked at: 0 means none).
+pending() {
+  local tenant="$1" auth="$2" id n=0; shift 2
+  for id in "$@"; do
+    curl -s "$B/api/v1/tenants/$tenant/webhooks/$id/deliveries?status=pending&limit=1" -H "$auth" | grep -q '"items":\[\]' || n=$((n + 1))
+  done
+  echo "$n"
+}
+
 run_backend() {
   local backend="$1" url
   if [ "$backend" = postgres ]; then
@@ -59,9 +104,9 @@ run_backend() {
     url="$WORK/roster.db"
   fi
   echo; echo "== $backend"
-  # The API key limit is raised out of the way, not switched off: its check stays on the path.
+  # Webhooks may go to the local receiver (http, loopback). The API key limit is raised out of the way, not switched off: its check stays on the path.
   DATABASE_URL="$url" ROSTER_DATA_DIR="$WORK" ROSTER_BIND="127.0.0.1:$PORT" ROSTER_DEMO=false ROSTER_PLATFORM_TOKEN="$PLATFORM" \
-    ROSTER_DB_POOL_SIZE=32 ROSTER_RATE_LOGIN_PER_MINUTE=0 ROSTER_RATE_API_KEY_PER_MINUTE=4000000000 RUST_LOG=warn "$BIN" serve >"$WORK/$backend.log" 2>&1 &
+    ROSTER_WEBHOOK_ALLOWED_HOSTS=127.0.0.1 ROSTER_DB_POOL_SIZE=32 ROSTER_RATE_LOGIN_PER_MINUTE=0 ROSTER_RATE_API_KEY_PER_MINUTE=4000000000 RUST_LOG=warn "$BIN" serve >"$WORK/$backend.log" 2>&1 &
   local pid=$!; PIDS+=("$pid")
   wait_http "http://127.0.0.1:$PORT/healthz"
   "$SEED" "http://127.0.0.1:$PORT" "$PLATFORM" "$BIG" "$SMALL_TENANTS" "$SMALL_MEMBERS" >"$WORK/seed.env"
@@ -69,7 +114,7 @@ run_backend() {
   . "$WORK/seed.env"
   # Fresh planner statistics after the bulk load, as autovacuum would gather shortly after.
   if [ "$backend" = postgres ]; then psql "$url" -qc "ANALYZE" >/dev/null; fi
-  local B="http://127.0.0.1:$PORT" AUTH="Authorization: Bearer $TOKEN"
+  B="http://127.0.0.1:$PORT"; local AUTH="Authorization: Bearer $TOKEN"
   printf '{"email":"%s","password":"%s","tenant_id":"%s"}' "$OWNER_EMAIL" "$OWNER_PASSWORD" "$TENANT" >"$WORK/login.json"
   echo "seeded $BIG members in ${SEED_BIG_SECS}s; argon2id hash ${HASH_MS} ms alone, ${HASH_PARALLEL_MS} ms each with every core hashing"
   # An owner API key, to read the same member with as with the owner's access token.
@@ -100,9 +145,54 @@ run_backend() {
   cold="$("$LOAD" "http://127.0.0.1:$COLD_PORT/api/v1/tenants/$TENANT/users?q=larsen&limit=50" "$DURATION" "$CONN" "$AUTH")"
   kill "$cold_pid" 2>/dev/null || true; wait "$cold_pid" 2>/dev/null || true
   echo "  same, list cache off: $cold"; sleep "$SETTLE"
-  create="$(PREFIX="$backend$$" wrk -t2 -c"$CONN" -d"${DURATION}s" --timeout 30s -s "$ROOT/bench/create.lua" -H "$AUTH" \
-    "$B/api/v1/tenants/$TENANT/users" | sed -n 's/^RESULT //p')"
+  create_load() { PREFIX="$1" wrk -t2 -c"$CONN" -d"${DURATION}s" --timeout 30s -s "$ROOT/bench/create.lua" -H "$AUTH" \
+    "$B/api/v1/tenants/$TENANT/users" | sed -n 's/^RESULT //p'; }
+  create="$(create_load "$backend$$")"
   echo "create member:    $create"; sleep "$SETTLE"
+  # The same right after, with 1 and then 5 enabled endpoints taking every member event (a
+  # delivery per endpoint written in the creating transaction; the worker sends them meanwhile).
+  # Each scenario's endpoints are deleted, with what they had not sent, before the next.
+  local n hooks before out
+  local -A hooked=() sent=()
+  for n in 1 5; do
+    hooks="$(add_hooks "$TENANT" "$AUTH" "$n")"
+    before="$(received)"
+    out="$(create_load "$backend$$-h$n")"
+    sent[$n]=$(($(received) - before))
+    hooked[$n]="$out"
+    echo "create member, $n endpoint(s): $out; delivered meanwhile: ${sent[$n]}"
+    # shellcheck disable=SC2086
+    drop_hooks "$TENANT" "$AUTH" $hooks
+    sleep "$SETTLE"
+  done
+  # Deliveries per second: HOOK_EVENTS member.created events queued at once (one CSV import into
+  # a tenant of their own) for 1, then 5 endpoints, timed from the import's answer until the
+  # receiver has them all.
+  local htenant htoken hauth t0 t1 want got
+  local -A delivery=()
+  read -r htenant htoken <<<"$(new_owner Hooks "hooks-$backend-$$@bench.test")"
+  hauth="Authorization: Bearer $htoken"
+  for n in 1 5; do
+    hooks="$(add_hooks "$htenant" "$hauth" "$n")"
+    awk -v n="$HOOK_EVENTS" -v p="h$n" 'BEGIN { print "email,full_name,role"
+      for (i = 0; i < n; i++) printf "%s-%05d@hooks.bench.test,Hooked Person %05d,viewer\n", p, i, i }' >"$WORK/hooks.csv"
+    before="$(received)"; want=$((n * HOOK_EVENTS))
+    out="$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -H "$hauth" -H 'Content-Type: text/csv' \
+      --data-binary "@$WORK/hooks.csv" "$B/api/v1/tenants/$htenant/users/import")"
+    t0="$(date +%s.%N)"
+    got=0
+    for _ in $(seq 1 6000); do
+      got=$(($(received) - before)); [ "$got" -ge "$want" ] && break; sleep 0.05
+    done
+    t1="$(date +%s.%N)"
+    # shellcheck disable=SC2086
+    delivery[$n]="$(awk -v g="$got" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", g/(b-a)}')"
+    # shellcheck disable=SC2086
+    echo "deliveries, $n endpoint(s): $got of $want in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}') s = ${delivery[$n]}/s (import of $HOOK_EVENTS rows: HTTP ${out% *}, ${out#* } s); endpoints with deliveries still pending: $(pending "$htenant" "$hauth" $hooks)"
+    # shellcheck disable=SC2086
+    drop_hooks "$htenant" "$hauth" $hooks
+  done
+  sleep "$SETTLE"
   # Reads while logins saturate the CPU: both loads at once, half the connections each.
   "$LOAD" "$B/api/v1/auth/login" "$DURATION" "$((CONN / 2))" "Content-Type: application/json" "@$WORK/login.json" >"$WORK/mixed_login" &
   local lpid=$!
@@ -147,6 +237,11 @@ run_backend() {
   awk -v k="$(echo "$get_key" | field rps)" -v g="$(echo "$get" | field rps)" \
     'BEGIN{printf "get member (API key): %.0f/s = %.0f%% of the same read with the access token (%.0f/s; goal 90%%)\n", k, 100*k/g, g}'
   echo "list q p99: $(echo "$list" | field p99) ms ($(echo "$cold" | field p99) ms with the list cache off); get p99 under logins: $(echo "$mixed_get" | field p99) ms; create: $(echo "$create" | field rps)/s"
+  local c0 c1 c5
+  c0="$(echo "$create" | field rps)"; c1="$(echo "${hooked[1]}" | field rps)"; c5="$(echo "${hooked[5]}" | field rps)"
+  awk -v a="$c0" -v b="$c1" -v c="$c5" -v p1="$(echo "${hooked[1]}" | field p99)" -v p5="$(echo "${hooked[5]}" | field p99)" \
+    'BEGIN{printf "create with webhooks: 1 endpoint %.0f/s = %.0f%%, 5 endpoints %.0f/s = %.0f%% of none (%.0f/s; target 85%%); p99 %s / %s ms\n", b, 100*b/a, c, 100*c/a, a, p1, p5}'
+  echo "deliveries to a local receiver: ${delivery[1]}/s to 1 endpoint, ${delivery[5]}/s to 5 ($HOOK_EVENTS events queued at once); during the create loads: $((sent[1] / DURATION))/s to 1, $((sent[5] / DURATION))/s to 5"
   echo "import of 10,000 rows: ${imported#* } s (target under 5 s on SQLite); export of $BIG+ members: ${exported#* } s"
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   if [ "$backend" = postgres ]; then psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS roster_bench_$$ WITH (FORCE)" >/dev/null; fi

@@ -238,9 +238,30 @@ pub(in crate::store) fn emit(conn: &mut AnyConnection, tenant: &str, audits: &[A
 }
 
 /// Numbers and writes `events`, and a delivery for each matching enabled webhook.
+///
+/// The deliveries go first, all endpoints' in one statement: they need no number, and the
+/// counter's row, once taken, holds every other writer of this tenant's events until commit.
 pub(in crate::store) fn write(conn: &mut AnyConnection, tenant: &str, events: &[NewEvent]) -> Result<(), ApiError> {
     if events.is_empty() {
         return Ok(());
+    }
+    let endpoints: Vec<(String, String)> = w::webhooks
+        .filter(w::tenant_id.eq(tenant))
+        .filter(w::enabled.eq(true))
+        .select((w::id, w::event_types))
+        .load(conn)?;
+    let mut deliveries = Vec::new();
+    for (webhook, types) in endpoints {
+        let types: Vec<String> = serde_json::from_str(&types).unwrap_or_default();
+        deliveries.extend(
+            events
+                .iter()
+                .filter(|e| types.iter().any(|t| matches(t, &e.event_type)))
+                .map(|e| queued(tenant, &webhook, e)),
+        );
+    }
+    for chunk in deliveries.chunks(500) {
+        on_backend!(&mut *conn, |conn| diesel::insert_into(d::webhook_deliveries).values(chunk).execute(conn))?;
     }
     let n = events.len() as i64;
     let last: i64 = on_backend!(&mut *conn, |conn| diesel::insert_into(c::event_counters)
@@ -266,20 +287,6 @@ pub(in crate::store) fn write(conn: &mut AnyConnection, tenant: &str, events: &[
             })
             .collect();
         on_backend!(&mut *conn, |conn| diesel::insert_into(ev::events).values(rows).execute(conn))?;
-    }
-    let endpoints: Vec<(String, String)> = w::webhooks
-        .filter(w::tenant_id.eq(tenant))
-        .filter(w::enabled.eq(true))
-        .select((w::id, w::event_types))
-        .load(conn)?;
-    for (webhook, types) in endpoints {
-        let types: Vec<String> = serde_json::from_str(&types).unwrap_or_default();
-        let wanted: Vec<&NewEvent> =
-            events.iter().filter(|e| types.iter().any(|t| matches(t, &e.event_type))).collect();
-        for chunk in wanted.chunks(500) {
-            let rows: Vec<_> = chunk.iter().map(|e| queued(tenant, &webhook, e)).collect();
-            on_backend!(&mut *conn, |conn| diesel::insert_into(d::webhook_deliveries).values(rows).execute(conn))?;
-        }
     }
     Ok(())
 }

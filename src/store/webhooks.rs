@@ -481,7 +481,10 @@ pub fn record(
                     d::delivered_at.eq(Some(at)),
                 ))
                 .execute(conn)?;
-            diesel::update(hook).set(w::failing_since.eq(None::<NaiveDateTime>)).execute(conn)?;
+            // A write only when the endpoint was failing: the usual success costs nothing here.
+            diesel::update(hook.filter(w::failing_since.is_not_null()))
+                .set(w::failing_since.eq(None::<NaiveDateTime>))
+                .execute(conn)?;
             return Ok(None);
         }
         let wait = schedule.get((attempts - 1) as usize).copied();

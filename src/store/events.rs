@@ -90,12 +90,13 @@ pub fn matches(selector: &str, event_type: &str) -> bool {
             .is_some_and(|prefix| event_type.strip_prefix(prefix).is_some_and(|r| r.starts_with('.')))
 }
 
-/// The event an audited action becomes: its own name, but for reads (exports), which are no
-/// change, and member updates that change the role or regions, which are `member.role_changed`
+/// The event an audited action becomes: its own name, but for reads (exports) and sends (a
+/// test event, a manual retry), which change no object, and member updates that change the role or regions, which are `member.role_changed`
 /// (one event per change, of its most specific type).
 fn event_type(action: &str, before: Option<&Value>, after: Option<&Value>) -> Option<String> {
     match action {
-        "members.exported" => None,
+        // Reads and sends are audited but change no object: no event.
+        "members.exported" | "webhook.tested" | "webhook.delivery_retried" => None,
         "member.updated" => {
             let changed = |field: &str| before.and_then(|b| b.get(field)) != after.and_then(|a| a.get(field));
             Some(if changed("role") || changed("regions") { "member.role_changed" } else { action }.to_string())
@@ -378,6 +379,8 @@ mod tests {
         );
         assert_eq!(event_type("member.updated", Some(&before), Some(&moved)).as_deref(), Some("member.role_changed"));
         assert_eq!(event_type("members.exported", None, None), None);
+        assert_eq!(event_type("webhook.tested", None, None), None);
+        assert_eq!(event_type("webhook.delivery_retried", None, None), None);
         assert_eq!(event_type("member.created", None, None).as_deref(), Some("member.created"));
     }
 }

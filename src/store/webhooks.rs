@@ -269,6 +269,8 @@ pub fn send_test(conn: &mut AnyConnection, ctx: &TenantContext, id: &str) -> Res
         let event = NewEvent { id: event_id, event_type: "webhook.test".into(), occurred_at: at, payload };
         let row = events::queued(&tenant, &hook.id, &event);
         diesel::insert_into(d::webhook_deliveries).values(&row).execute(conn)?;
+        let sent = json!({"event_id": row.event_id, "delivery_id": row.id});
+        audit_change(conn, ctx, "webhook.tested", &hook.id, None, Some(sent))?;
         Ok(row)
     })
 }
@@ -321,11 +323,13 @@ pub fn retry(conn: &mut AnyConnection, ctx: &TenantContext, id: &str, delivery: 
         if n == 0 {
             return Err(ApiError::not_found("delivery not found"));
         }
-        let row = d::webhook_deliveries
+        let row: DeliveryRow = d::webhook_deliveries
             .filter(d::tenant_id.eq(&tenant))
             .filter(d::id.eq(delivery))
             .select(DeliveryRow::as_select())
             .first(conn)?;
+        let retried = json!({"delivery_id": row.id, "event_id": row.event_id, "attempts": row.attempts});
+        audit_change(conn, ctx, "webhook.delivery_retried", id, None, Some(retried))?;
         Ok(row)
     })
 }

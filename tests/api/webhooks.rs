@@ -731,6 +731,14 @@ async fn a_receiver_that_stays_down_fails_after_four_attempts_and_a_manual_retry
     assert_eq!(got[4]["webhook_id"], d["event_id"]);
     let log = wait_deliveries(&app, &owner, &id, "succeeded", |d| d[0]["status"] == "succeeded").await;
     assert_eq!((log[0]["attempts"].as_i64(), log[0]["last_status_code"].as_i64()), (Some(5), Some(204)));
+    // The retry is audited (by whom, which delivery); it is no event.
+    let audited = app.audit_events(&owner, "webhook.delivery_retried").await;
+    assert_eq!(audited.len(), 1, "{audited:#?}");
+    assert_eq!(
+        (audited[0]["target_id"].as_str(), audited[0]["actor_id"].as_str()),
+        (Some(id.as_str()), Some(owner.user_id.as_str()))
+    );
+    assert_eq!(audited[0]["after"]["delivery_id"], d["id"]);
 
     // A delivery that is not there, or not this endpoint's: 404.
     let other = format!("{}/deliveries/{}/retry", hook(&owner, &id), uuid::Uuid::now_v7());
@@ -815,6 +823,12 @@ async fn a_test_event_is_delivered_and_is_not_in_the_feed() {
         feed.iter().all(|e| e["type"] != "webhook.test" && e["id"] != queued["event_id"]),
         "a test event is not in the feed: {feed:#?}"
     );
+    // Sending it is audited, and is no event either.
+    let audited = app.audit_events(&owner, "webhook.tested").await;
+    assert_eq!(audited.len(), 1, "{audited:#?}");
+    assert_eq!(audited[0]["target_id"].as_str(), Some(id.as_str()));
+    assert_eq!(audited[0]["after"]["delivery_id"], queued["id"]);
+    assert!(feed.iter().all(|e| e["type"] != "webhook.tested"), "{feed:#?}");
 }
 
 #[tokio::test]

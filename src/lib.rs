@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod mail;
 pub mod outbound;
+pub mod scim;
 pub mod startup;
 pub mod state;
 pub mod store;

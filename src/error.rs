@@ -102,6 +102,9 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
+    /// A SCIM error (RFC 7644 section 3.12), answered in SCIM's own format.
+    #[error("{0}")]
+    Scim(crate::scim::error::ScimError),
 }
 
 impl ApiError {
@@ -139,6 +142,7 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
             ApiError::Internal(_) => ("internal", "Internal server error"),
+            ApiError::Scim(_) => ("scim", "SCIM error"),
         }
     }
 
@@ -183,10 +187,16 @@ impl ResponseError for ApiError {
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Scim(e) => StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let ApiError::Scim(e) = self {
+            return HttpResponse::build(self.status_code())
+                .content_type("application/scim+json")
+                .body(e.to_json().to_string());
+        }
         match self {
             ApiError::Internal(chain) => log::error!("internal error: {chain}"),
             ApiError::Unavailable(chain) => log::warn!("dependency unavailable: {chain}"),

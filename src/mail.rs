@@ -39,6 +39,7 @@ pub fn render(notice: &Notice) -> Email {
         Notice::ConfirmEmail { full_name, tenant, link, valid_days } => {
             confirm_email(full_name, tenant, link, *valid_days)
         }
+        Notice::AddedToTenant { full_name, tenant, role, link } => added_to_tenant(full_name, tenant, role, link),
         Notice::WebhookDisabled { full_name, url, days, link } => webhook_disabled(full_name, url, *days, link),
         Notice::Rendered { subject, text, html } => {
             Email { subject: subject.clone(), text: text.clone(), html: html.clone() }
@@ -233,6 +234,22 @@ fn set_password(full_name: &str, tenant: &str, creator: &str, link: &str, valid_
         "Choose your password",
         link,
         "If you did not expect this, ignore this email: nobody can sign in to the account until a password is chosen.",
+    )
+}
+
+/// "You were added": a directory (SCIM) gave an existing account a membership; they sign in as
+/// they always do.
+fn added_to_tenant(full_name: &str, tenant: &str, role: &str, link: &str) -> Email {
+    compose(
+        format!("You now have access to {tenant} on Roster"),
+        &format!("Hello {full_name},"),
+        &[
+            format!("{tenant}'s directory added you to {tenant} as {role}."),
+            "Sign in with your existing Roster account; nothing about it has changed.".to_string(),
+        ],
+        "Sign in",
+        link,
+        "If you did not expect this, tell the administrators of that organisation.",
     )
 }
 

@@ -120,6 +120,7 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(|err, _| {
                     ApiError::bad_request("invalid-query", format!("the query string is invalid: {err}")).into()
                 }))
+                .service(api::scim::scope())
                 .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", doc.clone()))
                 .service(web::resource("/swagger-ui").to(|| async { redirect("/swagger-ui/") }))
                 .service(web::resource("/").to(|| async { redirect("/swagger-ui/") }))

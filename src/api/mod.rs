@@ -14,6 +14,7 @@ pub mod me;
 pub mod metrics;
 pub mod params;
 pub mod regions;
+pub mod scim;
 pub mod tenants;
 pub mod users;
 pub mod webhooks;

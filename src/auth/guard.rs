@@ -574,6 +574,93 @@ impl AgentAccess {
     }
 }
 
+/// A directory's request (`/scim/v2/...`): a `scim` key, whose tenant is the one it provisions.
+/// Like [`TenantAccess`], checked against the database on the connection that does the work.
+pub struct ScimAccess {
+    digest: String,
+    limit: Option<web::Data<ApiKeyLimit>>,
+    meta: RequestMeta,
+}
+
+impl ScimAccess {
+    /// The key as actor: it provisions every member but owners (the SCIM store refuses to
+    /// touch an owner), so it acts with the whole tenant in scope and is audited by name.
+    pub fn authorize(&self, conn: &mut AnyConnection) -> Result<TenantContext, ApiError> {
+        let at = crate::domain::now();
+        let (key, _) = find_key(conn, &self.digest, at)?;
+        if key.kind != crate::domain::api_key::KeyKind::Scim.as_str() {
+            return Err(ApiError::forbidden(
+                "key-kind-not-allowed",
+                format!("an API key of kind `{}` cannot call /scim/v2; only `scim` keys provision members", key.kind),
+            ));
+        }
+        if let Some(limit) = &self.limit {
+            limit.0.check(&key.id)?;
+        }
+        let touch_key = key.last_used_at.is_none_or(|t| at - t >= chrono::TimeDelta::seconds(60));
+        Ok(TenantContext {
+            tenant_id: parse_stored(&key.tenant_id),
+            actor: Actor {
+                user_id: parse_stored(&key.id),
+                principal: Principal::ApiKey { name: key.name },
+                role: Role::Owner,
+                scope: RegionScope::Tenant,
+                admins_can_manage_users: true,
+            },
+            actor_auth_version: key.version,
+            meta: self.meta.clone(),
+            touch_key,
+        })
+    }
+
+    /// Checks the key and runs a read with its context, in one blocking call.
+    pub async fn run<T, F>(self, db: &db::Db, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut AnyConnection, &TenantContext) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        run_checked(self, db, f).await
+    }
+
+    /// Like [`ScimAccess::run`], on the writer.
+    pub async fn run_write<T, F>(self, db: &db::Db, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut AnyConnection, &TenantContext) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        run_write_checked(self, db, f).await
+    }
+}
+
+/// The bearer of a `/scim/v2` request, as a [`ScimAccess`]: a person's token or anything that
+/// is not an API key is refused before any work.
+pub fn scim_access(req: &HttpRequest) -> Result<ScimAccess, ApiError> {
+    let token = bearer(req)?;
+    if !is_api_key(&token) {
+        let keys = app_data::<TokenKeys>(req)?;
+        keys.verify(&token)?;
+        return Err(ApiError::forbidden(
+            "scim-key-required",
+            "/scim/v2 takes a SCIM API key (`Authorization: Bearer rk_scim_...`), not a person's access token",
+        ));
+    }
+    Ok(ScimAccess {
+        digest: crate::domain::api_key::digest(&token),
+        limit: req.app_data::<web::Data<ApiKeyLimit>>().cloned(),
+        meta: RequestMeta::from_request(req),
+    })
+}
+
+impl Checked for ScimAccess {
+    type Context = TenantContext;
+    fn authorize(&self, conn: &mut AnyConnection) -> Result<TenantContext, ApiError> {
+        ScimAccess::authorize(self, conn)
+    }
+    fn key_to_touch(ctx: &TenantContext) -> Option<(String, String)> {
+        ctx.key_to_touch()
+    }
+}
+
 /// A credential that is checked on the same connection as the work it guards.
 trait Checked: Send + 'static {
     type Context: Send + 'static;

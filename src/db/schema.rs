@@ -347,6 +347,70 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    scim_users (tenant_id, user_id) {
+        tenant_id -> Text,
+        user_id -> Text,
+        user_name -> Text,
+        user_name_key -> Text,
+        external_id -> Nullable<Text>,
+        attributes -> Text,
+    }
+}
+
+diesel::table! {
+    groups (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        display_name -> Text,
+        display_name_key -> Text,
+        external_id -> Nullable<Text>,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    group_members (tenant_id, group_id, user_id) {
+        tenant_id -> Text,
+        group_id -> Text,
+        user_id -> Text,
+    }
+}
+
+diesel::table! {
+    group_role_mappings (tenant_id, group_id) {
+        tenant_id -> Text,
+        group_id -> Text,
+        role -> Text,
+    }
+}
+
+diesel::table! {
+    group_role_regions (tenant_id, group_id, region_id) {
+        tenant_id -> Text,
+        group_id -> Text,
+        region_id -> Text,
+    }
+}
+
+diesel::table! {
+    scim_settings (tenant_id) {
+        tenant_id -> Text,
+        default_role -> Text,
+        version -> Integer,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    scim_default_regions (tenant_id, region_id) {
+        tenant_id -> Text,
+        region_id -> Text,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(memberships -> tenants (tenant_id));
@@ -373,4 +437,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     events,
     webhooks,
     webhook_deliveries,
+    scim_users,
+    groups,
+    group_members,
+    group_role_mappings,
+    group_role_regions,
+    scim_settings,
+    scim_default_regions,
 );

@@ -33,6 +33,8 @@ pub enum Notice {
     SetPassword { full_name: String, tenant: String, creator: String, link: String, valid_days: i64 },
     /// A link confirming the address a person gave when completing their profile.
     ConfirmEmail { full_name: String, tenant: String, link: String, valid_days: i64 },
+    /// The person's existing account was added to `tenant` by its directory (SCIM).
+    AddedToTenant { full_name: String, tenant: String, role: String, link: String },
     /// A webhook endpoint was turned off after failing for `days` days.
     WebhookDisabled { full_name: String, url: String, days: i64, link: String },
     /// Queued already rendered (by versions before notices): sent as it is.
@@ -48,6 +50,7 @@ impl Notice {
             Notice::Invitation { .. } => "invitation",
             Notice::SetPassword { .. } => "set_password",
             Notice::ConfirmEmail { .. } => "confirm_email",
+            Notice::AddedToTenant { .. } => "added_to_tenant",
             Notice::WebhookDisabled { .. } => "webhook_disabled",
             Notice::Rendered { .. } => "rendered",
         }

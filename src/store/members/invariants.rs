@@ -72,7 +72,7 @@ pub(in crate::store) fn ensure_regions_exist(
 
 /// The manager must be another member of the tenant, and the chain above it must not reach
 /// `member` (no cycles).
-pub(super) fn ensure_manager(
+pub(in crate::store) fn ensure_manager(
     conn: &mut AnyConnection,
     tenant: &str,
     member: &str,
@@ -105,7 +105,7 @@ pub(super) fn ensure_manager(
     Ok(())
 }
 
-pub(super) fn ensure_username_free(
+pub(in crate::store) fn ensure_username_free(
     conn: &mut AnyConnection,
     username: &str,
     except: Option<&str>,
@@ -134,7 +134,7 @@ pub(in crate::store) fn insert_regions(
 }
 
 /// Whether this tenant manages the identity: it created it and it belongs nowhere else.
-pub(super) fn is_managed(conn: &mut AnyConnection, tenant: &str, user: &str) -> Result<bool, ApiError> {
+pub(in crate::store) fn is_managed(conn: &mut AnyConnection, tenant: &str, user: &str) -> Result<bool, ApiError> {
     let home = u::users.filter(u::id.eq(user)).select(u::home_tenant_id).first::<Option<String>>(conn)?;
     if home.as_deref() != Some(tenant) {
         return Ok(false);

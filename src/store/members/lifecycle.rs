@@ -119,7 +119,7 @@ fn pending_approval() -> ApiError {
 
 /// Removes the membership (its regions, and the member as anyone's manager); the identity goes
 /// with its last membership.
-pub(super) fn remove_membership(conn: &mut AnyConnection, tenant: &str, uid: &str) -> Result<(), ApiError> {
+pub(in crate::store) fn remove_membership(conn: &mut AnyConnection, tenant: &str, uid: &str) -> Result<(), ApiError> {
     diesel::update(m::memberships.filter(m::tenant_id.eq(tenant)).filter(m::manager_id.eq(uid)))
         .set(m::manager_id.eq(None::<String>))
         .execute(conn)?;

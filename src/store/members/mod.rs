@@ -29,14 +29,18 @@ mod update;
 pub use approval::{approve, devices, reject};
 pub use create::{Created, Credential, NewMember, RenderReplay, create};
 pub use facets::{Facets, facets, visible_departments};
-pub(in crate::store) use invariants::{ensure_regions_exist, ensure_seat, insert_regions, seat_limit, seats_used};
+pub(in crate::store) use invariants::{
+    ensure_manager, ensure_regions_exist, ensure_seat, ensure_username_free, insert_regions, is_managed, seat_limit,
+    seats_used,
+};
 pub(in crate::store) use joining::{Joining, Person, SignIn, new_member_rows};
+pub(in crate::store) use lifecycle::remove_membership;
 pub use lifecycle::{delete, end_sessions, set_status, unlock};
 pub use list::{Page, list, list_once};
 pub use list_cache::ListCache;
 pub use passwords::{email_password_reset, reset_password};
 pub use query::{ListFilter, SortKey, StatusFilter};
-pub(in crate::store) use record::event_object;
 pub use record::{MemberRecord, get};
+pub(in crate::store) use record::{event_object, load_record};
 pub use reports::reports;
 pub use update::{MemberPatch, update};

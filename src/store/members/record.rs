@@ -109,7 +109,7 @@ fn os_username_here(tenant: &str) -> diesel::helper_types::On<os::member_os_user
     os::member_os_usernames.on(os::user_id.eq(u::id).and(os::tenant_id.eq(tenant.to_string())))
 }
 
-pub(super) fn load_record(
+pub(in crate::store) fn load_record(
     conn: &mut AnyConnection,
     tenant: &str,
     user: &str,

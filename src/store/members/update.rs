@@ -65,6 +65,12 @@ pub fn update(
         }
         if patch.touches_access() {
             ctx.actor().can_member(MemberAction::ChangeRoleOrRegions, facts).or_refuse()?;
+            if before.role() != Role::Owner && crate::store::scim::users::directory_managed(conn, &tenant, &uid)? {
+                return Err(ApiError::conflict(
+                    "role-managed-by-directory",
+                    "this member's role and regions come from the directory (SCIM): change their groups in Okta or Entra, or the group's role mapping (PUT .../groups/{group_id}/role-mapping)",
+                ));
+            }
             let role = patch.role.unwrap_or(before.role());
             let regions = patch.regions.clone().unwrap_or_else(|| before.region_ids());
             ctx.actor().require_grant(role, &regions)?;

@@ -18,6 +18,7 @@ mod members;
 mod openapi;
 mod org;
 mod policy;
+mod scim;
 mod secrets;
 mod sessions;
 mod tenants;

@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::scim::error::ScimError;
 use crate::scim::filter::{self, AttrPath, Filter};
 use crate::scim::patch;
-use crate::scim::schema::{self, LIST_RESPONSE, ResourceKind};
+use crate::scim::schema::{self, ResourceKind, URN_LIST_RESPONSE as LIST_RESPONSE};
 use crate::state::AppState;
 use crate::store::outbox::Mailer;
 use crate::store::scim::users::{ListQuery, NewPassword};
@@ -501,8 +501,9 @@ async fn patch_group(req: HttpRequest, path: web::Path<String>, body: web::Bytes
     let with_members = !excludes_members(&p);
     let version = if_match(&req)?;
     let ops = patch::parse_patch(&v)?;
-    let changes = patch::group_changes(&ops)?;
     let id = path.into_inner();
+    patch::check_id(&ops, &id)?;
+    let changes = patch::group_changes(&ops)?;
     let b = base(&req);
     let r = access(&req)?
         .run_write(&st.pool, move |conn, ctx| groups::patch(conn, ctx, &id, changes, version, with_members, &b))

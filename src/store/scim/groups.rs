@@ -22,7 +22,7 @@ use crate::domain::{UserId, now};
 use crate::error::ApiError;
 use crate::scim::error::ScimError;
 use crate::scim::patch::GroupChange;
-use crate::scim::schema::GROUP;
+use crate::scim::schema::URN_GROUP as GROUP;
 use crate::store::audit::{self, AuditEntry};
 
 /// Members read or written per statement.

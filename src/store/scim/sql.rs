@@ -16,7 +16,7 @@ use diesel::sqlite::Sqlite;
 use crate::db::{BackendKind, MultiBackend, escape_like};
 use crate::scim::error::ScimError;
 use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
-use crate::scim::schema::{ENTERPRISE_USER, GROUP, USER};
+use crate::scim::schema::{URN_ENTERPRISE_USER as ENTERPRISE_USER, URN_GROUP as GROUP, URN_USER as USER};
 
 /// A bound value.
 #[derive(Debug, Clone)]

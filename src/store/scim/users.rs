@@ -35,7 +35,7 @@ use crate::domain::{EmailAddress, MemberStatus, RegionId, Role, UserId, now};
 use crate::error::ApiError;
 use crate::scim::error::ScimError;
 use crate::scim::filter::{AttrPath, Filter};
-use crate::scim::schema::{ENTERPRISE_USER, USER};
+use crate::scim::schema::{URN_ENTERPRISE_USER as ENTERPRISE_USER, URN_USER as USER};
 use crate::store::audit::{self, AuditEntry};
 use crate::store::members::{self as members, Joining, Person, SignIn, new_member_rows};
 use crate::store::outbox::{self, Mailer, Notice};

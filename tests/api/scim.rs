@@ -311,10 +311,10 @@ async fn filters_sorting_and_pages_follow_rfc_7644() {
     let owner = app.new_owner("enterprise").await;
     let key = scim_key(&app, &owner).await;
     for n in ["ann", "bob", "cat", "dan", "eve"] {
-        let mut u = new_user(&format!("{n}@example.test"));
+        let mut u = new_user(&format!("{n}@dir.test"));
         u["name"] = json!({"givenName": n.to_uppercase(), "familyName": format!("{n}son")});
         u["emails"] = json!([
-            {"value": format!("{n}@example.test"), "type": "work", "primary": true},
+            {"value": format!("{n}@dir.test"), "type": "work", "primary": true},
             {"value": format!("{n}@home.test"), "type": "home"},
         ]);
         ok_json(scim(&app, Method::POST, "/Users", &key, Some(u)).await, StatusCode::CREATED).await;
@@ -330,16 +330,16 @@ async fn filters_sorting_and_pages_follow_rfc_7644() {
     // The owner (not written by the directory) is a user too: six in all.
     assert_eq!(count(&run("userName pr").await), 6);
     assert_eq!(count(&run("userName sw \"a\"").await), 1);
-    assert_eq!(count(&run("userName co \"@EXAMPLE.test\"").await), 5);
-    assert_eq!(count(&run("userName ew \"n@example.test\"").await), 2);
+    assert_eq!(count(&run("userName co \"@DIR.test\"").await), 5);
+    assert_eq!(count(&run("userName ew \"n@dir.test\"").await), 2);
     assert_eq!(count(&run("name.familyName eq \"BOBSON\"").await), 1);
     assert_eq!(count(&run("emails[type eq \"home\" and value co \"cat\"]").await), 1);
     assert_eq!(count(&run("emails.value eq \"dan@home.test\"").await), 1);
-    assert_eq!(count(&run("(userName eq \"ann@example.test\" or userName eq \"bob@example.test\") and active eq true").await), 2);
+    assert_eq!(count(&run("(userName eq \"ann@dir.test\" or userName eq \"bob@dir.test\") and active eq true").await), 2);
     assert_eq!(count(&run("not (userName sw \"a\") and title eq \"engineer\"").await), 4);
     assert_eq!(count(&run("meta.lastModified gt \"2000-01-01T00:00:00Z\"").await), 6);
     assert_eq!(count(&run(&format!("{ENTERPRISE}:employeeNumber eq \"42\"")).await), 5);
-    assert_eq!(count(&run("externalId eq \"ext-eve@example.test\"").await), 1);
+    assert_eq!(count(&run("externalId eq \"ext-eve@dir.test\"").await), 1);
 
     // Bad filters: 400 invalidFilter, never a 500.
     for bad in ["userName eq", "userName zz \"a\"", "nosuch eq \"a\"", "(userName eq \"a\"", "active gt true"] {
@@ -347,7 +347,7 @@ async fn filters_sorting_and_pages_follow_rfc_7644() {
     }
 
     // Sorting and pages: exact totals, a stable order.
-    let page = |start: i64| format!("/Users?filter={}&sortBy=userName&sortOrder=descending&startIndex={start}&count=2", urlencode("userName co \"example\""));
+    let page = |start: i64| format!("/Users?filter={}&sortBy=userName&sortOrder=descending&startIndex={start}&count=2", urlencode("userName co \"dir\""));
     let mut seen = Vec::new();
     for start in [1, 3, 5] {
         let v = ok_json(scim(&app, Method::GET, &page(start), &key, None).await, StatusCode::OK).await;
@@ -357,7 +357,7 @@ async fn filters_sorting_and_pages_follow_rfc_7644() {
             seen.push(r["userName"].as_str().unwrap().to_string());
         }
     }
-    assert_eq!(seen, ["eve@example.test", "dan@example.test", "cat@example.test", "bob@example.test", "ann@example.test"]);
+    assert_eq!(seen, ["eve@dir.test", "dan@dir.test", "cat@dir.test", "bob@dir.test", "ann@dir.test"]);
 
     // attributes and excludedAttributes.
     let v = ok_json(scim(&app, Method::GET, "/Users?attributes=userName&count=1", &key, None).await, StatusCode::OK).await;

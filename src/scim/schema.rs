@@ -279,7 +279,10 @@ const fn typed_value_subs(value: AttrDef, types: &'static [&'static str]) -> [At
     ]
 }
 
-static EMAIL_SUBS: [AttrDef; 4] = typed_value_subs(string("value", "The email address."), &["work", "home", "other"]);
+// Roster needs an address for every member (the primary, else `work`, else first email is their
+// sign-in address), so `emails` and each email's `value` are required.
+static EMAIL_SUBS: [AttrDef; 4] =
+    typed_value_subs(string("value", "The email address.").required(), &["work", "home", "other"]);
 static PHONE_SUBS: [AttrDef; 4] =
     typed_value_subs(string("value", "The phone number."), &["work", "home", "mobile", "fax", "pager", "other"]);
 static IM_SUBS: [AttrDef; 4] = typed_value_subs(
@@ -322,7 +325,13 @@ pub static USER_ATTRS: &[AttrDef] = &[
     string("password", "The user's cleartext password, to set it; never returned.")
         .mutability(Mutability::WriteOnly)
         .returned(Returned::Never),
-    complex("emails", &EMAIL_SUBS, "Email addresses for the user.").multi(),
+    complex(
+        "emails",
+        &EMAIL_SUBS,
+        "Email addresses for the user. Roster requires one: the primary (else work, else first) is the member's sign-in address.",
+    )
+    .multi()
+    .required(),
     complex("phoneNumbers", &PHONE_SUBS, "Phone numbers for the user.").multi(),
     complex("ims", &IM_SUBS, "Instant messaging addresses for the user.").multi(),
     complex("photos", &PHOTO_SUBS, "URLs of photos of the user.").multi(),

@@ -121,8 +121,12 @@ async fn discovery_answers_with_a_scim_key_only() {
         .unwrap()
         .to_string();
     scim_error(scim(&app, Method::GET, "/Users", &api, None).await, 403, None).await;
-    scim_error(scim(&app, Method::GET, "/Users", "rk_scim_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", None).await, 401, None)
-        .await;
+    scim_error(
+        scim(&app, Method::GET, "/Users", "rk_scim_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", None).await,
+        401,
+        None,
+    )
+    .await;
     // A scim key reaches nothing else.
     let res = app.get(&format!("/api/v1/tenants/{}/users", owner.tenant_id), &key).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
@@ -139,8 +143,14 @@ async fn okta_creates_finds_deactivates_reactivates_replaces_and_deletes_a_user(
 
     // Okta looks the user up first, then creates them.
     let none = ok_json(
-        scim(&app, Method::GET, "/Users?filter=userName%20eq%20%22ada%40example.test%22&startIndex=1&count=100", &key, None)
-            .await,
+        scim(
+            &app,
+            Method::GET,
+            "/Users?filter=userName%20eq%20%22ada%40example.test%22&startIndex=1&count=100",
+            &key,
+            None,
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
@@ -181,19 +191,32 @@ async fn okta_creates_finds_deactivates_reactivates_replaces_and_deletes_a_user(
 
     // Okta's deactivation.
     let off = ok_json(
-        scim(&app, Method::PATCH, &format!("/Users/{id}"), &key, Some(patch(json!([{"op": "replace", "value": {"active": false}}]))))
-            .await,
+        scim(
+            &app,
+            Method::PATCH,
+            &format!("/Users/{id}"),
+            &key,
+            Some(patch(json!([{"op": "replace", "value": {"active": false}}]))),
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
     assert_eq!(off["active"], false);
     assert_eq!(member(&app, &owner, &id).await["status"], "disabled");
     // Inactive members stay readable and filterable.
-    let inactive = ok_json(scim(&app, Method::GET, "/Users?filter=active%20eq%20false", &key, None).await, StatusCode::OK).await;
+    let inactive =
+        ok_json(scim(&app, Method::GET, "/Users?filter=active%20eq%20false", &key, None).await, StatusCode::OK).await;
     assert_eq!(inactive["totalResults"], 1);
     let on = ok_json(
-        scim(&app, Method::PATCH, &format!("/Users/{id}"), &key, Some(patch(json!([{"op": "replace", "value": {"active": true}}]))))
-            .await,
+        scim(
+            &app,
+            Method::PATCH,
+            &format!("/Users/{id}"),
+            &key,
+            Some(patch(json!([{"op": "replace", "value": {"active": true}}]))),
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
@@ -203,7 +226,8 @@ async fn okta_creates_finds_deactivates_reactivates_replaces_and_deletes_a_user(
     let mut replaced = new_user("ada@example.test");
     replaced["title"] = json!("Countess");
     replaced["name"] = json!({"givenName": "Augusta", "familyName": "King"});
-    let put = ok_json(scim(&app, Method::PUT, &format!("/Users/{id}"), &key, Some(replaced)).await, StatusCode::OK).await;
+    let put =
+        ok_json(scim(&app, Method::PUT, &format!("/Users/{id}"), &key, Some(replaced)).await, StatusCode::OK).await;
     assert_eq!(put["title"], "Countess");
     let m = member(&app, &owner, &id).await;
     assert_eq!((m["full_name"].as_str(), m["job_title"].as_str()), (Some("Augusta King"), Some("Countess")));
@@ -250,7 +274,14 @@ async fn entra_patches_are_taken_as_sent_before_and_after_its_fix() {
 
     // Before aadOptscim062020: capitalised ops, booleans as strings.
     let v = ok_json(
-        scim(&app, Method::PATCH, &path, &key, Some(patch(json!([{"op": "Replace", "path": "active", "value": "False"}])))).await,
+        scim(
+            &app,
+            Method::PATCH,
+            &path,
+            &key,
+            Some(patch(json!([{"op": "Replace", "path": "active", "value": "False"}]))),
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
@@ -258,7 +289,14 @@ async fn entra_patches_are_taken_as_sent_before_and_after_its_fix() {
     assert_eq!(member(&app, &owner, &id).await["status"], "disabled");
     // After the fix: a real boolean.
     let v = ok_json(
-        scim(&app, Method::PATCH, &path, &key, Some(patch(json!([{"op": "replace", "path": "active", "value": true}])))).await,
+        scim(
+            &app,
+            Method::PATCH,
+            &path,
+            &key,
+            Some(patch(json!([{"op": "replace", "path": "active", "value": true}]))),
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
@@ -284,7 +322,14 @@ async fn entra_patches_are_taken_as_sent_before_and_after_its_fix() {
 
     // Entra removes the manager.
     ok_json(
-        scim(&app, Method::PATCH, &path, &key, Some(patch(json!([{"op": "Remove", "path": format!("{ENTERPRISE}:manager")}])))).await,
+        scim(
+            &app,
+            Method::PATCH,
+            &path,
+            &key,
+            Some(patch(json!([{"op": "Remove", "path": format!("{ENTERPRISE}:manager")}]))),
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
@@ -335,7 +380,10 @@ async fn filters_sorting_and_pages_follow_rfc_7644() {
     assert_eq!(count(&run("name.familyName eq \"BOBSON\"").await), 1);
     assert_eq!(count(&run("emails[type eq \"home\" and value co \"cat\"]").await), 1);
     assert_eq!(count(&run("emails.value eq \"dan@home.test\"").await), 1);
-    assert_eq!(count(&run("(userName eq \"ann@dir.test\" or userName eq \"bob@dir.test\") and active eq true").await), 2);
+    assert_eq!(
+        count(&run("(userName eq \"ann@dir.test\" or userName eq \"bob@dir.test\") and active eq true").await),
+        2
+    );
     assert_eq!(count(&run("not (userName sw \"a\") and title eq \"engineer\"").await), 4);
     assert_eq!(count(&run("meta.lastModified gt \"2000-01-01T00:00:00Z\"").await), 6);
     assert_eq!(count(&run(&format!("{ENTERPRISE}:employeeNumber eq \"42\"")).await), 5);
@@ -347,7 +395,12 @@ async fn filters_sorting_and_pages_follow_rfc_7644() {
     }
 
     // Sorting and pages: exact totals, a stable order.
-    let page = |start: i64| format!("/Users?filter={}&sortBy=userName&sortOrder=descending&startIndex={start}&count=2", urlencode("userName co \"dir\""));
+    let page = |start: i64| {
+        format!(
+            "/Users?filter={}&sortBy=userName&sortOrder=descending&startIndex={start}&count=2",
+            urlencode("userName co \"dir\"")
+        )
+    };
     let mut seen = Vec::new();
     for start in [1, 3, 5] {
         let v = ok_json(scim(&app, Method::GET, &page(start), &key, None).await, StatusCode::OK).await;
@@ -360,10 +413,13 @@ async fn filters_sorting_and_pages_follow_rfc_7644() {
     assert_eq!(seen, ["eve@dir.test", "dan@dir.test", "cat@dir.test", "bob@dir.test", "ann@dir.test"]);
 
     // attributes and excludedAttributes.
-    let v = ok_json(scim(&app, Method::GET, "/Users?attributes=userName&count=1", &key, None).await, StatusCode::OK).await;
+    let v =
+        ok_json(scim(&app, Method::GET, "/Users?attributes=userName&count=1", &key, None).await, StatusCode::OK).await;
     let r = &v["Resources"][0];
     assert!(r.get("userName").is_some() && r.get("id").is_some() && r.get("emails").is_none(), "{r}");
-    let v = ok_json(scim(&app, Method::GET, "/Users?excludedAttributes=emails&count=1", &key, None).await, StatusCode::OK).await;
+    let v =
+        ok_json(scim(&app, Method::GET, "/Users?excludedAttributes=emails&count=1", &key, None).await, StatusCode::OK)
+            .await;
     assert!(v["Resources"][0].get("emails").is_none());
 
     // POST .search does the same.
@@ -403,20 +459,50 @@ async fn bad_input_is_a_scim_error_and_changes_nothing() {
         .await
         .unwrap();
     scim_error(raw, 400, Some("invalidSyntax")).await;
-    scim_error(scim(&app, Method::POST, "/Users", &key, Some(json!({"schemas": [USER]}))).await, 400, Some("invalidValue")).await;
-    let v = scim_error(scim(&app, Method::POST, "/Users", &key, Some(json!({"schemas": [USER], "userName": "no spaces allowed"}))).await, 400, Some("invalidValue")).await;
+    scim_error(
+        scim(&app, Method::POST, "/Users", &key, Some(json!({"schemas": [USER]}))).await,
+        400,
+        Some("invalidValue"),
+    )
+    .await;
+    let v = scim_error(
+        scim(&app, Method::POST, "/Users", &key, Some(json!({"schemas": [USER], "userName": "no spaces allowed"})))
+            .await,
+        400,
+        Some("invalidValue"),
+    )
+    .await;
     assert!(v["detail"].as_str().unwrap().contains("userName"), "{v}");
-    let v = scim_error(scim(&app, Method::POST, "/Users", &key, Some(json!({"schemas": [USER], "userName": "jdoe"}))).await, 400, Some("invalidValue")).await;
+    let v = scim_error(
+        scim(&app, Method::POST, "/Users", &key, Some(json!({"schemas": [USER], "userName": "jdoe"}))).await,
+        400,
+        Some("invalidValue"),
+    )
+    .await;
     assert!(v["detail"].as_str().unwrap().contains("emails"), "{v}");
     let v = scim_error(
-        scim(&app, Method::POST, "/Users", &key, Some(json!({"schemas": [USER], "userName": "jdoe", "emails": [{"value": "nope", "primary": true}]}))).await,
+        scim(
+            &app,
+            Method::POST,
+            "/Users",
+            &key,
+            Some(json!({"schemas": [USER], "userName": "jdoe", "emails": [{"value": "nope", "primary": true}]})),
+        )
+        .await,
         400,
         Some("invalidValue"),
     )
     .await;
     assert!(v["detail"].as_str().unwrap().contains("emails[0].value"), "{v}");
     let v = scim_error(
-        scim(&app, Method::POST, "/Users", &key, Some(json!({"schemas": [USER], "userName": "pw@example.test", "password": "password"}))).await,
+        scim(
+            &app,
+            Method::POST,
+            "/Users",
+            &key,
+            Some(json!({"schemas": [USER], "userName": "pw@example.test", "password": "password"})),
+        )
+        .await,
         400,
         Some("invalidValue"),
     )
@@ -427,7 +513,8 @@ async fn bad_input_is_a_scim_error_and_changes_nothing() {
     // A username is a username: with an email, and the password policy met, it works; twice is
     // a uniqueness conflict.
     let body = json!({"schemas": [USER], "userName": "JDoe", "emails": [{"value": "jdoe@example.test", "type": "work"}], "password": "correct horse battery staple 7"});
-    let created = ok_json(scim(&app, Method::POST, "/Users", &key, Some(body.clone())).await, StatusCode::CREATED).await;
+    let created =
+        ok_json(scim(&app, Method::POST, "/Users", &key, Some(body.clone())).await, StatusCode::CREATED).await;
     assert_eq!(created["userName"], "JDoe");
     let m = member(&app, &owner, created["id"].as_str().unwrap()).await;
     assert_eq!(m["username"], "jdoe");
@@ -437,13 +524,43 @@ async fn bad_input_is_a_scim_error_and_changes_nothing() {
     // PATCH: no schemas, an unknown op, remove without a path.
     let id = created["id"].as_str().unwrap();
     let path = format!("/Users/{id}");
-    scim_error(scim(&app, Method::PATCH, &path, &key, Some(json!({"Operations": [{"op": "replace", "path": "title", "value": "x"}]}))).await, 400, None).await;
-    scim_error(scim(&app, Method::PATCH, &path, &key, Some(patch(json!([{"op": "jump", "path": "title", "value": "x"}])))).await, 400, None).await;
-    scim_error(scim(&app, Method::PATCH, &path, &key, Some(patch(json!([{"op": "remove"}])))).await, 400, Some("noTarget")).await;
-    scim_error(scim(&app, Method::PATCH, &path, &key, Some(patch(json!([{"op": "replace", "path": "nosuch", "value": "x"}])))).await, 400, Some("invalidPath")).await;
+    scim_error(
+        scim(
+            &app,
+            Method::PATCH,
+            &path,
+            &key,
+            Some(json!({"Operations": [{"op": "replace", "path": "title", "value": "x"}]})),
+        )
+        .await,
+        400,
+        None,
+    )
+    .await;
+    scim_error(
+        scim(&app, Method::PATCH, &path, &key, Some(patch(json!([{"op": "jump", "path": "title", "value": "x"}]))))
+            .await,
+        400,
+        None,
+    )
+    .await;
+    scim_error(
+        scim(&app, Method::PATCH, &path, &key, Some(patch(json!([{"op": "remove"}])))).await,
+        400,
+        Some("noTarget"),
+    )
+    .await;
+    scim_error(
+        scim(&app, Method::PATCH, &path, &key, Some(patch(json!([{"op": "replace", "path": "nosuch", "value": "x"}]))))
+            .await,
+        400,
+        Some("invalidPath"),
+    )
+    .await;
     // Unknown and malformed ids are 404.
     scim_error(scim(&app, Method::GET, "/Users/not-a-uuid", &key, None).await, 404, None).await;
-    scim_error(scim(&app, Method::GET, "/Users/0193e6a2-7f1e-7c2b-9d4f-2a6b8c0d1e30", &key, None).await, 404, None).await;
+    scim_error(scim(&app, Method::GET, "/Users/0193e6a2-7f1e-7c2b-9d4f-2a6b8c0d1e30", &key, None).await, 404, None)
+        .await;
     // Another media type is 415.
     let res = app
         .request(Method::POST, "/scim/v2/Users", Some(&key))
@@ -463,7 +580,13 @@ async fn owners_are_read_but_never_changed_and_shared_identities_are_left_alone(
     let path = format!("/Users/{}", owner.user_id);
     let me = ok_json(scim(&app, Method::GET, &path, &key, None).await, StatusCode::OK).await;
     assert_eq!(me["userName"], owner.email.as_str());
-    scim_error(scim(&app, Method::PATCH, &path, &key, Some(patch(json!([{"op": "replace", "value": {"active": false}}])))).await, 403, None).await;
+    scim_error(
+        scim(&app, Method::PATCH, &path, &key, Some(patch(json!([{"op": "replace", "value": {"active": false}}]))))
+            .await,
+        403,
+        None,
+    )
+    .await;
     scim_error(scim(&app, Method::DELETE, &path, &key, None).await, 403, None).await;
     let mut body = me.clone();
     body["title"] = json!("Puppet");
@@ -500,30 +623,96 @@ async fn groups_as_okta_and_entra_send_them() {
     assert_eq!(g["members"].as_array().unwrap().len(), 1);
     let path = format!("/Groups/{gid}");
     // Unique names (any case).
-    scim_error(scim(&app, Method::POST, "/Groups", &key, Some(json!({"schemas": [GROUP], "displayName": "ENGINEERING"}))).await, 409, Some("uniqueness")).await;
+    scim_error(
+        scim(&app, Method::POST, "/Groups", &key, Some(json!({"schemas": [GROUP], "displayName": "ENGINEERING"})))
+            .await,
+        409,
+        Some("uniqueness"),
+    )
+    .await;
 
     // Okta: add members, rename with a path-less replace carrying the id.
     ok_json(scim(&app, Method::PATCH, &path, &key, Some(patch(json!([{"op": "add", "path": "members", "value": [{"value": b}, {"value": c}, {"value": "0193e6a2-7f1e-7c2b-9d4f-2a6b8c0d1e30"}]}])))).await, StatusCode::OK).await;
-    ok_json(scim(&app, Method::PATCH, &path, &key, Some(patch(json!([{"op": "replace", "value": {"id": gid, "displayName": "Eng"}}])))).await, StatusCode::OK).await;
+    ok_json(
+        scim(
+            &app,
+            Method::PATCH,
+            &path,
+            &key,
+            Some(patch(json!([{"op": "replace", "value": {"id": gid, "displayName": "Eng"}}]))),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
     // Okta removes by filter, Entra by value array.
-    ok_json(scim(&app, Method::PATCH, &path, &key, Some(patch(json!([{"op": "remove", "path": format!("members[value eq \"{a}\"]")}])))).await, StatusCode::OK).await;
-    let v = ok_json(scim(&app, Method::PATCH, &path, &key, Some(patch(json!([{"op": "Remove", "path": "members", "value": [{"value": b}]}])))).await, StatusCode::OK).await;
+    ok_json(
+        scim(
+            &app,
+            Method::PATCH,
+            &path,
+            &key,
+            Some(patch(json!([{"op": "remove", "path": format!("members[value eq \"{a}\"]")}]))),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let v = ok_json(
+        scim(
+            &app,
+            Method::PATCH,
+            &path,
+            &key,
+            Some(patch(json!([{"op": "Remove", "path": "members", "value": [{"value": b}]}]))),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(v["displayName"], "Eng");
     let ids: Vec<&str> = v["members"].as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap()).collect();
     assert_eq!(ids, [c.as_str()]);
 
     // Filter by displayName and externalId; excludedAttributes=members.
-    let v = ok_json(scim(&app, Method::GET, &format!("/Groups?filter={}&excludedAttributes=members", urlencode("displayName eq \"eng\"")), &key, None).await, StatusCode::OK).await;
+    let v = ok_json(
+        scim(
+            &app,
+            Method::GET,
+            &format!("/Groups?filter={}&excludedAttributes=members", urlencode("displayName eq \"eng\"")),
+            &key,
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(v["totalResults"], 1);
     assert!(v["Resources"][0].get("members").is_none());
-    let v = ok_json(scim(&app, Method::GET, &format!("/Groups?filter={}", urlencode("externalId eq \"okta-eng\"")), &key, None).await, StatusCode::OK).await;
+    let v = ok_json(
+        scim(&app, Method::GET, &format!("/Groups?filter={}", urlencode("externalId eq \"okta-eng\"")), &key, None)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(v["totalResults"], 1);
     // A user shows their groups.
     let u = ok_json(scim(&app, Method::GET, &format!("/Users/{c}"), &key, None).await, StatusCode::OK).await;
     assert_eq!(u["groups"][0]["value"], gid.as_str());
 
     // Replace the members wholesale, then delete.
-    let v = ok_json(scim(&app, Method::PATCH, &path, &key, Some(patch(json!([{"op": "replace", "path": "members", "value": [{"value": a}, {"value": b}]}])))).await, StatusCode::OK).await;
+    let v = ok_json(
+        scim(
+            &app,
+            Method::PATCH,
+            &path,
+            &key,
+            Some(patch(json!([{"op": "replace", "path": "members", "value": [{"value": a}, {"value": b}]}]))),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(v["members"].as_array().unwrap().len(), 2);
     let res = scim(&app, Method::DELETE, &path, &key, None).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
@@ -538,12 +727,43 @@ async fn a_tenants_scim_sees_only_its_own_members_and_groups() {
     let key_one = scim_key(&app, &one).await;
     let key_two = scim_key(&app, &two).await;
     let u1 = create_user(&app, &key_one, "mine@example.test").await["id"].as_str().unwrap().to_string();
-    let g1 = ok_json(scim(&app, Method::POST, "/Groups", &key_one, Some(json!({"schemas": [GROUP], "displayName": "Ops"}))).await, StatusCode::CREATED).await["id"].as_str().unwrap().to_string();
+    let g1 = ok_json(
+        scim(&app, Method::POST, "/Groups", &key_one, Some(json!({"schemas": [GROUP], "displayName": "Ops"}))).await,
+        StatusCode::CREATED,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     for path in [format!("/Users/{u1}"), format!("/Groups/{g1}")] {
         scim_error(scim(&app, Method::GET, &path, &key_two, None).await, 404, None).await;
-        scim_error(scim(&app, Method::PATCH, &path, &key_two, Some(patch(json!([{"op": "replace", "path": "displayName", "value": "x"}])))).await, 404, None).await;
-        scim_error(scim(&app, Method::PUT, &path, &key_two, Some(json!({"schemas": [USER, GROUP], "userName": "x@example.test", "displayName": "x"}))).await, 404, None).await;
+        scim_error(
+            scim(
+                &app,
+                Method::PATCH,
+                &path,
+                &key_two,
+                Some(patch(json!([{"op": "replace", "path": "displayName", "value": "x"}]))),
+            )
+            .await,
+            404,
+            None,
+        )
+        .await;
+        scim_error(
+            scim(
+                &app,
+                Method::PUT,
+                &path,
+                &key_two,
+                Some(json!({"schemas": [USER, GROUP], "userName": "x@example.test", "displayName": "x"})),
+            )
+            .await,
+            404,
+            None,
+        )
+        .await;
         scim_error(scim(&app, Method::DELETE, &path, &key_two, None).await, 404, None).await;
     }
     let list = ok_json(scim(&app, Method::GET, "/Users", &key_two, None).await, StatusCode::OK).await;
@@ -551,9 +771,31 @@ async fn a_tenants_scim_sees_only_its_own_members_and_groups() {
     let list = ok_json(scim(&app, Method::GET, "/Groups", &key_two, None).await, StatusCode::OK).await;
     assert_eq!(list["totalResults"], 0);
     // Another tenant's user in a group of mine is not added.
-    let g2 = ok_json(scim(&app, Method::POST, "/Groups", &key_two, Some(json!({"schemas": [GROUP], "displayName": "Mine", "members": [{"value": u1}]}))).await, StatusCode::CREATED).await;
+    let g2 = ok_json(
+        scim(
+            &app,
+            Method::POST,
+            "/Groups",
+            &key_two,
+            Some(json!({"schemas": [GROUP], "displayName": "Mine", "members": [{"value": u1}]})),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
     assert!(g2.get("members").is_none(), "{g2}");
     // Searching by userName does not reach the other tenant.
-    let found = ok_json(scim(&app, Method::GET, &format!("/Users?filter={}", urlencode("userName eq \"mine@example.test\"")), &key_two, None).await, StatusCode::OK).await;
+    let found = ok_json(
+        scim(
+            &app,
+            Method::GET,
+            &format!("/Users?filter={}", urlencode("userName eq \"mine@example.test\"")),
+            &key_two,
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(found["totalResults"], 0);
 }

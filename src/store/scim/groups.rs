@@ -16,7 +16,7 @@ use crate::db::AnyConnection;
 use crate::db::among::among;
 use crate::db::schema::{
     group_members::dsl as gm, group_role_mappings::dsl as grm, group_role_regions::dsl as grr, groups::dsl as g,
-    memberships::dsl as m, users::dsl as u,
+    memberships::dsl as m,
 };
 use crate::domain::{UserId, now};
 use crate::error::ApiError;
@@ -58,23 +58,22 @@ fn render(conn: &mut AnyConnection, row: &GroupRow, with_members: bool, base: &s
         let mut after = String::new();
         let mut first = true;
         loop {
-            let chunk: Vec<(String, String)> = gm::group_members
-                .inner_join(u::users.on(u::id.eq(gm::user_id)))
+            let chunk: Vec<String> = gm::group_members
                 .filter(gm::tenant_id.eq(&row.tenant_id))
                 .filter(gm::group_id.eq(&row.id))
                 .filter(gm::user_id.gt(&after))
-                .select((gm::user_id, u::full_name))
+                .select(gm::user_id)
                 .order(gm::user_id)
                 .limit(CHUNK)
                 .load(conn)?;
             let Some(last) = chunk.last() else { break };
-            after = last.0.clone();
-            for (id, name) in &chunk {
+            after = last.clone();
+            for id in &chunk {
                 if !first {
                     members.push(',');
                 }
                 first = false;
-                let item = json!({"value": id, "$ref": format!("{base}/Users/{id}"), "display": name, "type": "User"});
+                let item = json!({"value": id, "$ref": format!("{base}/Users/{id}"), "type": "User"});
                 let _ = write!(members, "{item}");
             }
             if (chunk.len() as i64) < CHUNK {

@@ -91,7 +91,7 @@ fn load(conn: &mut AnyConnection, tenant: &str, ids: &[String]) -> Result<Vec<Lo
     Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
 }
 
-/// The resources of `ids` (in that order), with their groups and managers' names.
+/// The resources of `ids` (in that order), with their groups.
 fn resources(conn: &mut AnyConnection, tenant: &str, ids: &[String], base: &str) -> Result<Vec<Value>, ApiError> {
     let loaded = load(conn, tenant, ids)?;
     let mut groups: HashMap<String, Vec<(String, String)>> = HashMap::new();
@@ -105,18 +105,9 @@ fn resources(conn: &mut AnyConnection, tenant: &str, ids: &[String], base: &str)
     {
         groups.entry(user).or_default().push((id, name));
     }
-    let managers: Vec<String> = loaded.iter().filter_map(|l| l.m.manager_id.clone()).collect();
-    let names: HashMap<String, String> = if managers.is_empty() {
-        HashMap::new()
-    } else {
-        u::users.filter(among(u::id, &managers)).select((u::id, u::full_name)).load(conn)?.into_iter().collect()
-    };
     Ok(loaded
         .iter()
-        .map(|l| {
-            let mgr = l.m.manager_id.as_ref().and_then(|id| names.get(id)).map(String::as_str);
-            render(l, tenant, groups.get(&l.m.user_id).map(Vec::as_slice).unwrap_or(&[]), mgr, base)
-        })
+        .map(|l| render(l, tenant, groups.get(&l.m.user_id).map(Vec::as_slice).unwrap_or(&[]), base))
         .collect())
 }
 
@@ -130,7 +121,7 @@ pub fn etag(version: i32) -> String {
     format!("W/\"{version}\"")
 }
 
-fn render(l: &Loaded, tenant: &str, groups: &[(String, String)], manager_name: Option<&str>, base: &str) -> Value {
+fn render(l: &Loaded, tenant: &str, groups: &[(String, String)], base: &str) -> Value {
     let mut r: Map<String, Value> = l
         .scim
         .as_ref()
@@ -140,6 +131,8 @@ fn render(l: &Loaded, tenant: &str, groups: &[(String, String)], manager_name: O
             _ => None,
         })
         .unwrap_or_default();
+    let sent_active = r.contains_key("active");
+    let sent_display_name = r.contains_key("displayName");
     for gone in ["password", "id", "meta", "groups", "schemas", "externalId", "userName", "active", "title"] {
         r.remove(gone);
     }
@@ -153,14 +146,22 @@ fn render(l: &Loaded, tenant: &str, groups: &[(String, String)], manager_name: O
         None => l.username.clone().unwrap_or_else(|| l.email.clone()),
     };
     r.insert("userName".into(), json!(user_name));
+    // What the directory sent, with Roster's current values where they are Roster's: a member it
+    // never wrote shows their name; one it wrote shows `displayName` only if it sent one (the
+    // current full name when this tenant manages the identity), and `active` when it sent it or
+    // the member is not active (a directory that leaves `active` out never sees a member as
+    // active that is not).
     let managed = l.home_tenant_id.as_deref() == Some(tenant);
-    if managed || !r.contains_key("displayName") {
+    if l.scim.is_none() || (sent_display_name && managed) {
         r.insert("displayName".into(), json!(l.full_name));
     }
     if l.scim.is_none() {
         r.insert("name".into(), json!({"formatted": l.full_name}));
     }
-    r.insert("active".into(), json!(l.m.status == MemberStatus::Active.as_str()));
+    let active = l.m.status == MemberStatus::Active.as_str();
+    if l.scim.is_none() || sent_active || !active {
+        r.insert("active".into(), json!(active));
+    }
     if let Some(title) = &l.m.job_title {
         r.insert("title".into(), json!(title));
     }
@@ -193,11 +194,7 @@ fn render(l: &Loaded, tenant: &str, groups: &[(String, String)], manager_name: O
         enterprise.insert("department".into(), json!(d));
     }
     if let Some(mgr) = &l.m.manager_id {
-        let mut manager = json!({"value": mgr, "$ref": format!("{base}/Users/{mgr}")});
-        if let Some(name) = manager_name {
-            manager["displayName"] = json!(name);
-        }
-        enterprise.insert("manager".into(), manager);
+        enterprise.insert("manager".into(), json!({"value": mgr, "$ref": format!("{base}/Users/{mgr}")}));
     }
     let mut schemas = vec![json!(USER)];
     if !enterprise.is_empty() {
@@ -238,7 +235,8 @@ struct Wanted {
     job_title: Option<String>,
     department: Option<String>,
     manager: Option<String>,
-    active: bool,
+    /// `None`: not sent (a new member is active; an existing one keeps their status).
+    active: Option<bool>,
     external_id: Option<String>,
     /// The resource as kept (no password, no service attributes).
     attributes: Value,
@@ -335,11 +333,11 @@ fn wanted(resource: &Value) -> Result<Wanted, ScimError> {
         problems.push(format!("manager.value: {mgr:?} is not the id of a user here"));
     }
     let active = match resource.get("active") {
-        None | Some(Value::Null) => true,
-        Some(Value::Bool(b)) => *b,
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
         Some(_) => {
             problems.push("active: must be true or false".into());
-            true
+            None
         }
     };
     let external_id = text(resource, "externalId").map(str::to_string);
@@ -463,7 +461,7 @@ fn as_scim(e: ApiError) -> ApiError {
         ApiError::Validation(errors) => scim(ScimError::invalid_value(
             errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "),
         )),
-        ApiError::Conflict { slug, detail } if matches!(slug, "username-taken" | "email-taken" | "already-member") => {
+        ApiError::Conflict { slug: "username-taken" | "email-taken" | "already-member", detail } => {
             scim(ScimError::uniqueness(detail))
         }
         other => other,
@@ -586,7 +584,7 @@ pub fn create(
             .optional()?;
         let (role, regions) = roles::defaults(conn, &tenant)?;
         let regions: Vec<RegionId> = regions.iter().map(|r| parse_stored(r)).collect();
-        let status = if w.active { MemberStatus::Active } else { MemberStatus::Disabled };
+        let status = if w.active.unwrap_or(true) { MemberStatus::Active } else { MemberStatus::Disabled };
         if status.takes_seat() {
             members::ensure_seat(conn, &tenant)?;
         }
@@ -837,10 +835,10 @@ fn write(
     let section = if w.department == before.m.department { before.m.section.clone() } else { None };
     let old_status = MemberStatus::parse(&before.m.status).unwrap_or(MemberStatus::Disabled);
     let status = match (w.active, old_status) {
-        (true, MemberStatus::Active) => MemberStatus::Active,
-        (true, _) => MemberStatus::Active,
-        (false, MemberStatus::Active) => MemberStatus::Disabled,
-        (false, other) => other,
+        (None, current) => current,
+        (Some(true), _) => MemberStatus::Active,
+        (Some(false), MemberStatus::Active) => MemberStatus::Disabled,
+        (Some(false), other) => other,
     };
     let status_changed = status != old_status;
     if status_changed && status == MemberStatus::Active && !old_status.takes_seat() {

@@ -302,6 +302,23 @@ async fn hash_password(st: &AppState, plain: Option<String>) -> Result<Option<Ne
     Ok(Some(NewPassword { plain, hash }))
 }
 
+/// A user sent without `emails` whose `userName` is an address: that address is their email
+/// (README's mapping), so the published schema's required `emails` is met.
+fn email_from_user_name(v: &mut Value) {
+    let Some(map) = v.as_object_mut() else { return };
+    let has_emails = map
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("emails") && !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()));
+    let name =
+        map.iter().find(|(k, _)| k.eq_ignore_ascii_case("userName")).and_then(|(_, v)| v.as_str()).map(str::to_string);
+    if let Some(name) = name.filter(|n| n.contains('@'))
+        && !has_emails
+    {
+        map.retain(|k, _| !k.eq_ignore_ascii_case("emails"));
+        map.insert("emails".into(), json!([{"value": name.trim(), "type": "work", "primary": true}]));
+    }
+}
+
 fn password_of(v: &Value) -> Result<Option<String>, ScimFail> {
     match v.as_object().and_then(|o| get_str(o, "password")) {
         None | Some(Value::Null) => Ok(None),
@@ -364,7 +381,8 @@ async fn get_user(req: HttpRequest, path: web::Path<String>) -> Answer {
 
 async fn create_user(req: HttpRequest, body: web::Bytes) -> Answer {
     let st = state(&req)?;
-    let v = body_json(&req, &body)?;
+    let mut v = body_json(&req, &body)?;
+    email_from_user_name(&mut v);
     let p = single_params(&req)?;
     let password = hash_password(&st, password_of(&v)?).await?;
     let resource = schema::canonicalize(ResourceKind::User, &v)?;
@@ -389,7 +407,8 @@ async fn create_user(req: HttpRequest, body: web::Bytes) -> Answer {
 
 async fn replace_user(req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> Answer {
     let st = state(&req)?;
-    let v = body_json(&req, &body)?;
+    let mut v = body_json(&req, &body)?;
+    email_from_user_name(&mut v);
     let p = single_params(&req)?;
     let version = if_match(&req)?;
     let password = hash_password(&st, password_of(&v)?).await?;

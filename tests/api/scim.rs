@@ -466,8 +466,14 @@ async fn bad_input_is_a_scim_error_and_changes_nothing() {
     )
     .await;
     let v = scim_error(
-        scim(&app, Method::POST, "/Users", &key, Some(json!({"schemas": [USER], "userName": "no spaces allowed"})))
-            .await,
+        scim(
+            &app,
+            Method::POST,
+            "/Users",
+            &key,
+            Some(json!({"schemas": [USER], "userName": "no spaces allowed", "emails": [{"value": "ns@example.test"}]})),
+        )
+        .await,
         400,
         Some("invalidValue"),
     )
@@ -757,7 +763,7 @@ async fn a_tenants_scim_sees_only_its_own_members_and_groups() {
                 Method::PUT,
                 &path,
                 &key_two,
-                Some(json!({"schemas": [USER, GROUP], "userName": "x@example.test", "displayName": "x"})),
+                Some(json!({"schemas": [USER, GROUP], "userName": "x@example.test", "emails": [{"value": "x@example.test"}], "displayName": "x"})),
             )
             .await,
             404,

@@ -113,6 +113,9 @@ fn coerce_complex(def: &'static AttrDef, value: &Value, label: &str) -> Result<O
             obj.insert("value".into(), value.clone());
             return coerce_complex(def, &Value::Object(obj), label);
         }
+        // One object in an array for a single-valued attribute (Entra's
+        // `{"op":"Add","path":"manager","value":[{"value":"<id>"}]}`).
+        Value::Array(items) if items.len() == 1 && !def.multi_valued => return coerce_complex(def, &items[0], label),
         _ => return Err(wrong_type(label, "an object", value)),
     };
     let mut out = Map::new();
@@ -547,7 +550,7 @@ mod tests {
     #[test]
     fn rejects_wrong_types_naming_the_attribute() {
         let base = |k: &str, v: Value| {
-            let mut body = json!({"userName": "a@b.c"});
+            let mut body = json!({"userName": "a@b.c", "emails": [{"value": "a@b.c"}]});
             body[k] = v;
             body
         };

@@ -445,7 +445,14 @@ pub fn find(kind: ResourceKind, path: &AttrPath) -> Option<Resolved> {
             return find_in(ext, ext_attrs, path);
         }
     };
-    attrs.iter().find_map(|defs| find_in(schema, defs, path))
+    // An extension's attribute without its URN (Entra sends `manager`, `department` so): the
+    // extension attributes share no name with the core ones, so the name alone is unambiguous.
+    attrs.iter().find_map(|defs| find_in(schema, defs, path)).or_else(|| {
+        if path.urn.is_some() {
+            return None;
+        }
+        kind.extensions().iter().find_map(|(ext, ext_attrs)| find_in(ext, ext_attrs, path))
+    })
 }
 
 fn find_in(schema: &'static str, defs: &'static [AttrDef], path: &AttrPath) -> Option<Resolved> {
@@ -480,8 +487,9 @@ mod tests {
     }
 
     #[test]
-    fn enterprise_attributes_need_their_urn() {
-        assert!(find(ResourceKind::User, &path("department")).is_none());
+    fn enterprise_attributes_with_or_without_their_urn() {
+        let r = find(ResourceKind::User, &path("department")).unwrap();
+        assert_eq!((r.schema, r.attr.name), (URN_ENTERPRISE_USER, "department"));
         let r =
             find(ResourceKind::User, &path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value"))
                 .unwrap();

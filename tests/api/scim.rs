@@ -320,6 +320,28 @@ async fn entra_patches_are_taken_as_sent_before_and_after_its_fix() {
     assert_eq!(m["manager_id"], boss.as_str());
     assert_eq!(m["job_title"], "Rear Admiral");
 
+    // Entra's other manager form: the plain attribute name and a one-element array.
+    ok_json(
+        scim(
+            &app,
+            Method::PATCH,
+            &path,
+            &key,
+            Some(patch(json!([{"op": "Add", "path": "manager", "value": [{"value": boss}]}]))),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(member(&app, &owner, &id).await["manager_id"], boss.as_str());
+    let managed = ok_json(
+        scim(&app, Method::GET, &format!("/Users?filter={}", urlencode(&format!("manager eq \"{boss}\""))), &key, None)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(managed["totalResults"], 1);
+
     // Entra removes the manager.
     ok_json(
         scim(

@@ -221,7 +221,9 @@ fn meta_target(path: &AttrPath, created: &str, modified: &str, resource: &'stati
 
 fn user_target(b: &Builder, path: &AttrPath) -> Result<Target, ScimError> {
     let enterprise = match path.urn.as_deref() {
-        None => false,
+        // An enterprise attribute without its URN (no core attribute has these names).
+        None => ["department", "manager", "employeenumber", "costcenter", "organization", "division"]
+            .contains(&path.name.to_ascii_lowercase().as_str()),
         Some(u) if u.eq_ignore_ascii_case(USER) => false,
         Some(u) if u.eq_ignore_ascii_case(ENTERPRISE_USER) => true,
         Some(_) => return Err(unknown(path)),

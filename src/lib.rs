@@ -6,6 +6,8 @@
 //! email templates and delivery, `webhooks` the webhook delivery worker, `outbound` safe
 //! outbound HTTP, `config` the settings.
 
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod auth;
 pub mod config;

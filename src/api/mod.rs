@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod params;
 pub mod regions;
 pub mod scim;
+pub mod scim_doc;
 pub mod tenants;
 pub mod users;
 pub mod webhooks;
@@ -238,7 +239,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     doc.servers = Some(vec![utoipa::openapi::Server::new(DEFAULT_SERVER)]);
     header_schemas(&mut doc);
     conditional_rules(&mut doc);
-    forbid_nul(doc)
+    scim_doc::add(forbid_nul(doc))
 }
 
 /// `If-Match` and `Idempotency-Key` as the server reads them.

@@ -3,7 +3,7 @@
 //! is an RFC 7644 section 3.12 object, whatever went wrong (a bad credential, an unknown route,
 //! a body that is not JSON, a refusal of the member store).
 
-use actix_web::http::{Method, StatusCode, header};
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -330,8 +330,9 @@ fn password_of(v: &Value) -> Result<Option<String>, ScimFail> {
 // ---------------------------------------------------------------- discovery
 
 async fn discovery(req: HttpRequest, what: &'static str) -> Answer {
+    let acc = access(&req)?;
     let st = state(&req)?;
-    access(&req)?.run(&st.pool, |_, _| Ok(())).await?;
+    acc.run(&st.pool, |_, _| Ok(())).await?;
     let b = base(&req);
     let name = req.match_info().get("name").map(str::to_string);
     let body = match (what, name) {
@@ -350,36 +351,41 @@ async fn discovery(req: HttpRequest, what: &'static str) -> Answer {
 // ---------------------------------------------------------------- users
 
 async fn list_users_with(req: &HttpRequest, map: serde_json::Map<String, Value>) -> Answer {
+    let acc = access(req)?;
     let st = state(req)?;
     let p = list_params(Some(ResourceKind::User), &map)?;
     let b = base(req);
     let start = p.query.start_index;
     let q = ListQuery { filter: p.query.filter.clone(), sort_by: p.query.sort_by.clone(), ..p.query };
-    let (total, found) = access(req)?.run(&st.pool, move |conn, ctx| users::list(conn, ctx, &q, &b)).await?;
+    let (total, found) = acc.run(&st.pool, move |conn, ctx| users::list(conn, ctx, &q, &b)).await?;
     let projected = found.iter().map(|r| project(ResourceKind::User, r, &p)).collect();
     Ok(ok(StatusCode::OK, &list_response(total, start, projected)))
 }
 
 async fn list_users(req: HttpRequest) -> Answer {
+    access(&req)?;
     let map = query_map(&req)?;
     list_users_with(&req, map).await
 }
 
 async fn search_users(req: HttpRequest, body: web::Bytes) -> Answer {
+    access(&req)?;
     let v = body_json(&req, &body)?;
     list_users_with(&req, v.as_object().cloned().unwrap_or_default()).await
 }
 
 async fn get_user(req: HttpRequest, path: web::Path<String>) -> Answer {
+    let acc = access(&req)?;
     let st = state(&req)?;
     let p = single_params(&req)?;
     let id = path.into_inner();
     let b = base(&req);
-    let r = access(&req)?.run(&st.pool, move |conn, ctx| users::get(conn, ctx, &id, &b)).await?;
+    let r = acc.run(&st.pool, move |conn, ctx| users::get(conn, ctx, &id, &b)).await?;
     Ok(ok(StatusCode::OK, &project(ResourceKind::User, &r, &p)))
 }
 
 async fn create_user(req: HttpRequest, body: web::Bytes) -> Answer {
+    let acc = access(&req)?;
     let st = state(&req)?;
     let mut v = body_json(&req, &body)?;
     email_from_user_name(&mut v);
@@ -388,7 +394,7 @@ async fn create_user(req: HttpRequest, body: web::Bytes) -> Answer {
     let resource = schema::canonicalize(ResourceKind::User, &v)?;
     let b = base(&req);
     let st2 = st.clone();
-    let r = access(&req)?
+    let r = acc
         .run_write(&st.pool, move |conn, ctx| {
             let mailer = Mailer { master: &st2.master, app_url: &st2.config.app_url };
             users::create(conn, ctx, &resource, password, &mailer, &b)
@@ -406,6 +412,7 @@ async fn create_user(req: HttpRequest, body: web::Bytes) -> Answer {
 }
 
 async fn replace_user(req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> Answer {
+    let acc = access(&req)?;
     let st = state(&req)?;
     let mut v = body_json(&req, &body)?;
     email_from_user_name(&mut v);
@@ -415,7 +422,7 @@ async fn replace_user(req: HttpRequest, path: web::Path<String>, body: web::Byte
     let resource = schema::canonicalize(ResourceKind::User, &v)?;
     let id = path.into_inner();
     let b = base(&req);
-    let r = access(&req)?
+    let r = acc
         .run_write(&st.pool, move |conn, ctx| users::replace(conn, ctx, &id, &resource, password, version, &b))
         .await?;
     st.webhook_queued.notify_one();
@@ -423,6 +430,7 @@ async fn replace_user(req: HttpRequest, path: web::Path<String>, body: web::Byte
 }
 
 async fn patch_user(req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> Answer {
+    let acc = access(&req)?;
     let st = state(&req)?;
     let v = body_json(&req, &body)?;
     let p = single_params(&req)?;
@@ -431,18 +439,17 @@ async fn patch_user(req: HttpRequest, path: web::Path<String>, body: web::Bytes)
     let password = hash_password(&st, users::password_in_patch(&ops)).await?;
     let id = path.into_inner();
     let b = base(&req);
-    let r = access(&req)?
-        .run_write(&st.pool, move |conn, ctx| users::patch(conn, ctx, &id, &ops, password, version, &b))
-        .await?;
+    let r = acc.run_write(&st.pool, move |conn, ctx| users::patch(conn, ctx, &id, &ops, password, version, &b)).await?;
     st.webhook_queued.notify_one();
     Ok(ok(StatusCode::OK, &project(ResourceKind::User, &r, &p)))
 }
 
 async fn delete_user(req: HttpRequest, path: web::Path<String>) -> Answer {
+    let acc = access(&req)?;
     let st = state(&req)?;
     let version = if_match(&req)?;
     let id = path.into_inner();
-    access(&req)?.run_write(&st.pool, move |conn, ctx| users::delete(conn, ctx, &id, version)).await?;
+    acc.run_write(&st.pool, move |conn, ctx| users::delete(conn, ctx, &id, version)).await?;
     st.webhook_queued.notify_one();
     Ok(HttpResponse::NoContent().finish())
 }
@@ -450,45 +457,49 @@ async fn delete_user(req: HttpRequest, path: web::Path<String>) -> Answer {
 // ---------------------------------------------------------------- groups
 
 async fn list_groups_with(req: &HttpRequest, map: serde_json::Map<String, Value>) -> Answer {
+    let acc = access(req)?;
     let st = state(req)?;
     let p = list_params(Some(ResourceKind::Group), &map)?;
     let b = base(req);
     let start = p.query.start_index;
     let with_members = !excludes_members(&p);
     let q = ListQuery { filter: p.query.filter.clone(), sort_by: p.query.sort_by.clone(), ..p.query };
-    let (total, found) =
-        access(req)?.run(&st.pool, move |conn, ctx| groups::list(conn, ctx, &q, with_members, &b)).await?;
+    let (total, found) = acc.run(&st.pool, move |conn, ctx| groups::list(conn, ctx, &q, with_members, &b)).await?;
     let projected = found.iter().map(|r| project(ResourceKind::Group, r, &p)).collect();
     Ok(ok(StatusCode::OK, &list_response(total, start, projected)))
 }
 
 async fn list_groups(req: HttpRequest) -> Answer {
+    access(&req)?;
     let map = query_map(&req)?;
     list_groups_with(&req, map).await
 }
 
 async fn search_groups(req: HttpRequest, body: web::Bytes) -> Answer {
+    access(&req)?;
     let v = body_json(&req, &body)?;
     list_groups_with(&req, v.as_object().cloned().unwrap_or_default()).await
 }
 
 async fn get_group(req: HttpRequest, path: web::Path<String>) -> Answer {
+    let acc = access(&req)?;
     let st = state(&req)?;
     let p = single_params(&req)?;
     let with_members = !excludes_members(&p);
     let id = path.into_inner();
     let b = base(&req);
-    let r = access(&req)?.run(&st.pool, move |conn, ctx| groups::get(conn, ctx, &id, with_members, &b)).await?;
+    let r = acc.run(&st.pool, move |conn, ctx| groups::get(conn, ctx, &id, with_members, &b)).await?;
     Ok(ok(StatusCode::OK, &project(ResourceKind::Group, &r, &p)))
 }
 
 async fn create_group(req: HttpRequest, body: web::Bytes) -> Answer {
+    let acc = access(&req)?;
     let st = state(&req)?;
     let v = body_json(&req, &body)?;
     let p = single_params(&req)?;
     let input = groups::input(&schema::canonicalize(ResourceKind::Group, &v)?)?;
     let b = base(&req);
-    let r = access(&req)?.run_write(&st.pool, move |conn, ctx| groups::create(conn, ctx, input, &b)).await?;
+    let r = acc.run_write(&st.pool, move |conn, ctx| groups::create(conn, ctx, input, &b)).await?;
     st.webhook_queued.notify_one();
     let mut res = ok(StatusCode::CREATED, &project(ResourceKind::Group, &r, &p));
     if let Some(loc) = r.pointer("/meta/location").and_then(Value::as_str)
@@ -500,6 +511,7 @@ async fn create_group(req: HttpRequest, body: web::Bytes) -> Answer {
 }
 
 async fn replace_group(req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> Answer {
+    let acc = access(&req)?;
     let st = state(&req)?;
     let v = body_json(&req, &body)?;
     let p = single_params(&req)?;
@@ -507,13 +519,13 @@ async fn replace_group(req: HttpRequest, path: web::Path<String>, body: web::Byt
     let input = groups::input(&schema::canonicalize(ResourceKind::Group, &v)?)?;
     let id = path.into_inner();
     let b = base(&req);
-    let r =
-        access(&req)?.run_write(&st.pool, move |conn, ctx| groups::replace(conn, ctx, &id, input, version, &b)).await?;
+    let r = acc.run_write(&st.pool, move |conn, ctx| groups::replace(conn, ctx, &id, input, version, &b)).await?;
     st.webhook_queued.notify_one();
     Ok(ok(StatusCode::OK, &project(ResourceKind::Group, &r, &p)))
 }
 
 async fn patch_group(req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> Answer {
+    let acc = access(&req)?;
     let st = state(&req)?;
     let v = body_json(&req, &body)?;
     let p = single_params(&req)?;
@@ -524,7 +536,7 @@ async fn patch_group(req: HttpRequest, path: web::Path<String>, body: web::Bytes
     patch::check_id(&ops, &id)?;
     let changes = patch::group_changes(&ops)?;
     let b = base(&req);
-    let r = access(&req)?
+    let r = acc
         .run_write(&st.pool, move |conn, ctx| groups::patch(conn, ctx, &id, changes, version, with_members, &b))
         .await?;
     st.webhook_queued.notify_one();
@@ -532,16 +544,18 @@ async fn patch_group(req: HttpRequest, path: web::Path<String>, body: web::Bytes
 }
 
 async fn delete_group(req: HttpRequest, path: web::Path<String>) -> Answer {
+    let acc = access(&req)?;
     let st = state(&req)?;
     let version = if_match(&req)?;
     let id = path.into_inner();
-    access(&req)?.run_write(&st.pool, move |conn, ctx| groups::delete(conn, ctx, &id, version)).await?;
+    acc.run_write(&st.pool, move |conn, ctx| groups::delete(conn, ctx, &id, version)).await?;
     st.webhook_queued.notify_one();
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// `POST /.search` at the root: users, then groups, in one list.
 async fn search_all(req: HttpRequest, body: web::Bytes) -> Answer {
+    let acc = access(&req)?;
     let st = state(&req)?;
     let v = body_json(&req, &body)?;
     let map = v.as_object().cloned().unwrap_or_default();
@@ -549,7 +563,7 @@ async fn search_all(req: HttpRequest, body: web::Bytes) -> Answer {
     let b = base(&req);
     let start = p.query.start_index;
     let (filter, sort_by, count) = (p.query.filter.clone(), p.query.sort_by.clone(), p.query.count);
-    let (total, found) = access(&req)?
+    let (total, found) = acc
         .run(&st.pool, move |conn, ctx| {
             let everything = |f: &Option<Filter>| ListQuery {
                 filter: f.clone(),
@@ -606,46 +620,53 @@ async fn no_route(req: HttpRequest) -> Answer {
     let tail = path.strip_prefix("/scim/v2").unwrap_or(&path);
     let known =
         collections.iter().any(|c| tail == *c || tail.starts_with(&format!("{c}/")) || tail.eq_ignore_ascii_case(c));
-    if known && req.method() != Method::GET {
-        // The resource exists but not with this method.
+    if known {
+        // The resource exists; answer 405 when it does not take this method.
         let allow = match tail.split('/').nth(1).unwrap_or("") {
+            _ if tail.ends_with(".search") => "POST",
             "Users" | "Groups" if tail.matches('/').count() == 1 => "GET, POST",
             "Users" | "Groups" => "GET, PUT, PATCH, DELETE",
-            ".search" => "POST",
             _ => "GET",
         };
-        return Err(ApiError::MethodNotAllowed {
-            detail: format!("{} is not served on {path}; it takes {allow}", req.method()),
-            allow: allow.to_string(),
+        if !allow.split(", ").any(|m| m == req.method().as_str()) {
+            return Err(ApiError::MethodNotAllowed {
+                detail: format!("{} is not served on {path}; it takes {allow}", req.method()),
+                allow: allow.to_string(),
+            }
+            .into());
         }
-        .into());
     }
     Err(ScimError::not_found(format!("no SCIM endpoint {} {path}; the base URL is /scim/v2 (Users, Groups, Schemas, ResourceTypes, ServiceProviderConfig)", req.method())).into())
 }
 
-/// The `/scim/v2` scope.
+/// The `/scim/v2` scope: each path a resource whose other methods answer 405 (`no_route`).
 pub fn scope() -> actix_web::Scope {
+    let r = |path: &str| web::resource(path.to_string()).default_service(web::to(no_route));
     web::scope("/scim/v2")
         .app_data(web::PayloadConfig::new(BODY_LIMIT + 1))
-        .route("/ServiceProviderConfig", web::get().to(|r| discovery(r, "spc")))
-        .route("/ResourceTypes", web::get().to(|r| discovery(r, "types")))
-        .route("/ResourceTypes/{name}", web::get().to(|r| discovery(r, "types")))
-        .route("/Schemas", web::get().to(|r| discovery(r, "schemas")))
-        .route("/Schemas/{name}", web::get().to(|r| discovery(r, "schema")))
-        .route("/Users", web::get().to(list_users))
-        .route("/Users", web::post().to(create_user))
-        .route("/Users/.search", web::post().to(search_users))
-        .route("/Users/{id}", web::get().to(get_user))
-        .route("/Users/{id}", web::put().to(replace_user))
-        .route("/Users/{id}", web::patch().to(patch_user))
-        .route("/Users/{id}", web::delete().to(delete_user))
-        .route("/Groups", web::get().to(list_groups))
-        .route("/Groups", web::post().to(create_group))
-        .route("/Groups/.search", web::post().to(search_groups))
-        .route("/Groups/{id}", web::get().to(get_group))
-        .route("/Groups/{id}", web::put().to(replace_group))
-        .route("/Groups/{id}", web::patch().to(patch_group))
-        .route("/Groups/{id}", web::delete().to(delete_group))
-        .route("/.search", web::post().to(search_all))
+        .service(r("/ServiceProviderConfig").route(web::get().to(|r| discovery(r, "spc"))))
+        .service(r("/ResourceTypes").route(web::get().to(|r| discovery(r, "types"))))
+        .service(r("/ResourceTypes/{name}").route(web::get().to(|r| discovery(r, "types"))))
+        .service(r("/Schemas").route(web::get().to(|r| discovery(r, "schemas"))))
+        .service(r("/Schemas/{name}").route(web::get().to(|r| discovery(r, "schema"))))
+        .service(r("/Users").route(web::get().to(list_users)).route(web::post().to(create_user)))
+        .service(r("/Users/.search").route(web::post().to(search_users)))
+        .service(
+            r("/Users/{id}")
+                .route(web::get().to(get_user))
+                .route(web::put().to(replace_user))
+                .route(web::patch().to(patch_user))
+                .route(web::delete().to(delete_user)),
+        )
+        .service(r("/Groups").route(web::get().to(list_groups)).route(web::post().to(create_group)))
+        .service(r("/Groups/.search").route(web::post().to(search_groups)))
+        .service(
+            r("/Groups/{id}")
+                .route(web::get().to(get_group))
+                .route(web::put().to(replace_group))
+                .route(web::patch().to(patch_group))
+                .route(web::delete().to(delete_group)),
+        )
+        .service(r("/.search").route(web::post().to(search_all)))
         .default_service(web::to(no_route))
 }

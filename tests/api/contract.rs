@@ -233,7 +233,8 @@ async fn operations(app: &crate::helpers::TestApp) -> Vec<(String, String, bool)
     let doc: Value =
         app.client.get(format!("{}/api-docs/openapi.json", app.address)).send().await.unwrap().json().await.unwrap();
     let mut out = Vec::new();
-    for (path, item) in doc["paths"].as_object().unwrap() {
+    // `/scim/v2` answers in SCIM's own format: tests/api/scim.rs walks it.
+    for (path, item) in doc["paths"].as_object().unwrap().iter().filter(|(p, _)| !p.starts_with("/scim/")) {
         for (method, op) in item.as_object().unwrap() {
             let secured = op["security"]
                 .as_array()

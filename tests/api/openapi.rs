@@ -38,7 +38,14 @@ fn every_operation_documents_security_and_problems() {
             let responses = op["responses"].as_object().unwrap();
             assert!(responses.keys().any(|c| c.starts_with('2')), "{where_}: no success response");
             for (code, r) in responses {
-                if code.starts_with('4') || code.starts_with('5') {
+                if (code.starts_with('4') || code.starts_with('5')) && path.starts_with("/scim/") {
+                    // SCIM answers with its own error objects (RFC 7644 section 3.12).
+                    assert_eq!(
+                        r["content"]["application/scim+json"]["schema"]["$ref"], "#/components/schemas/ScimError",
+                        "{where_} {code}: not a SCIM error"
+                    );
+                    assert_eq!(op["security"][0]["scim_key"], serde_json::json!([]), "{where_}: scim_key");
+                } else if code.starts_with('4') || code.starts_with('5') {
                     assert!(r["content"]["application/problem+json"].is_object(), "{where_} {code}: not problem+json");
                 }
             }

@@ -827,3 +827,44 @@ async fn a_tenants_scim_sees_only_its_own_members_and_groups() {
     .await;
     assert_eq!(found["totalResults"], 0);
 }
+
+#[tokio::test]
+async fn every_scim_operation_in_the_document_refuses_a_missing_key_and_other_methods_in_scims_words() {
+    let app = spawn_app().await;
+    let doc: Value =
+        app.client.get(format!("{}/api-docs/openapi.json", app.address)).send().await.unwrap().json().await.unwrap();
+    let mut checked = 0;
+    for (template, item) in doc["paths"].as_object().unwrap().iter().filter(|(p, _)| p.starts_with("/scim/")) {
+        let url = format!(
+            "{}{}",
+            app.address,
+            template
+                .replace("{id}", "0193e6a2-7f1e-7c2b-9d4f-2a6b8c0d1e30")
+                .replace("{name}", "User")
+                .replace("{schema_id}", USER)
+        );
+        let documented: Vec<String> = item.as_object().unwrap().keys().map(|m| m.to_uppercase()).collect();
+        for method in &documented {
+            assert_eq!(item[method.to_lowercase()]["tags"], json!(["SCIM"]), "{method} {template}");
+            let res = app.client.request(Method::from_bytes(method.as_bytes()).unwrap(), &url).send().await.unwrap();
+            assert!(res.headers().contains_key("www-authenticate"), "{method} {template}");
+            scim_error(res, 401, None).await;
+            checked += 1;
+        }
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            if documented.iter().any(|m| m == method) {
+                continue;
+            }
+            let res = app.client.request(Method::from_bytes(method.as_bytes()).unwrap(), &url).send().await.unwrap();
+            let status = res.status();
+            let allow = res.headers().get("allow").unwrap_or_else(|| panic!("{method} {template}: {status}, no Allow"));
+            let mut allowed: Vec<String> = allow.to_str().unwrap().split(',').map(|m| m.trim().to_string()).collect();
+            allowed.sort();
+            let mut expected = documented.clone();
+            expected.sort();
+            assert_eq!(allowed, expected, "{method} {template}");
+            scim_error(res, 405, None).await;
+        }
+    }
+    assert!(checked >= 18, "{checked}");
+}

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod contract;
 pub mod departments;
+pub mod groups;
 pub mod health;
 pub mod invitations;
 pub mod json;
@@ -51,6 +52,7 @@ Every error is an RFC 9457 `application/problem+json` document.",
         (name = "invitations", description = "Invite people to a tenant; accept an invitation"),
         (name = "departments", description = "Departments and their sections"),
         (name = "regions", description = "Regions of a tenant"),
+        (name = "groups", description = "Directory groups (written over SCIM), the roles they give, and the SCIM default role and regions"),
         (name = "api-keys", description = "API keys: long-lived credentials for a tenant's automation"),
         (name = "agents", description = "Device agents: enrol the people signed in on a device for an admin's approval; the person completes their profile"),
         (name = "webhooks", description = "Webhooks and the event feed: every change, pushed signed to your endpoints or pulled from a cursor"),
@@ -220,6 +222,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(users::configure)
         .configure(invitations::configure)
         .configure(departments::configure)
+        .configure(groups::configure)
         .configure(regions::configure)
         .configure(api_keys::configure)
         .configure(agents::configure)

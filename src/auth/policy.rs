@@ -56,10 +56,16 @@ pub enum TenantAction {
     ManageWebhooks,
     /// The event feed (owners, and API keys with the owner role).
     ReadEvents,
+    /// Directory groups and the SCIM settings: list and read (owners and admins, as for
+    /// departments); a group's members are narrowed by [`Actor::member_visibility`].
+    ReadGroups,
+    /// Map a directory group to a role and regions, and set the SCIM default role and regions
+    /// (owners, and API keys with the owner role): it decides who becomes an admin.
+    MapGroupRoles,
 }
 
 impl TenantAction {
-    pub const ALL: [TenantAction; 12] = [
+    pub const ALL: [TenantAction; 14] = [
         TenantAction::ReadTenant,
         TenantAction::ListMembers,
         TenantAction::CreateMember,
@@ -72,6 +78,8 @@ impl TenantAction {
         TenantAction::ManageApiKeys,
         TenantAction::ManageWebhooks,
         TenantAction::ReadEvents,
+        TenantAction::ReadGroups,
+        TenantAction::MapGroupRoles,
     ];
 }
 
@@ -162,13 +170,16 @@ impl Actor {
             (_, ReadTenant | ListMembers) => Decision::Allow,
             (Role::Owner, _) => Decision::Allow,
             (_, ExportMembers) => Decision::Forbidden("only owners can export members"),
-            (Role::Admin, CreateMember | ReadDepartments | ManageDepartments | BulkManageMembers)
+            (Role::Admin, CreateMember | ReadDepartments | ManageDepartments | BulkManageMembers | ReadGroups)
                 if self.admin_active() =>
             {
                 Decision::Allow
             }
-            (Role::Admin, CreateMember | ReadDepartments | ManageDepartments | BulkManageMembers) => {
+            (Role::Admin, CreateMember | ReadDepartments | ManageDepartments | BulkManageMembers | ReadGroups) => {
                 Decision::Forbidden("this tenant has turned user administration off for admins")
+            }
+            (Role::Admin, MapGroupRoles) => {
+                Decision::Forbidden("only owners map directory groups to roles and set the SCIM defaults")
             }
             (Role::Admin, ManageTenant | ReadAudit | ManageApiKeys | ManageWebhooks | ReadEvents) => {
                 Decision::Forbidden("only owners can do this")
@@ -368,6 +379,8 @@ mod tests {
             (ManageApiKeys, [true, false, false, false, false]),
             (ManageWebhooks, [true, false, false, false, false]),
             (ReadEvents, [true, false, false, false, false]),
+            (ReadGroups, [true, true, false, false, false]),
+            (MapGroupRoles, [true, false, false, false, false]),
         ];
         assert_eq!(table.map(|(action, _)| action), TenantAction::ALL, "a row for every action, in order");
         for (action, allowed) in table {

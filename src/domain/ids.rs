@@ -62,6 +62,10 @@ id_type!(
     /// Identifies an API key of one tenant (not its secret).
     ApiKeyId
 );
+id_type!(
+    /// Identifies a group of one tenant (written by the directory over SCIM).
+    GroupId
+);
 
 /// Parses a stored id; stored ids are always valid, so a failure is a data corruption.
 pub fn parse_stored<T: FromStr + Default>(s: &str) -> T {

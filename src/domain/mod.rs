@@ -12,7 +12,7 @@ pub mod time;
 pub mod webhook_secret;
 
 pub use email::EmailAddress;
-pub use ids::{ApiKeyId, RegionId, TenantId, UserId};
+pub use ids::{ApiKeyId, GroupId, RegionId, TenantId, UserId};
 pub use region_scope::RegionScope;
 pub use role::{MemberStatus, Plan, Role};
 

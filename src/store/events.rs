@@ -70,6 +70,11 @@ pub const EVENT_TYPES: &[&str] = &[
     "session.ended",
     "session.refresh_token_reused",
     "webhook.test",
+    "group.created",
+    "group.updated",
+    "group.deleted",
+    "group.role_mapping_changed",
+    "scim_settings.updated",
 ];
 
 /// Whether a type or pattern names event types: an exact type, `prefix.*`, or `*`.
@@ -149,7 +154,8 @@ fn current_version(
     id: &str,
 ) -> Result<Option<i32>, ApiError> {
     use crate::db::schema::{
-        api_keys::dsl as k, departments::dsl as dep, regions::dsl as r, sections::dsl as sec, tenants::dsl as t,
+        api_keys::dsl as k, departments::dsl as dep, groups::dsl as g, regions::dsl as r, scim_settings::dsl as ss,
+        sections::dsl as sec, tenants::dsl as t,
     };
     Ok(match target_type {
         "region" => {
@@ -180,6 +186,12 @@ fn current_version(
             .first(conn)
             .optional()?,
         "tenant" => t::tenants.filter(t::id.eq(tenant)).select(t::version).first(conn).optional()?,
+        "group" => {
+            g::groups.filter(g::tenant_id.eq(tenant)).filter(g::id.eq(id)).select(g::version).first(conn).optional()?
+        }
+        "scim_settings" => {
+            ss::scim_settings.filter(ss::tenant_id.eq(tenant)).select(ss::version).first(conn).optional()?
+        }
         _ => None,
     })
 }

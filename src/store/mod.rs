@@ -13,6 +13,7 @@ pub mod cursor;
 pub mod departments;
 pub mod enrollments;
 pub mod events;
+pub mod groups;
 pub mod housekeeping;
 pub mod idempotency;
 pub mod import;

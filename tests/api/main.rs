@@ -10,6 +10,7 @@ mod contract;
 mod cors;
 mod email;
 mod errors;
+mod groups;
 mod helpers;
 mod import;
 mod invitations;

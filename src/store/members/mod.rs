@@ -39,6 +39,7 @@ pub use lifecycle::{delete, end_sessions, set_status, unlock};
 pub use list::{Page, list, list_once};
 pub use list_cache::ListCache;
 pub use passwords::{email_password_reset, reset_password};
+pub(in crate::store) use query::visible_only;
 pub use query::{ListFilter, SortKey, StatusFilter};
 pub use record::{MemberRecord, get};
 pub(in crate::store) use record::{event_object, load_record};

@@ -89,7 +89,7 @@ impl ListFilter {
     }
 }
 
-type MemberQuery = crate::db::schema::memberships::BoxedQuery<'static, MultiBackend>;
+pub(in crate::store) type MemberQuery = crate::db::schema::memberships::BoxedQuery<'static, MultiBackend>;
 
 diesel::define_sql_function!(fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::Text>, y: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
@@ -141,27 +141,7 @@ pub(super) fn filtered(
     backend: BackendKind,
 ) -> MemberQuery {
     let tenant = ctx.tenant_text();
-    let mut q = base(&tenant, f, backend);
-    match ctx.actor().member_visibility() {
-        MemberVisibility::All => {}
-        MemberVisibility::SelfOnly => q = q.filter(m::user_id.eq(ctx.actor().user_id.as_text())),
-        MemberVisibility::SelfAndRegions(set) => {
-            let scope: Vec<String> = set.iter().map(|r| r.as_text()).collect();
-            let inside = mr::membership_regions
-                .filter(mr::tenant_id.eq(tenant.clone()))
-                .filter(mr::region_id.eq_any(scope.clone()))
-                .select(mr::user_id);
-            let outside = mr::membership_regions
-                .filter(mr::tenant_id.eq(tenant.clone()))
-                .filter(mr::region_id.ne_all(scope))
-                .select(mr::user_id);
-            q = q.filter(
-                m::user_id
-                    .eq(ctx.actor().user_id.as_text())
-                    .or(m::user_id.eq_any(inside).and(m::user_id.ne_all(outside))),
-            );
-        }
-    }
+    let mut q = visible_only(ctx, base(&tenant, f, backend));
     if let Some(role) = f.role {
         q = q.filter(m::role.eq(role.as_str()));
     }
@@ -197,6 +177,33 @@ pub(super) fn filtered(
             .filter(mr::region_id.eq_any(set))
             .select(mr::user_id);
         q = q.filter(m::user_id.eq_any(with_region));
+    }
+    q
+}
+
+/// Narrows a query on this tenant's memberships to the rows the caller sees, as every member
+/// list does (see [`MemberVisibility`]).
+pub(in crate::store) fn visible_only(ctx: &TenantContext, mut q: MemberQuery) -> MemberQuery {
+    let tenant = ctx.tenant_text();
+    match ctx.actor().member_visibility() {
+        MemberVisibility::All => {}
+        MemberVisibility::SelfOnly => q = q.filter(m::user_id.eq(ctx.actor().user_id.as_text())),
+        MemberVisibility::SelfAndRegions(set) => {
+            let scope: Vec<String> = set.iter().map(|r| r.as_text()).collect();
+            let inside = mr::membership_regions
+                .filter(mr::tenant_id.eq(tenant.clone()))
+                .filter(mr::region_id.eq_any(scope.clone()))
+                .select(mr::user_id);
+            let outside = mr::membership_regions
+                .filter(mr::tenant_id.eq(tenant.clone()))
+                .filter(mr::region_id.ne_all(scope))
+                .select(mr::user_id);
+            q = q.filter(
+                m::user_id
+                    .eq(ctx.actor().user_id.as_text())
+                    .or(m::user_id.eq_any(inside).and(m::user_id.ne_all(outside))),
+            );
+        }
     }
     q
 }

@@ -634,6 +634,175 @@ async fn owners_are_read_but_never_changed_and_shared_identities_are_left_alone(
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     let text = scim(&app, Method::GET, &format!("/Users/{}", other.user_id), &key, None).await.text().await.unwrap();
     assert!(!text.contains(&other.tenant_id), "{text}");
+    // They are told, by email, that they were added.
+    let outbox = app.data.path().join("outbox");
+    let mut told = false;
+    for _ in 0..150 {
+        told = std::fs::read_dir(&outbox)
+            .map(|d| {
+                d.flatten().any(|e| {
+                    let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                    text.contains(&other.email) && text.contains("You now have access")
+                })
+            })
+            .unwrap_or(false);
+        if told {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(told, "no notice email to {}", other.email);
+}
+
+#[tokio::test]
+async fn deactivating_ends_the_members_sessions_at_once() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("enterprise").await;
+    let key = scim_key(&app, &owner).await;
+    let mut body = new_user("sam@example.test");
+    body["password"] = json!("a long and unusual passphrase 4");
+    let id = ok_json(scim(&app, Method::POST, "/Users", &key, Some(body)).await, StatusCode::CREATED).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let login = app.login_ok("sam@example.test", "a long and unusual passphrase 4", Some(&owner.tenant_id)).await;
+    let token = login["access_token"].as_str().unwrap().to_string();
+    let me = format!("/api/v1/tenants/{}/users/{id}", owner.tenant_id);
+    assert_eq!(app.get(&me, &token).await.status(), StatusCode::OK);
+    ok_json(
+        scim(
+            &app,
+            Method::PATCH,
+            &format!("/Users/{id}"),
+            &key,
+            Some(patch(json!([{"op": "replace", "value": {"active": false}}]))),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(app.get(&me, &token).await.status(), StatusCode::UNAUTHORIZED);
+    let res = app.login(json!({"email": "sam@example.test", "password": "a long and unusual passphrase 4", "tenant_id": owner.tenant_id})).await;
+    assert_ne!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn parallel_creates_of_one_user_name_make_one_member() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("enterprise").await;
+    let key = scim_key(&app, &owner).await;
+    let before = app.member_count(&owner).await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let client = app.client.clone();
+        let url = format!("{}/scim/v2/Users", app.address);
+        let key = key.clone();
+        // The same userName, and (half of them) the same address too.
+        let email = if i % 2 == 0 { "twin@example.test".to_string() } else { format!("twin{i}@example.test") };
+        let body = json!({"schemas": [USER], "userName": "Twin", "emails": [{"value": email, "primary": true}]});
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(key)
+                .header("content-type", "application/scim+json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut codes: Vec<u16> = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    codes.sort();
+    assert_eq!(codes, [201, 409, 409, 409, 409, 409, 409, 409], "{codes:?}");
+    assert_eq!(app.member_count(&owner).await, before + 1);
+}
+
+#[tokio::test]
+async fn a_group_of_ten_thousand_members_is_patched_and_read() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("enterprise").await;
+    let key = scim_key(&app, &owner).await;
+    // 10,000 members, written straight to the database (creating them over HTTP is not what
+    // this test is about).
+    let ids: Vec<String> = (0..10_000).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    for chunk in ids.chunks(1000) {
+        let users: Vec<String> = chunk
+            .iter()
+            .map(|id| {
+                format!(
+                    "('{id}', 'm-{id}@bulk.test', 'Member {id}', 1, 0, 0, '2026-12-07 00:00:00', '2026-12-07 00:00:00')"
+                )
+            })
+            .collect();
+        app.execute_sql(&format!(
+            "INSERT INTO users (id, email, full_name, auth_version, failed_logins, must_change_password, created_at, updated_at) VALUES {}",
+            users.join(",")
+        ).replace(", 0, '2026", if app.db.url.starts_with("postgres") { ", FALSE, '2026" } else { ", 0, '2026" }));
+        let members: Vec<String> = chunk
+            .iter()
+            .map(|id| format!("('{}', '{id}', 'viewer', 'active', 'member {id}', 'member {id}', 'm-{id}@bulk.test', '2026-12-07 00:00:00', '2026-12-07 00:00:00')", owner.tenant_id))
+            .collect();
+        app.execute_sql(&format!(
+            "INSERT INTO memberships (tenant_id, user_id, role, status, search_text, sort_name, sort_email, created_at, updated_at) VALUES {}",
+            members.join(",")
+        ));
+    }
+    let g = ok_json(
+        scim(&app, Method::POST, "/Groups", &key, Some(json!({"schemas": [GROUP], "displayName": "Everyone"}))).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let path = format!("/Groups/{}", g["id"].as_str().unwrap());
+    let all: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
+    let v = ok_json(
+        scim(
+            &app,
+            Method::PATCH,
+            &format!("{path}?excludedAttributes=members"),
+            &key,
+            Some(patch(json!([{"op": "add", "path": "members", "value": all}]))),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(v.get("members").is_none());
+    let read = ok_json(scim(&app, Method::GET, &path, &key, None).await, StatusCode::OK).await;
+    assert_eq!(read["members"].as_array().unwrap().len(), 10_000);
+    // Remove one by filter, then replace them all with two.
+    ok_json(
+        scim(
+            &app,
+            Method::PATCH,
+            &format!("{path}?excludedAttributes=members"),
+            &key,
+            Some(patch(json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", ids[0])}]))),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let read = ok_json(scim(&app, Method::GET, &path, &key, None).await, StatusCode::OK).await;
+    assert_eq!(read["members"].as_array().unwrap().len(), 9_999);
+    let two = json!([{"value": ids[1]}, {"value": ids[2]}]);
+    let v = ok_json(
+        scim(
+            &app,
+            Method::PATCH,
+            &path,
+            &key,
+            Some(patch(json!([{"op": "replace", "path": "members", "value": two}]))),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(v["members"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]

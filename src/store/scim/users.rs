@@ -148,9 +148,8 @@ fn render(l: &Loaded, tenant: &str, groups: &[(String, String)], base: &str) -> 
     r.insert("userName".into(), json!(user_name));
     // What the directory sent, with Roster's current values where they are Roster's: a member it
     // never wrote shows their name; one it wrote shows `displayName` only if it sent one (the
-    // current full name when this tenant manages the identity), and `active` when it sent it or
-    // the member is not active (a directory that leaves `active` out never sees a member as
-    // active that is not).
+    // current full name when this tenant manages the identity), and `active` (the member's status
+    // now) only if it sent one: a directory that removed `active` left the status to Roster.
     let managed = l.home_tenant_id.as_deref() == Some(tenant);
     if l.scim.is_none() || (sent_display_name && managed) {
         r.insert("displayName".into(), json!(l.full_name));
@@ -158,9 +157,8 @@ fn render(l: &Loaded, tenant: &str, groups: &[(String, String)], base: &str) -> 
     if l.scim.is_none() {
         r.insert("name".into(), json!({"formatted": l.full_name}));
     }
-    let active = l.m.status == MemberStatus::Active.as_str();
-    if l.scim.is_none() || sent_active || !active {
-        r.insert("active".into(), json!(active));
+    if l.scim.is_none() || sent_active {
+        r.insert("active".into(), json!(l.m.status == MemberStatus::Active.as_str()));
     }
     if let Some(title) = &l.m.job_title {
         r.insert("title".into(), json!(title));

@@ -93,6 +93,23 @@ pending() {
   echo "$n"
 }
 
+# SCIM figures on the big tenant, with a `scim` key: users created through POST /scim/v2/Users at
+# 16 in flight (as a directory's first sync sends them), and Okta's lookup
+# `GET /Users?filter=userName eq "..."` of one of the 100,000 members. Prints the two lines.
+scim_figures() {
+  local tenant="$1" auth="$2" member="$3" secret email filter
+  secret="$(curl -s "$B/api/v1/tenants/$tenant/api-keys" -H "$auth" -H 'Content-Type: application/json' \
+    -d '{"name":"bench scim","kind":"scim","role":"viewer"}' | sed -n 's/.*"secret":"\([^"]*\)".*/\1/p')"
+  [ -n "$secret" ] || { echo "could not create a SCIM key" >&2; return 1; }
+  email="$(curl -s "$B/api/v1/tenants/$tenant/users/$member" -H "$auth" | sed -n 's/.*"email":"\([^"]*\)".*/\1/p')"
+  SCIM_CREATE="$(PREFIX="scim$$-$RANDOM" wrk -t2 -c16 -d"${DURATION}s" --timeout 30s -s "$ROOT/bench/scim_create.lua" \
+    -H "Authorization: Bearer $secret" "$B/scim/v2/Users" | sed -n 's/^RESULT //p')"
+  echo "SCIM create user (16 in flight): $SCIM_CREATE"; sleep "$SETTLE"
+  filter="$(printf 'userName eq "%s"' "$email" | sed 's/ /%20/g; s/"/%22/g; s/@/%40/g')"
+  SCIM_FIND="$("$LOAD" "$B/scim/v2/Users?filter=$filter" "$DURATION" "$CONN" "Authorization: Bearer $secret")"
+  echo "SCIM GET /Users?filter=userName eq (100k tenant): $SCIM_FIND"; sleep "$SETTLE"
+}
+
 run_backend() {
   local backend="$1" url
   if [ "$backend" = postgres ]; then
@@ -227,6 +244,9 @@ run_backend() {
   touch "$WORK/export.done"; wait "$sampler"
   echo "export $(($(wc -l <"$WORK/export.csv") - 1)) members (CSV, streamed): HTTP ${exported% *}, ${exported#* } s; server heap ${anon_before} MiB before, at most $(cat "$WORK/export.peak") MiB during"
 
+  local SCIM_CREATE SCIM_FIND
+  scim_figures "$TENANT" "$AUTH" "$MEMBER"
+
   local cores bound
   cores="$(nproc)"
   bound="$(awk -v c="$cores" -v h="$HASH_MS" 'BEGIN{printf "%.1f", c*1000/h}')"
@@ -243,6 +263,7 @@ run_backend() {
     'BEGIN{printf "create with webhooks: 1 endpoint %.0f/s = %.0f%%, 5 endpoints %.0f/s = %.0f%% of none (%.0f/s; target 85%%); p99 %s / %s ms\n", b, 100*b/a, c, 100*c/a, a, p1, p5}'
   echo "deliveries to a local receiver: ${delivery[1]}/s to 1 endpoint, ${delivery[5]}/s to 5 ($HOOK_EVENTS events queued at once); during the create loads: $((sent[1] / DURATION))/s to 1, $((sent[5] / DURATION))/s to 5"
   echo "import of 10,000 rows: ${imported#* } s (target under 5 s on SQLite); export of $BIG+ members: ${exported#* } s"
+  echo "SCIM: create $(echo "$SCIM_CREATE" | field rps)/s at 16 in flight (target 1,000/s on SQLite), p99 $(echo "$SCIM_CREATE" | field p99) ms; userName eq lookup on the 100k tenant p99 $(echo "$SCIM_FIND" | field p99) ms (target under 10 ms), $(echo "$SCIM_FIND" | field rps)/s"
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   if [ "$backend" = postgres ]; then psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS roster_bench_$$ WITH (FORCE)" >/dev/null; fi
 }

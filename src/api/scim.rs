@@ -130,6 +130,25 @@ fn access(req: &HttpRequest) -> Result<ScimAccess, ScimFail> {
     Ok(scim_access(req)?)
 }
 
+/// The request body, read up to [`BODY_LIMIT`] (413 in SCIM's format beyond it).
+async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, ScimFail> {
+    use futures_util::StreamExt;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ScimError::invalid_syntax(format!("the body could not be read: {e}")))?;
+        if body.len() + chunk.len() > BODY_LIMIT {
+            return Err(plain(
+                413,
+                None,
+                format!("the body is larger than {BODY_LIMIT} bytes, the most this service takes"),
+            )
+            .into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
 /// The request body as JSON (`application/scim+json` or `application/json`).
 fn body_json(req: &HttpRequest, body: &web::Bytes) -> Result<Value, ScimFail> {
     let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -368,9 +387,9 @@ async fn list_users(req: HttpRequest) -> Answer {
     list_users_with(&req, map).await
 }
 
-async fn search_users(req: HttpRequest, body: web::Bytes) -> Answer {
+async fn search_users(req: HttpRequest, payload: web::Payload) -> Answer {
     access(&req)?;
-    let v = body_json(&req, &body)?;
+    let v = body_json(&req, &read_body(payload).await?)?;
     list_users_with(&req, v.as_object().cloned().unwrap_or_default()).await
 }
 
@@ -384,10 +403,10 @@ async fn get_user(req: HttpRequest, path: web::Path<String>) -> Answer {
     Ok(ok(StatusCode::OK, &project(ResourceKind::User, &r, &p)))
 }
 
-async fn create_user(req: HttpRequest, body: web::Bytes) -> Answer {
+async fn create_user(req: HttpRequest, payload: web::Payload) -> Answer {
     let acc = access(&req)?;
     let st = state(&req)?;
-    let mut v = body_json(&req, &body)?;
+    let mut v = body_json(&req, &read_body(payload).await?)?;
     email_from_user_name(&mut v);
     let p = single_params(&req)?;
     let password = hash_password(&st, password_of(&v)?).await?;
@@ -411,10 +430,10 @@ async fn create_user(req: HttpRequest, body: web::Bytes) -> Answer {
     Ok(res)
 }
 
-async fn replace_user(req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> Answer {
+async fn replace_user(req: HttpRequest, path: web::Path<String>, payload: web::Payload) -> Answer {
     let acc = access(&req)?;
     let st = state(&req)?;
-    let mut v = body_json(&req, &body)?;
+    let mut v = body_json(&req, &read_body(payload).await?)?;
     email_from_user_name(&mut v);
     let p = single_params(&req)?;
     let version = if_match(&req)?;
@@ -429,10 +448,10 @@ async fn replace_user(req: HttpRequest, path: web::Path<String>, body: web::Byte
     Ok(ok(StatusCode::OK, &project(ResourceKind::User, &r, &p)))
 }
 
-async fn patch_user(req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> Answer {
+async fn patch_user(req: HttpRequest, path: web::Path<String>, payload: web::Payload) -> Answer {
     let acc = access(&req)?;
     let st = state(&req)?;
-    let v = body_json(&req, &body)?;
+    let v = body_json(&req, &read_body(payload).await?)?;
     let p = single_params(&req)?;
     let version = if_match(&req)?;
     let ops = patch::parse_patch(&v)?;
@@ -475,9 +494,9 @@ async fn list_groups(req: HttpRequest) -> Answer {
     list_groups_with(&req, map).await
 }
 
-async fn search_groups(req: HttpRequest, body: web::Bytes) -> Answer {
+async fn search_groups(req: HttpRequest, payload: web::Payload) -> Answer {
     access(&req)?;
-    let v = body_json(&req, &body)?;
+    let v = body_json(&req, &read_body(payload).await?)?;
     list_groups_with(&req, v.as_object().cloned().unwrap_or_default()).await
 }
 
@@ -492,10 +511,10 @@ async fn get_group(req: HttpRequest, path: web::Path<String>) -> Answer {
     Ok(ok(StatusCode::OK, &project(ResourceKind::Group, &r, &p)))
 }
 
-async fn create_group(req: HttpRequest, body: web::Bytes) -> Answer {
+async fn create_group(req: HttpRequest, payload: web::Payload) -> Answer {
     let acc = access(&req)?;
     let st = state(&req)?;
-    let v = body_json(&req, &body)?;
+    let v = body_json(&req, &read_body(payload).await?)?;
     let p = single_params(&req)?;
     let input = groups::input(&schema::canonicalize(ResourceKind::Group, &v)?)?;
     let b = base(&req);
@@ -510,10 +529,10 @@ async fn create_group(req: HttpRequest, body: web::Bytes) -> Answer {
     Ok(res)
 }
 
-async fn replace_group(req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> Answer {
+async fn replace_group(req: HttpRequest, path: web::Path<String>, payload: web::Payload) -> Answer {
     let acc = access(&req)?;
     let st = state(&req)?;
-    let v = body_json(&req, &body)?;
+    let v = body_json(&req, &read_body(payload).await?)?;
     let p = single_params(&req)?;
     let version = if_match(&req)?;
     let input = groups::input(&schema::canonicalize(ResourceKind::Group, &v)?)?;
@@ -524,10 +543,10 @@ async fn replace_group(req: HttpRequest, path: web::Path<String>, body: web::Byt
     Ok(ok(StatusCode::OK, &project(ResourceKind::Group, &r, &p)))
 }
 
-async fn patch_group(req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> Answer {
+async fn patch_group(req: HttpRequest, path: web::Path<String>, payload: web::Payload) -> Answer {
     let acc = access(&req)?;
     let st = state(&req)?;
-    let v = body_json(&req, &body)?;
+    let v = body_json(&req, &read_body(payload).await?)?;
     let p = single_params(&req)?;
     let with_members = !excludes_members(&p);
     let version = if_match(&req)?;
@@ -554,10 +573,10 @@ async fn delete_group(req: HttpRequest, path: web::Path<String>) -> Answer {
 }
 
 /// `POST /.search` at the root: users, then groups, in one list.
-async fn search_all(req: HttpRequest, body: web::Bytes) -> Answer {
+async fn search_all(req: HttpRequest, payload: web::Payload) -> Answer {
     let acc = access(&req)?;
     let st = state(&req)?;
-    let v = body_json(&req, &body)?;
+    let v = body_json(&req, &read_body(payload).await?)?;
     let map = v.as_object().cloned().unwrap_or_default();
     let p = list_params(None, &map)?;
     let b = base(&req);
@@ -643,7 +662,6 @@ async fn no_route(req: HttpRequest) -> Answer {
 pub fn scope() -> actix_web::Scope {
     let r = |path: &str| web::resource(path.to_string()).default_service(web::to(no_route));
     web::scope("/scim/v2")
-        .app_data(web::PayloadConfig::new(BODY_LIMIT + 1))
         .service(r("/ServiceProviderConfig").route(web::get().to(|r| discovery(r, "spc"))))
         .service(r("/ResourceTypes").route(web::get().to(|r| discovery(r, "types"))))
         .service(r("/ResourceTypes/{name}").route(web::get().to(|r| discovery(r, "types"))))

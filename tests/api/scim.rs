@@ -5,7 +5,7 @@
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Persona, TestApp, spawn_app};
+use crate::helpers::{Persona, TestApp, spawn_app, spawn_app_with};
 
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -1036,4 +1036,27 @@ async fn every_scim_operation_in_the_document_refuses_a_missing_key_and_other_me
         }
     }
     assert!(checked >= 18, "{checked}");
+}
+
+#[tokio::test]
+async fn too_large_and_too_many_are_scim_errors() {
+    let app = spawn_app_with(|c| c.rate_api_key_per_minute = 3).await;
+    let owner = app.new_owner("enterprise").await;
+    let key = scim_key(&app, &owner).await;
+    let huge = format!("{{\"schemas\":[\"{USER}\"],\"userName\":\"{}\"}}", "x".repeat(4 * 1024 * 1024));
+    let res = app
+        .request(Method::POST, "/scim/v2/Users", Some(&key))
+        .header("content-type", "application/scim+json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    scim_error(res, 413, None).await;
+    // The key's request limit (3 a minute; the refused body never reached the key check).
+    for _ in 0..3 {
+        assert_eq!(scim(&app, Method::GET, "/Users", &key, None).await.status(), StatusCode::OK);
+    }
+    let res = scim(&app, Method::GET, "/Users", &key, None).await;
+    assert!(res.headers().get("retry-after").and_then(|v| v.to_str().ok()).is_some_and(|v| v.parse::<u64>().is_ok()));
+    scim_error(res, 429, None).await;
 }

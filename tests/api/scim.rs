@@ -121,6 +121,31 @@ async fn discovery_answers_with_a_scim_key_only() {
         .unwrap()
         .to_string();
     scim_error(scim(&app, Method::GET, "/Users", &api, None).await, 403, None).await;
+    let agent = app
+        .send_json(
+            Method::POST,
+            &format!("/api/v1/tenants/{}/api-keys", owner.tenant_id),
+            &owner.token,
+            json!({"name": "Agent", "kind": "agent", "role": "viewer"}),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    scim_error(scim(&app, Method::GET, "/Users", &agent, None).await, 403, None).await;
+    // A scim key is not an agent key either.
+    let res = app
+        .send_json(
+            Method::POST,
+            "/api/v1/agent/enrollments",
+            &key,
+            json!({"username": "x", "device": {"agent_id": "a", "hostname": "h"}}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
     scim_error(
         scim(&app, Method::GET, "/Users", "rk_scim_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", None).await,
         401,

@@ -1085,3 +1085,54 @@ async fn too_large_and_too_many_are_scim_errors() {
     assert!(res.headers().get("retry-after").and_then(|v| v.to_str().ok()).is_some_and(|v| v.parse::<u64>().is_ok()));
     scim_error(res, 429, None).await;
 }
+
+#[tokio::test]
+async fn a_mapping_or_a_group_change_revokes_the_members_tokens_at_once() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("enterprise").await;
+    let key = scim_key(&app, &owner).await;
+    let mut body = new_user("rae@example.test");
+    body["password"] = json!("another fairly long passphrase 5");
+    let id = ok_json(scim(&app, Method::POST, "/Users", &key, Some(body)).await, StatusCode::CREATED).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sign_in = || app.login_ok("rae@example.test", "another fairly long passphrase 5", Some(&owner.tenant_id));
+    let token = sign_in().await["access_token"].as_str().unwrap().to_string();
+    let tenant_read = format!("/api/v1/tenants/{}", owner.tenant_id);
+    assert_eq!(app.get(&tenant_read, &token).await.status(), StatusCode::OK);
+    let gid = ok_json(
+        scim(
+            &app,
+            Method::POST,
+            "/Groups",
+            &key,
+            Some(json!({"schemas": [GROUP], "displayName": "Admins", "members": [{"value": id}]})),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The owner maps the group: Rae is an admin now, and her old token is refused.
+    let res = app
+        .send_json(
+            Method::PUT,
+            &format!("/api/v1/tenants/{}/groups/{gid}/role-mapping", owner.tenant_id),
+            &owner.token,
+            json!({"role": "admin", "regions": []}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(member(&app, &owner, &id).await["role"], "admin");
+    assert_eq!(app.get(&tenant_read, &token).await.status(), StatusCode::UNAUTHORIZED);
+    // The directory takes her out of the group: back to the default role, the new token refused.
+    let token = sign_in().await["access_token"].as_str().unwrap().to_string();
+    assert_eq!(app.get(&tenant_read, &token).await.status(), StatusCode::OK);
+    let ops = json!([{"op": "remove", "path": format!("members[value eq \"{id}\"]")}]);
+    ok_json(scim(&app, Method::PATCH, &format!("/Groups/{gid}"), &key, Some(patch(ops))).await, StatusCode::OK).await;
+    assert_eq!(member(&app, &owner, &id).await["role"], "viewer");
+    assert_eq!(app.get(&tenant_read, &token).await.status(), StatusCode::UNAUTHORIZED);
+}

@@ -515,13 +515,24 @@ impl<'a> Parser<'a> {
             }
             let inner = self.value_filter(depth)?;
             if self.peek() == Some(b'.') {
-                return Err(self.error(
-                    "a sub-attribute after ']' is only allowed in PATCH paths; write the \
-                     condition inside the brackets",
-                ));
+                // `emails[type eq "work"].value eq "x"`: not in RFC 7644's filter grammar, but
+                // clients send it; it means the element that meets both conditions.
+                self.pos += 1;
+                let sub_at = self.pos;
+                let sub = self.take_while(is_path_byte).to_owned();
+                if !valid_name(&sub) || sub.contains('.') {
+                    return Err(self.error_at(sub_at, "expected one sub-attribute name after ']."));
+                }
+                let condition = self.comparison(AttrPath { urn: None, name: sub, sub: None })?;
+                return Ok(Filter::ValuePath(path, Box::new(Filter::And(Box::new(inner), Box::new(condition)))));
             }
             return Ok(Filter::ValuePath(path, Box::new(inner)));
         }
+        self.comparison(path)
+    }
+
+    /// What follows an attribute path: `pr`, or an operator and a value.
+    fn comparison(&mut self, path: AttrPath) -> Result<Filter, ScimError> {
         let before_ws = self.pos;
         self.skip_ws();
         let op_at = self.pos;
@@ -732,7 +743,19 @@ mod tests {
         assert!(err("   ").contains("empty"));
         assert!(err("emails[type eq \"work\"").contains("expected ']'"));
         assert!(err("emails[a[b pr]]").contains("cannot be nested"));
-        assert!(err("emails[type pr].value eq \"x\"").contains("only allowed in PATCH paths"));
+        // A sub-attribute after the brackets (outside RFC 7644's grammar, sent by clients): the
+        // element meeting both conditions.
+        assert_eq!(
+            parse_filter("emails[type pr].value eq \"x\"").unwrap(),
+            Filter::ValuePath(
+                AttrPath { urn: None, name: "emails".into(), sub: None },
+                Box::new(and(
+                    Filter::Present(AttrPath { urn: None, name: "type".into(), sub: None }),
+                    Filter::Compare(AttrPath { urn: None, name: "value".into(), sub: None }, CompareOp::Eq, s("x"))
+                ))
+            )
+        );
+        assert!(err("emails[type pr].").contains("sub-attribute"));
         assert!(err("name.a.b pr").contains("one sub-attribute"));
         assert!(err("1abc pr").contains("expected an attribute name"));
         assert!(err(":abc pr").contains("URN"));

@@ -427,6 +427,8 @@ async fn filters_sorting_and_pages_follow_rfc_7644() {
     assert_eq!(count(&run("name.familyName eq \"BOBSON\"").await), 1);
     assert_eq!(count(&run("emails[type eq \"home\" and value co \"cat\"]").await), 1);
     assert_eq!(count(&run("emails.value eq \"dan@home.test\"").await), 1);
+    assert_eq!(count(&run("emails[type eq \"home\"].value co \"cat\"").await), 1);
+    assert_eq!(count(&run("emails[type eq \"work\"].value co \"cat@home\"").await), 0);
     assert_eq!(
         count(&run("(userName eq \"ann@dir.test\" or userName eq \"bob@dir.test\") and active eq true").await),
         2

@@ -8,13 +8,15 @@
 #
 # env: DURATION seconds per load (10), CONNECTIONS (64), SETTLE seconds between loads (3), BIG (100000), SMALL_TENANTS (100),
 #      SMALL_MEMBERS (100), HOOK_EVENTS events queued for the delivery figure (2000), PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/postgres),
-#      SHARED_BENCH (../shared/bench beside the repository), CARGO_TARGET_DIR (target in the repository)
+#      SHARED_BENCH (../shared/bench beside the repository), CARGO_TARGET_DIR (target in the repository),
+#      HOOKS_ONLY=1 to run only the create loads (0, 1, 5 endpoints) and the delivery figures, for A/B
+#      comparisons; ROUNDS (1) repeats the three create loads that many times in the same run
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SHARED="${SHARED_BENCH:-$ROOT/../shared/bench}"
 WHICH="${1:-both}"
 DURATION="${DURATION:-10}"; CONN="${CONNECTIONS:-64}"; SETTLE="${SETTLE:-3}"
-HOOK_EVENTS="${HOOK_EVENTS:-2000}"; BIG="${BIG:-100000}"; SMALL_TENANTS="${SMALL_TENANTS:-100}"; SMALL_MEMBERS="${SMALL_MEMBERS:-100}"
+HOOK_EVENTS="${HOOK_EVENTS:-2000}"; HOOKS_ONLY="${HOOKS_ONLY:-0}"; ROUNDS="${ROUNDS:-1}"; BIG="${BIG:-100000}"; SMALL_TENANTS="${SMALL_TENANTS:-100}"; SMALL_MEMBERS="${SMALL_MEMBERS:-100}"
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 PLATFORM=bench-platform-token
 PORT=18181; COLD_PORT=18182; CEILING_PORT=18191; RECEIVER_PORT=18195
@@ -40,6 +42,7 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  connections: $CONN  duration: ${DURATION}s"
 
 # The ceiling, alone on the machine.
+if [ "$HOOKS_ONLY" != 1 ]; then
 (cd "$SHARED/ceiling" && CEILING_DB="$WORK/ceiling.db" CEILING_TARGET="$TARGET/ceiling" exec ./run.sh "$CEILING_PORT") >"$WORK/ceiling.log" 2>&1 &
 CPID=$!; PIDS+=("$CPID")
 wait_http "http://127.0.0.1:$CEILING_PORT/json"
@@ -47,6 +50,7 @@ CEILING_LINE="$("$LOAD" "http://127.0.0.1:$CEILING_PORT/db" "$DURATION" "$CONN")
 CEILING_RPS="$(echo "$CEILING_LINE" | field rps)"
 echo "ceiling GET /db: $CEILING_LINE"
 kill "$CPID" 2>/dev/null || true; wait "$CPID" 2>/dev/null || true
+fi
 
 # The webhook receiver, for both backends: 204 to every POST, GET /count says how many so far.
 "$RECEIVER" "$RECEIVER_PORT" >"$WORK/receiver.log" 2>&1 &
@@ -142,6 +146,7 @@ run_backend() {
   local KEY_AUTH="Authorization: Bearer $key_secret"
 
   local login get get_key list cold create mixed_get mixed_login
+  if [ "$HOOKS_ONLY" != 1 ]; then
   # SETTLE seconds between loads: requests a load left queued in the server (64 logins are
   # 1.5 s of hashing) finish before the next figure starts.
   login="$("$LOAD" "$B/api/v1/auth/login" "$DURATION" "$CONN" "Content-Type: application/json" "@$WORK/login.json")"
@@ -162,25 +167,40 @@ run_backend() {
   cold="$("$LOAD" "http://127.0.0.1:$COLD_PORT/api/v1/tenants/$TENANT/users?q=larsen&limit=50" "$DURATION" "$CONN" "$AUTH")"
   kill "$cold_pid" 2>/dev/null || true; wait "$cold_pid" 2>/dev/null || true
   echo "  same, list cache off: $cold"; sleep "$SETTLE"
+  fi
+  # The webhook lines of the summary (of the last round).
+  hook_summary() {
+    local c0 c1 c5
+    c0="$(echo "$create" | field rps)"; c1="$(echo "${hooked[1]}" | field rps)"; c5="$(echo "${hooked[5]}" | field rps)"
+    awk -v a="$c0" -v b="$c1" -v c="$c5" -v p1="$(echo "${hooked[1]}" | field p99)" -v p5="$(echo "${hooked[5]}" | field p99)" \
+      'BEGIN{printf "create with webhooks: 1 endpoint %.0f/s = %.0f%%, 5 endpoints %.0f/s = %.0f%% of none (%.0f/s; target 85%%); p99 %s / %s ms\n", b, 100*b/a, c, 100*c/a, a, p1, p5}'
+    echo "deliveries to a local receiver: ${delivery[1]}/s to 1 endpoint, ${delivery[5]}/s to 5 ($HOOK_EVENTS events queued at once); during the create loads: $((sent[1] / DURATION))/s to 1, $((sent[5] / DURATION))/s to 5"
+  }
   create_load() { PREFIX="$1" wrk -t2 -c"$CONN" -d"${DURATION}s" --timeout 30s -s "$ROOT/bench/create.lua" -H "$AUTH" \
     "$B/api/v1/tenants/$TENANT/users" | sed -n 's/^RESULT //p'; }
-  create="$(create_load "$backend$$")"
+  local n hooks before out round
+  local -A hooked=() sent=()
+  for round in $(seq 1 "$ROUNDS"); do
+  create="$(create_load "$backend$$-r$round")"
   echo "create member:    $create"; sleep "$SETTLE"
   # The same right after, with 1 and then 5 enabled endpoints taking every member event (a
   # delivery per endpoint written in the creating transaction; the worker sends them meanwhile).
   # Each scenario's endpoints are deleted, with what they had not sent, before the next.
-  local n hooks before out
-  local -A hooked=() sent=()
   for n in 1 5; do
     hooks="$(add_hooks "$TENANT" "$AUTH" "$n")"
     before="$(received)"
-    out="$(create_load "$backend$$-h$n")"
+    out="$(create_load "$backend$$-r$round-h$n")"
     sent[$n]=$(($(received) - before))
     hooked[$n]="$out"
     echo "create member, $n endpoint(s): $out; delivered meanwhile: ${sent[$n]}"
     # shellcheck disable=SC2086
     drop_hooks "$TENANT" "$AUTH" $hooks
     sleep "$SETTLE"
+  done
+  if [ "$ROUNDS" -gt 1 ]; then
+    awk -v a="$(echo "$create" | field rps)" -v b="$(echo "${hooked[1]}" | field rps)" -v c="$(echo "${hooked[5]}" | field rps)" -v r="$round" \
+      'BEGIN{printf "round %d: create 0/1/5 endpoints %.0f/%.0f/%.0f per s; 1 endpoint %.0f%%, 5 endpoints %.0f%% of none\n", r, a, b, c, 100*b/a, 100*c/a}'
+  fi
   done
   # Deliveries per second: HOOK_EVENTS member.created events queued at once (one CSV import into
   # a tenant of their own) for 1, then 5 endpoints, timed from the import's answer until the
@@ -210,6 +230,13 @@ run_backend() {
     drop_hooks "$htenant" "$hauth" $hooks
   done
   sleep "$SETTLE"
+  if [ "$HOOKS_ONLY" = 1 ]; then
+    echo "-- $backend summary (webhook figures only)"
+    hook_summary
+    kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+    if [ "$backend" = postgres ]; then psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS roster_bench_$$ WITH (FORCE)" >/dev/null; fi
+    return 0
+  fi
   # Reads while logins saturate the CPU: both loads at once, half the connections each.
   "$LOAD" "$B/api/v1/auth/login" "$DURATION" "$((CONN / 2))" "Content-Type: application/json" "@$WORK/login.json" >"$WORK/mixed_login" &
   local lpid=$!
@@ -257,11 +284,7 @@ run_backend() {
   awk -v k="$(echo "$get_key" | field rps)" -v g="$(echo "$get" | field rps)" \
     'BEGIN{printf "get member (API key): %.0f/s = %.0f%% of the same read with the access token (%.0f/s; goal 90%%)\n", k, 100*k/g, g}'
   echo "list q p99: $(echo "$list" | field p99) ms ($(echo "$cold" | field p99) ms with the list cache off); get p99 under logins: $(echo "$mixed_get" | field p99) ms; create: $(echo "$create" | field rps)/s"
-  local c0 c1 c5
-  c0="$(echo "$create" | field rps)"; c1="$(echo "${hooked[1]}" | field rps)"; c5="$(echo "${hooked[5]}" | field rps)"
-  awk -v a="$c0" -v b="$c1" -v c="$c5" -v p1="$(echo "${hooked[1]}" | field p99)" -v p5="$(echo "${hooked[5]}" | field p99)" \
-    'BEGIN{printf "create with webhooks: 1 endpoint %.0f/s = %.0f%%, 5 endpoints %.0f/s = %.0f%% of none (%.0f/s; target 85%%); p99 %s / %s ms\n", b, 100*b/a, c, 100*c/a, a, p1, p5}'
-  echo "deliveries to a local receiver: ${delivery[1]}/s to 1 endpoint, ${delivery[5]}/s to 5 ($HOOK_EVENTS events queued at once); during the create loads: $((sent[1] / DURATION))/s to 1, $((sent[5] / DURATION))/s to 5"
+  hook_summary
   echo "import of 10,000 rows: ${imported#* } s (target under 5 s on SQLite); export of $BIG+ members: ${exported#* } s"
   echo "SCIM: create $(echo "$SCIM_CREATE" | field rps)/s at 16 in flight (target 1,000/s on SQLite), p99 $(echo "$SCIM_CREATE" | field p99) ms; userName eq lookup on the 100k tenant p99 $(echo "$SCIM_FIND" | field p99) ms (target under 10 ms), $(echo "$SCIM_FIND" | field rps)/s"
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true

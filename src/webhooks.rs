@@ -3,7 +3,10 @@
 //! Standard Webhooks headers, signed at this attempt with the endpoint's current secret (and the
 //! previous one during a rotation), and records how it went: delivered, or retried after the
 //! next wait of the schedule, or given up. At most [`PER_ENDPOINT`] attempts per endpoint and
-//! [`IN_FLIGHT`] in all run at once, so one slow receiver never holds up the others.
+//! [`IN_FLIGHT`] in all run at once, so one slow receiver never holds up the others. Claims and
+//! records are batched: the attempts that ended while the last batch was being written are
+//! recorded together, in one transaction, so the worker takes the database (SQLite's one
+//! writer) a few times per batch rather than per delivery.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,6 +15,7 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 
 use crate::db;
+use crate::db::models::DeliveryRow;
 use crate::outbound::Outbound;
 use crate::state::AppState;
 use crate::store::webhooks::{self, Attempt, Claimed};
@@ -50,7 +54,7 @@ fn headers(claimed: &Claimed, timestamp: i64) -> Result<Vec<(String, String)>, S
     let d = &claimed.delivery;
     let secrets: Vec<&str> = claimed.secrets.iter().map(|s| s.expose_secret()).collect();
     let signature =
-        crate::domain::webhook_secret::signature_header(&secrets, &d.event_id, timestamp, d.body.as_bytes())?;
+        crate::domain::webhook_secret::signature_header(&secrets, &d.event_id, timestamp, claimed.body.as_bytes())?;
     Ok(vec![
         ("webhook-id".into(), d.event_id.clone()),
         ("webhook-timestamp".into(), timestamp.to_string()),
@@ -63,7 +67,7 @@ async fn attempt(outbound: &Outbound, claimed: &Claimed) -> Attempt {
         Ok(h) => h,
         Err(e) => return Attempt::failed(None, 0, format!("cannot sign: {e}")),
     };
-    let body = claimed.delivery.body.clone().into_bytes();
+    let body = claimed.body.clone().into_bytes();
     match outbound.post(&claimed.url, headers, body, TIMEOUT).await {
         Ok(done) => {
             Attempt { ok: true, status: Some(done.status), duration_ms: done.duration.as_millis() as i64, error: None }
@@ -72,9 +76,25 @@ async fn attempt(outbound: &Outbound, claimed: &Claimed) -> Attempt {
     }
 }
 
-/// Sends one claimed delivery and records the attempt; tells the owners when it turned the
-/// endpoint off.
-async fn deliver(state: actix_web::web::Data<AppState>, outbound: Arc<Outbound>, claimed: Claimed) {
+/// Attempts that ended and are not recorded yet.
+#[derive(Default)]
+struct Ended {
+    attempts: Mutex<Vec<(DeliveryRow, Attempt)>>,
+    added: tokio::sync::Notify,
+}
+
+impl Ended {
+    fn push(&self, delivery: DeliveryRow, attempt: Attempt) {
+        self.attempts.lock().unwrap_or_else(|p| p.into_inner()).push((delivery, attempt));
+        self.added.notify_one();
+    }
+    fn take(&self) -> Vec<(DeliveryRow, Attempt)> {
+        std::mem::take(&mut *self.attempts.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// Sends one claimed delivery; its attempt is recorded by [`record_ended`].
+async fn deliver(outbound: Arc<Outbound>, claimed: Claimed, ended: Arc<Ended>) {
     let result = attempt(&outbound, &claimed).await;
     if !result.ok {
         log::info!(
@@ -85,22 +105,41 @@ async fn deliver(state: actix_web::web::Data<AppState>, outbound: Arc<Outbound>,
             result.error.as_deref().unwrap_or("")
         );
     }
-    let schedule = state.config.webhook_retry_secs.clone();
-    let delivery = claimed.delivery.clone();
-    let recorded = db::run_write(&state.pool, move |conn| webhooks::record(conn, &delivery, result, &schedule)).await;
-    match recorded {
-        Ok(Some(disabled)) => {
-            log::warn!("webhook endpoint {} turned off: every delivery failed for days", disabled.row.url);
-            let (master, app_url) = (state.master.clone(), state.config.app_url.clone());
-            match db::run_write(&state.pool, move |conn| webhooks::tell_owners(conn, &master, &app_url, &disabled))
-                .await
-            {
-                Ok(()) => state.mail_queued.notify_one(),
-                Err(e) => log::warn!("cannot tell the owners about a disabled webhook: {e}"),
+    ended.push(claimed.delivery, result);
+}
+
+/// Records ended attempts, all those waiting in one transaction, while the server runs; tells
+/// the owners of an endpoint it turned off. A delivery stays leased until its attempt is
+/// recorded, so no other claim takes it meanwhile.
+async fn record_ended(state: actix_web::web::Data<AppState>, ended: Arc<Ended>) {
+    loop {
+        ended.added.notified().await;
+        loop {
+            let batch = ended.take();
+            if batch.is_empty() {
+                break;
+            }
+            let ids: Vec<String> = batch.iter().map(|(d, _)| d.id.clone()).collect();
+            let schedule = state.config.webhook_retry_secs.clone();
+            let recorded = db::run_write(&state.pool, move |conn| webhooks::record_all(conn, batch, &schedule)).await;
+            match recorded {
+                Ok(disabled) => {
+                    for disabled in disabled {
+                        tell_owners(&state, disabled).await;
+                    }
+                }
+                Err(e) => log::warn!("cannot record webhook deliveries {}: {e}", ids.join(", ")),
             }
         }
-        Ok(None) => {}
-        Err(e) => log::warn!("cannot record webhook delivery {}: {e}", claimed.delivery.id),
+    }
+}
+
+async fn tell_owners(state: &actix_web::web::Data<AppState>, disabled: webhooks::Disabled) {
+    log::warn!("webhook endpoint {} turned off: every delivery failed for days", disabled.row.url);
+    let (master, app_url) = (state.master.clone(), state.config.app_url.clone());
+    match db::run_write(&state.pool, move |conn| webhooks::tell_owners(conn, &master, &app_url, &disabled)).await {
+        Ok(()) => state.mail_queued.notify_one(),
+        Err(e) => log::warn!("cannot tell the owners about a disabled webhook: {e}"),
     }
 }
 
@@ -108,6 +147,8 @@ async fn deliver(state: actix_web::web::Data<AppState>, outbound: Arc<Outbound>,
 pub async fn run_worker(state: actix_web::web::Data<AppState>, outbound: Arc<Outbound>) {
     let busy = Arc::new(Busy::default());
     let finished = Arc::new(tokio::sync::Notify::new());
+    let ended = Arc::new(Ended::default());
+    tokio::spawn(record_ended(state.clone(), ended.clone()));
     loop {
         let in_flight = busy.snapshot();
         let total: usize = in_flight.values().sum();
@@ -129,10 +170,10 @@ pub async fn run_worker(state: actix_web::web::Data<AppState>, outbound: Arc<Out
                     for claimed in batch {
                         let endpoint = claimed.delivery.webhook_id.clone();
                         busy.add(&endpoint);
-                        let (state, outbound, busy, finished) =
-                            (state.clone(), outbound.clone(), busy.clone(), finished.clone());
+                        let (outbound, busy, finished, ended) =
+                            (outbound.clone(), busy.clone(), finished.clone(), ended.clone());
                         tokio::spawn(async move {
-                            deliver(state, outbound, claimed).await;
+                            deliver(outbound, claimed, ended).await;
                             busy.done(&endpoint);
                             finished.notify_one();
                         });

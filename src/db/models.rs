@@ -169,7 +169,7 @@ impl WebhookRow {
     }
 }
 
-/// One event for one endpoint: its body as first written, and how its attempts went.
+/// One event for one endpoint, and how its attempts went.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = webhook_deliveries, treat_none_as_default_value = false)]
 pub struct DeliveryRow {
@@ -178,7 +178,9 @@ pub struct DeliveryRow {
     pub webhook_id: String,
     pub event_id: String,
     pub event_type: String,
-    pub body: String,
+    /// The body of an event that is not in the feed (`webhook.test`); `None` for the others,
+    /// whose payload is the `events` row with this tenant and `event_id`.
+    pub body: Option<String>,
     /// `pending`, `succeeded` or `failed` (no attempt left).
     pub status: String,
     pub attempts: i32,
@@ -189,6 +191,22 @@ pub struct DeliveryRow {
     pub last_error: Option<String>,
     pub created_at: NaiveDateTime,
     pub delivered_at: Option<NaiveDateTime>,
+}
+
+/// A delivery as the writing transaction queues it: due now, no attempt yet, and no body (the
+/// payload is the event's, in `events`).
+#[derive(Insertable)]
+#[diesel(table_name = webhook_deliveries)]
+pub struct QueuedDelivery<'a> {
+    pub tenant_id: &'a str,
+    pub id: String,
+    pub webhook_id: &'a str,
+    pub event_id: &'a str,
+    pub event_type: &'a str,
+    pub status: &'static str,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
 }
 
 /// The lower-cased text the `q` filter searches: name, username and email.

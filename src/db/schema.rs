@@ -334,7 +334,7 @@ diesel::table! {
         webhook_id -> Text,
         event_id -> Text,
         event_type -> Text,
-        body -> Text,
+        body -> Nullable<Text>,
         status -> Text,
         attempts -> Integer,
         next_attempt_at -> Nullable<Timestamp>,

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::auth::TenantContext;
 use crate::auth::policy::TenantAction;
-use crate::db::models::AuditRow;
+use crate::db::models::{AuditRow, QueuedDelivery};
 use crate::db::schema::{
     event_counters::dsl as c, events::dsl as ev, webhook_deliveries::dsl as d, webhooks::dsl as w,
 };
@@ -252,8 +252,9 @@ pub(in crate::store) fn emit(conn: &mut AnyConnection, tenant: &str, audits: &[A
 
 /// Numbers and writes `events`, and a delivery for each matching enabled webhook.
 ///
-/// The deliveries go first, all endpoints' in one statement: they need no number, and the
-/// counter's row, once taken, holds every other writer of this tenant's events until commit.
+/// The deliveries go first: they refer to their event by its id (the payload is stored once, in
+/// `events`) and need no number, and the counter's row, once taken, holds every other writer of
+/// this tenant's events until commit. After it, one statement per event (or per 500 of them).
 pub(in crate::store) fn write(conn: &mut AnyConnection, tenant: &str, events: &[NewEvent]) -> Result<(), ApiError> {
     if events.is_empty() {
         return Ok(());
@@ -263,48 +264,90 @@ pub(in crate::store) fn write(conn: &mut AnyConnection, tenant: &str, events: &[
         .filter(w::enabled.eq(true))
         .select((w::id, w::event_types))
         .load(conn)?;
+    let at = crate::domain::now();
     let mut deliveries = Vec::new();
-    for (webhook, types) in endpoints {
-        let types: Vec<String> = serde_json::from_str(&types).unwrap_or_default();
-        deliveries.extend(
-            events
-                .iter()
-                .filter(|e| types.iter().any(|t| matches(t, &e.event_type)))
-                .map(|e| queued(tenant, &webhook, e)),
-        );
+    for (webhook, types) in &endpoints {
+        let types: Vec<String> = serde_json::from_str(types).unwrap_or_default();
+        deliveries.extend(events.iter().filter(|e| types.iter().any(|t| matches(t, &e.event_type))).map(|e| {
+            QueuedDelivery {
+                tenant_id: tenant,
+                id: uuid::Uuid::now_v7().to_string(),
+                webhook_id: webhook,
+                event_id: &e.id,
+                event_type: &e.event_type,
+                status: "pending",
+                attempts: 0,
+                next_attempt_at: at,
+                created_at: at,
+            }
+        }));
     }
-    for chunk in deliveries.chunks(500) {
-        on_backend!(&mut *conn, |conn| diesel::insert_into(d::webhook_deliveries).values(chunk).execute(conn))?;
+    // SQLite runs in this process: a cached one-row statement per delivery costs less than
+    // parsing a many-row one. PostgreSQL pays a round trip per statement: one for them all.
+    on_backend!(&mut *conn,
+        postgres: |c| {
+            for chunk in deliveries.chunks(500) {
+                diesel::insert_into(d::webhook_deliveries).values(chunk).execute(c)?;
+            }
+        },
+        sqlite: |c| {
+            for row in &deliveries {
+                diesel::insert_into(d::webhook_deliveries).values(row).execute(c)?;
+            }
+        },
+    );
+    let first = take_numbers(conn, tenant, events.len() as i64)?;
+    // The row of event `$e` numbered `$seq`.
+    macro_rules! row {
+        ($e:expr, $seq:expr) => {
+            (
+                ev::tenant_id.eq(tenant),
+                ev::seq.eq($seq),
+                ev::id.eq(&$e.id),
+                ev::event_type.eq(&$e.event_type),
+                ev::occurred_at.eq($e.occurred_at),
+                ev::payload.eq(&$e.payload),
+            )
+        };
     }
-    let n = events.len() as i64;
-    let last: i64 = on_backend!(&mut *conn, |conn| diesel::insert_into(c::event_counters)
-        .values((c::tenant_id.eq(tenant), c::last_seq.eq(n)))
-        .on_conflict(c::tenant_id)
-        .do_update()
-        .set(c::last_seq.eq(c::last_seq + n))
-        .returning(c::last_seq)
-        .get_result(conn))?;
-    let first = last - n + 1;
+    if let [event] = events {
+        // One event (every change but an import): a statement the connection keeps prepared.
+        let one = row!(event, first);
+        on_backend!(&mut *conn, |conn| diesel::insert_into(ev::events).values(one).execute(conn))?;
+        return Ok(());
+    }
     for chunk in events.iter().zip(first..).collect::<Vec<_>>().chunks(500) {
-        let rows: Vec<_> = chunk
-            .iter()
-            .map(|(e, seq)| {
-                (
-                    ev::tenant_id.eq(tenant),
-                    ev::seq.eq(*seq),
-                    ev::id.eq(&e.id),
-                    ev::event_type.eq(&e.event_type),
-                    ev::occurred_at.eq(e.occurred_at),
-                    ev::payload.eq(&e.payload),
-                )
-            })
-            .collect();
+        let rows: Vec<_> = chunk.iter().map(|&(e, seq)| row!(e, seq)).collect();
         on_backend!(&mut *conn, |conn| diesel::insert_into(ev::events).values(rows).execute(conn))?;
     }
     Ok(())
 }
 
-/// A delivery of `event` to `webhook`, due now.
+/// Takes the next `n` numbers of the tenant's events and answers the first. The counter's row
+/// stays locked until the transaction ends. An update (a statement the connection keeps
+/// prepared); only a tenant's first event inserts the row.
+fn take_numbers(conn: &mut AnyConnection, tenant: &str, n: i64) -> Result<i64, ApiError> {
+    let bump = |conn: &mut AnyConnection| -> Result<Option<i64>, ApiError> {
+        let counter = c::event_counters.filter(c::tenant_id.eq(tenant));
+        Ok(on_backend!(conn, |conn| diesel::update(counter)
+            .set(c::last_seq.eq(c::last_seq + n))
+            .returning(c::last_seq)
+            .get_result::<i64>(conn)
+            .optional())?)
+    };
+    if let Some(last) = bump(conn)? {
+        return Ok(last - n + 1);
+    }
+    on_backend!(&mut *conn, |conn| diesel::insert_into(c::event_counters)
+        .values((c::tenant_id.eq(tenant), c::last_seq.eq(0_i64)))
+        .on_conflict_do_nothing()
+        .execute(conn))?;
+    let last = bump(conn)?.ok_or_else(|| ApiError::internal("the tenant's event counter is missing"))?;
+    Ok(last - n + 1)
+}
+
+/// A delivery of `event` to `webhook` alone, due now, carrying its body (an event that is not
+/// in the feed: `webhook.test`).
 pub(in crate::store) fn queued(tenant: &str, webhook: &str, event: &NewEvent) -> crate::db::models::DeliveryRow {
     crate::db::models::DeliveryRow {
         tenant_id: tenant.to_string(),
@@ -312,7 +355,7 @@ pub(in crate::store) fn queued(tenant: &str, webhook: &str, event: &NewEvent) ->
         webhook_id: webhook.to_string(),
         event_id: event.id.clone(),
         event_type: event.event_type.clone(),
-        body: event.payload.clone(),
+        body: Some(event.payload.clone()),
         status: "pending".into(),
         attempts: 0,
         next_attempt_at: Some(crate::domain::now()),

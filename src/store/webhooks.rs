@@ -4,6 +4,8 @@
 //! with them) and leave only through the answers to create and rotate. The delivery worker's
 //! side is at the bottom: claim due deliveries, record how each attempt went.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
@@ -15,7 +17,9 @@ use crate::auth::TenantContext;
 use crate::auth::master_key::MasterKey;
 use crate::auth::policy::TenantAction;
 use crate::db::models::{DeliveryRow, WebhookRow};
-use crate::db::schema::{memberships::dsl as m, users::dsl as u, webhook_deliveries::dsl as d, webhooks::dsl as w};
+use crate::db::schema::{
+    events::dsl as ev, memberships::dsl as m, users::dsl as u, webhook_deliveries::dsl as d, webhooks::dsl as w,
+};
 use crate::db::{AnyConnection, on_backend, write_tx};
 use crate::domain::{MemberStatus, Role, now};
 use crate::error::ApiError;
@@ -340,6 +344,8 @@ pub fn retry(conn: &mut AnyConnection, ctx: &TenantContext, id: &str, delivery: 
 pub struct Claimed {
     pub delivery: DeliveryRow,
     pub url: String,
+    /// What is sent: the event's payload.
+    pub body: String,
     /// The current secret, then the previous one while it still signs.
     pub secrets: Vec<SecretString>,
 }
@@ -356,16 +362,17 @@ pub fn any_due(conn: &mut AnyConnection) -> Result<bool, ApiError> {
 }
 
 /// Claims due deliveries of enabled endpoints for [`LEASE_SECS`] (another instance skips
-/// them), and opens their endpoints' secrets: at most `room` in all, and for each endpoint no
-/// more than `per_endpoint` less those of it `busy` (in flight here) already.
+/// them), with their endpoints' secrets opened and their events' payloads: at most `room` in
+/// all, and for each endpoint no more than `per_endpoint` less those of it `busy` (in flight
+/// here) already. A few statements for the whole batch, not a few per delivery.
 pub fn claim(
     conn: &mut AnyConnection,
     master: &MasterKey,
-    busy: &std::collections::HashMap<String, usize>,
+    busy: &HashMap<String, usize>,
     per_endpoint: usize,
     room: usize,
 ) -> Result<Vec<Claimed>, ApiError> {
-    let rows: Vec<(DeliveryRow, WebhookRow)> = write_tx(conn, |conn| {
+    let (rows, hooks, payloads) = write_tx(conn, |conn| {
         let at = now();
         // Deliveries of enabled endpoints only; rows another instance is claiming right now
         // are skipped, not waited for.
@@ -386,31 +393,68 @@ pub fn claim(
             postgres: |c| due.for_update().skip_locked().load::<DeliveryRow>(c)?,
             sqlite: |c| due.load::<DeliveryRow>(c)?,
         );
+        let mut taken: HashMap<String, usize> = busy.clone();
         let mut rows = Vec::with_capacity(deliveries.len());
-        let mut taken: std::collections::HashMap<String, usize> = busy.clone();
         for delivery in deliveries {
             let n = taken.entry(delivery.webhook_id.clone()).or_default();
             if *n >= per_endpoint || rows.len() >= room {
                 continue;
             }
             *n += 1;
-            let hook = w::webhooks
-                .filter(w::tenant_id.eq(&delivery.tenant_id))
-                .filter(w::id.eq(&delivery.webhook_id))
-                .select(WebhookRow::as_select())
-                .first(conn)?;
-            rows.push((delivery, hook));
+            rows.push(delivery);
         }
-        for (row, _) in &rows {
-            diesel::update(d::webhook_deliveries.filter(d::tenant_id.eq(&row.tenant_id)).filter(d::id.eq(&row.id)))
+        // Per tenant (a batch is nearly always one): the lease, the endpoints, the payloads.
+        let mut tenants: BTreeMap<&str, Vec<&DeliveryRow>> = BTreeMap::new();
+        for row in &rows {
+            tenants.entry(row.tenant_id.as_str()).or_default().push(row);
+        }
+        let mut hooks: HashMap<(String, String), WebhookRow> = HashMap::new();
+        let mut payloads: HashMap<(String, String), String> = HashMap::new();
+        for (tenant, batch) in tenants {
+            let ids: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
+            diesel::update(d::webhook_deliveries.filter(d::tenant_id.eq(tenant)).filter(d::id.eq_any(&ids)))
                 .set(d::locked_until.eq(Some(at + Duration::seconds(LEASE_SECS))))
                 .execute(conn)?;
+            let mut endpoints: Vec<&str> = batch.iter().map(|r| r.webhook_id.as_str()).collect();
+            endpoints.sort_unstable();
+            endpoints.dedup();
+            let rows: Vec<WebhookRow> = w::webhooks
+                .filter(w::tenant_id.eq(tenant))
+                .filter(w::id.eq_any(&endpoints))
+                .select(WebhookRow::as_select())
+                .load(conn)?;
+            hooks.extend(rows.into_iter().map(|h| ((h.tenant_id.clone(), h.id.clone()), h)));
+            let events: Vec<&str> = batch.iter().filter(|r| r.body.is_none()).map(|r| r.event_id.as_str()).collect();
+            if !events.is_empty() {
+                let found: Vec<(String, String)> = ev::events
+                    .filter(ev::tenant_id.eq(tenant))
+                    .filter(ev::id.eq_any(&events))
+                    .select((ev::id, ev::payload))
+                    .load(conn)?;
+                payloads.extend(found.into_iter().map(|(id, payload)| ((tenant.to_string(), id), payload)));
+            }
         }
-        Ok(rows)
+        Ok((rows, hooks, payloads))
     })?;
     let at = now();
     let mut claimed = Vec::with_capacity(rows.len());
-    for (delivery, hook) in rows {
+    let mut unsendable = Vec::new();
+    for delivery in rows {
+        let key = (delivery.tenant_id.clone(), delivery.webhook_id.clone());
+        // Claimed under the lease, so the endpoint is there (deleting it deletes its deliveries).
+        let Some(hook) = hooks.get(&key) else { continue };
+        let body = match &delivery.body {
+            Some(body) => body.clone(),
+            // Several endpoints' deliveries of one event share its payload.
+            None => match payloads.get(&(delivery.tenant_id.clone(), delivery.event_id.clone())) {
+                Some(payload) => payload.clone(),
+                None => {
+                    let gone = "the event is no longer kept (past the event feed's retention)".to_string();
+                    unsendable.push((delivery, Attempt::failed(None, 0, gone)));
+                    continue;
+                }
+            },
+        };
         let context = seal_context(&hook.tenant_id, &hook.id);
         let open = |sealed: &str| {
             master
@@ -422,12 +466,8 @@ pub fn claim(
         match open(&hook.sealed_secret) {
             Ok(secret) => secrets.push(secret),
             Err(e) => {
-                record(
-                    conn,
-                    &delivery,
-                    Attempt::failed(None, 0, format!("cannot open the endpoint's secret: {e}")),
-                    &[],
-                )?;
+                let failed = Attempt::failed(None, 0, format!("cannot open the endpoint's secret: {e}"));
+                unsendable.push((delivery, failed));
                 continue;
             }
         }
@@ -437,7 +477,11 @@ pub fn claim(
         {
             secrets.push(secret);
         }
-        claimed.push(Claimed { delivery, url: hook.url, secrets });
+        claimed.push(Claimed { delivery, url: hook.url.clone(), body, secrets });
+    }
+    if !unsendable.is_empty() {
+        // No attempt can succeed: given up at once (no retry schedule).
+        record_all(conn, unsendable, &[])?;
     }
     Ok(claimed)
 }
@@ -456,75 +500,102 @@ impl Attempt {
     }
 }
 
-/// Records an attempt: delivered; or another try after the next wait of `schedule` (seconds
-/// after each failed attempt), or none when it is used up. An endpoint whose deliveries have
-/// all failed for [`DISABLE_AFTER_DAYS`] is turned off, and its tenant's owners are told.
-pub fn record(
+/// Records attempts, in one transaction: each delivered; or tried again after the next wait of
+/// `schedule` (seconds after each failed attempt), or given up when it is used up. An endpoint
+/// that delivered in this batch is no longer failing; one whose deliveries have all failed for
+/// [`DISABLE_AFTER_DAYS`] is turned off (answered, so that its tenant's owners are told).
+pub fn record_all(
     conn: &mut AnyConnection,
-    delivery: &DeliveryRow,
-    attempt: Attempt,
+    attempts: Vec<(DeliveryRow, Attempt)>,
     schedule: &[i64],
-) -> Result<Option<Disabled>, ApiError> {
+) -> Result<Vec<Disabled>, ApiError> {
     write_tx(conn, |conn| {
         let at = now();
-        let attempts = delivery.attempts + 1;
-        let target = d::webhook_deliveries.filter(d::tenant_id.eq(&delivery.tenant_id)).filter(d::id.eq(&delivery.id));
-        let hook = w::webhooks.filter(w::tenant_id.eq(&delivery.tenant_id)).filter(w::id.eq(&delivery.webhook_id));
-        let status = attempt.status.map(i32::from);
-        let duration = attempt.duration_ms.min(i64::from(i32::MAX)) as i32;
-        if attempt.ok {
+        let (succeeded, failed): (Vec<_>, Vec<_>) = attempts.into_iter().partition(|(_, a)| a.ok);
+        let mut delivered_to: Vec<(&str, &str)> = Vec::new();
+        for (delivery, attempt) in &succeeded {
+            let target =
+                d::webhook_deliveries.filter(d::tenant_id.eq(&delivery.tenant_id)).filter(d::id.eq(&delivery.id));
             diesel::update(target)
                 .set((
                     d::status.eq("succeeded"),
-                    d::attempts.eq(attempts),
+                    d::attempts.eq(delivery.attempts + 1),
                     d::next_attempt_at.eq(None::<NaiveDateTime>),
                     d::locked_until.eq(None::<NaiveDateTime>),
-                    d::last_status.eq(status),
-                    d::last_duration_ms.eq(Some(duration)),
+                    d::last_status.eq(attempt.status.map(i32::from)),
+                    d::last_duration_ms.eq(Some(duration_ms(attempt))),
                     d::last_error.eq(None::<String>),
                     d::delivered_at.eq(Some(at)),
                 ))
                 .execute(conn)?;
+            delivered_to.push((&delivery.tenant_id, &delivery.webhook_id));
+        }
+        delivered_to.sort_unstable();
+        delivered_to.dedup();
+        for (tenant, webhook) in delivered_to {
             // A write only when the endpoint was failing: the usual success costs nothing here.
+            let hook = w::webhooks.filter(w::tenant_id.eq(tenant)).filter(w::id.eq(webhook));
             diesel::update(hook.filter(w::failing_since.is_not_null()))
                 .set(w::failing_since.eq(None::<NaiveDateTime>))
                 .execute(conn)?;
-            return Ok(None);
         }
-        let wait = schedule.get((attempts - 1) as usize).copied();
-        diesel::update(target)
+        let mut disabled = Vec::new();
+        for (delivery, attempt) in &failed {
+            disabled.extend(record_failure(conn, delivery, attempt, schedule, at)?);
+        }
+        Ok(disabled)
+    })
+}
+
+/// The last attempt's duration as stored.
+fn duration_ms(attempt: &Attempt) -> i32 {
+    attempt.duration_ms.clamp(0, i64::from(i32::MAX)) as i32
+}
+
+/// Records a failed attempt (inside [`record_all`]'s transaction).
+fn record_failure(
+    conn: &mut AnyConnection,
+    delivery: &DeliveryRow,
+    attempt: &Attempt,
+    schedule: &[i64],
+    at: NaiveDateTime,
+) -> Result<Option<Disabled>, ApiError> {
+    let attempts = delivery.attempts + 1;
+    let target = d::webhook_deliveries.filter(d::tenant_id.eq(&delivery.tenant_id)).filter(d::id.eq(&delivery.id));
+    let hook = w::webhooks.filter(w::tenant_id.eq(&delivery.tenant_id)).filter(w::id.eq(&delivery.webhook_id));
+    let wait = schedule.get((attempts - 1) as usize).copied();
+    diesel::update(target)
+        .set((
+            d::status.eq(if wait.is_some() { "pending" } else { "failed" }),
+            d::attempts.eq(attempts),
+            d::next_attempt_at.eq(wait.map(|s| at + Duration::seconds(s))),
+            d::locked_until.eq(None::<NaiveDateTime>),
+            d::last_status.eq(attempt.status.map(i32::from)),
+            d::last_duration_ms.eq(Some(duration_ms(attempt))),
+            d::last_error.eq(attempt.error.as_deref().map(|e| e.chars().take(500).collect::<String>())),
+        ))
+        .execute(conn)?;
+    diesel::update(hook.filter(w::failing_since.is_null())).set(w::failing_since.eq(Some(at))).execute(conn)?;
+    let row: Option<WebhookRow> = w::webhooks
+        .filter(w::tenant_id.eq(&delivery.tenant_id))
+        .filter(w::id.eq(&delivery.webhook_id))
+        .select(WebhookRow::as_select())
+        .first(conn)
+        .optional()?;
+    let Some(row) = row else { return Ok(None) };
+    let failing_for = row.failing_since.map(|since| at - since);
+    if row.enabled && failing_for.is_some_and(|f| f >= Duration::days(DISABLE_AFTER_DAYS)) {
+        diesel::update(hook)
             .set((
-                d::status.eq(if wait.is_some() { "pending" } else { "failed" }),
-                d::attempts.eq(attempts),
-                d::next_attempt_at.eq(wait.map(|s| at + Duration::seconds(s))),
-                d::locked_until.eq(None::<NaiveDateTime>),
-                d::last_status.eq(status),
-                d::last_duration_ms.eq(Some(duration)),
-                d::last_error.eq(attempt.error.as_deref().map(|e| e.chars().take(500).collect::<String>())),
+                w::enabled.eq(false),
+                w::disabled_reason.eq(Some("failing")),
+                w::updated_at.eq(at),
+                w::version.eq(w::version + 1),
             ))
             .execute(conn)?;
-        diesel::update(hook.filter(w::failing_since.is_null())).set(w::failing_since.eq(Some(at))).execute(conn)?;
-        let row: Option<WebhookRow> = w::webhooks
-            .filter(w::tenant_id.eq(&delivery.tenant_id))
-            .filter(w::id.eq(&delivery.webhook_id))
-            .select(WebhookRow::as_select())
-            .first(conn)
-            .optional()?;
-        let Some(row) = row else { return Ok(None) };
-        let failing_for = row.failing_since.map(|since| at - since);
-        if row.enabled && failing_for.is_some_and(|f| f >= Duration::days(DISABLE_AFTER_DAYS)) {
-            diesel::update(hook)
-                .set((
-                    w::enabled.eq(false),
-                    w::disabled_reason.eq(Some("failing")),
-                    w::updated_at.eq(at),
-                    w::version.eq(w::version + 1),
-                ))
-                .execute(conn)?;
-            return Ok(Some(Disabled { row }));
-        }
-        Ok(None)
-    })
+        return Ok(Some(Disabled { row }));
+    }
+    Ok(None)
 }
 
 /// An endpoint the worker turned off.

@@ -1008,6 +1008,13 @@ async fn a_tenants_scim_sees_only_its_own_members_and_groups() {
     )
     .await;
     assert!(g2.get("members").is_none(), "{g2}");
+    // Nor do the searches, the discovery documents or the groups list.
+    for path in ["/.search", "/Users/.search", "/Groups/.search"] {
+        let found =
+            ok_json(scim(&app, Method::POST, path, &key_two, Some(json!({"filter": "id pr"}))).await, StatusCode::OK)
+                .await;
+        assert!(!found.to_string().contains(&u1) && !found.to_string().contains(&g1), "{path}: {found}");
+    }
     // Searching by userName does not reach the other tenant.
     let found = ok_json(
         scim(

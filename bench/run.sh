@@ -173,7 +173,7 @@ run_backend() {
   echo "list q=larsen (100k tenant, 1/60 of members match): $list"; sleep "$SETTLE"
   # The same search on a second instance without the in-memory list results: every request
   # reads all 1,667 matches' sort keys (what a first search, or one after a write, costs).
-  DATABASE_URL="$url" ROSTER_DATA_DIR="$WORK" ROSTER_BIND="127.0.0.1:$COLD_PORT" ROSTER_PUBLIC_URL="http://127.0.0.1:$PORT" ROSTER_DEMO=false ROSTER_LIST_CACHE_ITEMS=0 \
+  DATABASE_URL="$url" ROSTER_DATA_DIR="$WORK" ROSTER_BIND="127.0.0.1:$COLD_PORT" ROSTER_PUBLIC_URL="http://127.0.0.1:$PORT" ROSTER_DEMO=false ROSTER_LIST_CACHE_BYTES=0 \
     ROSTER_DB_POOL_SIZE=32 RUST_LOG=warn "$BIN" serve >"$WORK/$backend-cold.log" 2>&1 &
   local cold_pid=$!; PIDS+=("$cold_pid")
   wait_http "http://127.0.0.1:$COLD_PORT/healthz"

@@ -37,8 +37,9 @@ pub struct Config {
     pub workers: usize,
     /// `ROSTER_HASH_CONCURRENCY`: argon2 hashes at once. Default: the number of cores.
     pub hash_concurrency: usize,
-    /// Member-list match entries kept in memory (`store::members::list_cache`); 0 turns the cache off.
-    pub list_cache_items: u64,
+    /// `ROSTER_LIST_CACHE_BYTES`: member-list results kept in memory, in bytes
+    /// (`store::members::list_cache`); 0 turns the cache off.
+    pub list_cache_bytes: u64,
     /// `SMTP_URL`: deliver email over SMTP; unset, email is written to `<data dir>/outbox/`.
     pub smtp_url: Option<SecretString>,
     /// `ROSTER_MAIL_FROM`: the sender of every email.
@@ -107,6 +108,22 @@ fn parse_var<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> 
     }
 }
 
+/// `ROSTER_LIST_CACHE_BYTES` (default 32 MiB). The entry count it replaced,
+/// `ROSTER_LIST_CACHE_ITEMS`, is still read when the new variable is unset: 0 still turns the
+/// cache off, and a count becomes 256 bytes an entry.
+fn list_cache_bytes() -> Result<u64, String> {
+    if var("ROSTER_LIST_CACHE_BYTES").is_none()
+        && let Some(items) = var("ROSTER_LIST_CACHE_ITEMS")
+    {
+        return items.trim().parse::<u64>().map(|n| n.saturating_mul(256)).map_err(|_| {
+            format!(
+                "ROSTER_LIST_CACHE_ITEMS={items:?} is not a valid value (it is replaced by ROSTER_LIST_CACHE_BYTES)"
+            )
+        });
+    }
+    parse_var("ROSTER_LIST_CACHE_BYTES", 32 * 1024 * 1024)
+}
+
 fn parse_bool(name: &str, default: bool) -> Result<bool, String> {
     match var(name).map(|v| v.trim().to_ascii_lowercase()) {
         None => Ok(default),
@@ -171,7 +188,7 @@ impl Config {
             workers: parse_var("ROSTER_WORKERS", cores())?.max(1),
             hash_concurrency: parse_var("ROSTER_HASH_CONCURRENCY", cores())?.max(1),
             master_key: var("ROSTER_MASTER_KEY").map(SecretString::from),
-            list_cache_items: parse_var("ROSTER_LIST_CACHE_ITEMS", 200_000)?,
+            list_cache_bytes: list_cache_bytes()?,
             smtp_url: var("SMTP_URL").map(SecretString::from),
             mail_from: var("ROSTER_MAIL_FROM").unwrap_or_else(|| "Roster <roster@localhost>".into()),
             app_url,

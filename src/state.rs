@@ -47,7 +47,7 @@ impl AppState {
         drop(conn);
         pool.start_writer()?;
         let hashers = PasswordHashers::new(config.hash_concurrency);
-        let lists = ListCache::new(config.list_cache_items);
+        let lists = ListCache::new(config.list_cache_bytes);
         let limits = crate::auth::rate_limit::RateLimits::new(&config);
         let config_hosts = config.webhook_allowed_hosts.clone();
         Ok(Self {

@@ -78,7 +78,7 @@ pub fn config(db_url: &str) -> Config {
         pool_size: 8,
         workers: 2,
         hash_concurrency: 2,
-        list_cache_items: 200_000,
+        list_cache_bytes: 32 * 1024 * 1024,
         smtp_url: None,
         mail_from: "Roster <roster@roster.test>".into(),
         app_url: "http://app.roster.test".into(),

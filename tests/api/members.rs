@@ -674,7 +674,7 @@ async fn lists_follow_writes_made_on_another_instance() {
 #[tokio::test]
 async fn lists_page_alike_with_and_without_the_result_cache() {
     let app = spawn_app().await;
-    let uncached = app.second_instance_with(|c| c.list_cache_items = 0).await;
+    let uncached = app.second_instance_with(|c| c.list_cache_bytes = 0).await;
     let owner = app.new_owner("enterprise").await;
     let path = format!("/api/v1/tenants/{}/users", owner.tenant_id);
     for (i, (name, dept, title)) in [

@@ -17,8 +17,9 @@
 //! Each request reads the counters first and computes from reads made after that, so once a
 //! change has committed on any instance, no request is served an older result.
 //!
-//! Bounded by `ROSTER_LIST_CACHE_ITEMS` (entries held at most: a match or a page's member
-//! counts one; 0 turns it off). Old counters are never read again and age out.
+//! Bounded by `ROSTER_LIST_CACHE_BYTES` (what the held results take in memory, estimated from
+//! their strings and fixed parts; 0 turns it off). Old counters are never read again and age
+//! out.
 
 use std::sync::Arc;
 
@@ -66,32 +67,84 @@ enum Entry {
     Page(Arc<Page>),
 }
 
+/// What an entry takes in memory: its strings and fixed parts, plus the key's (an estimate that
+/// errs high: allocator rounding and the map's own slots are counted in `SLOT`).
 #[derive(Clone)]
-struct ByMatches;
+struct ByBytes;
 
-impl Weighter<ListKey, Entry> for ByMatches {
-    fn weight(&self, _key: &ListKey, entry: &Entry) -> u64 {
-        match entry {
-            Entry::Matches(m) => m.len() as u64 + 1,
-            Entry::Total(_) => 1,
-            Entry::Page(p) => p.items.len() as u64 + 1,
-        }
+/// The map's slot, the `Arc`, the key's fixed part.
+const SLOT: u64 = 160;
+/// A match: the tuple, the string headers, the id (a UUID's 36 bytes).
+const MATCH: u64 = 80;
+/// A kept member: the record's fixed part and its optional strings' headers.
+const MEMBER: u64 = 480;
+
+fn text(s: &str) -> u64 {
+    s.len() as u64
+}
+fn opt(s: &Option<String>) -> u64 {
+    s.as_deref().map_or(0, text)
+}
+
+impl Weighter<ListKey, Entry> for ByBytes {
+    fn weight(&self, key: &ListKey, entry: &Entry) -> u64 {
+        let body = match entry {
+            Entry::Matches(m) => m
+                .iter()
+                .map(|(sort, id)| {
+                    MATCH
+                        + text(id)
+                        + match sort {
+                            SortVal::Text(t) => text(t),
+                            SortVal::Time(_) => 12,
+                        }
+                })
+                .sum(),
+            Entry::Total(_) => 8,
+            Entry::Page(p) => {
+                opt(&p.next_cursor)
+                    + p.items
+                        .iter()
+                        .map(|r| {
+                            let m = &r.membership;
+                            MEMBER
+                                + text(&r.email)
+                                + opt(&r.username)
+                                + text(&r.full_name)
+                                + r.regions.iter().map(|g| 24 + text(g)).sum::<u64>()
+                                + opt(&r.os_username)
+                                + text(&m.tenant_id)
+                                + text(&m.user_id)
+                                + text(&m.role)
+                                + text(&m.status)
+                                + opt(&m.job_title)
+                                + opt(&m.department)
+                                + opt(&m.section)
+                                + opt(&m.manager_id)
+                                + text(&m.search_text)
+                                + text(&m.sort_name)
+                                + text(&m.sort_email)
+                        })
+                        .sum::<u64>()
+            }
+        };
+        SLOT + text(&key.tenant) + text(&key.shape) + body
     }
 }
 
 /// The cache one instance shares across its workers; cheap to clone.
 #[derive(Clone)]
 pub struct ListCache {
-    inner: Option<Arc<Cache<ListKey, Entry, ByMatches>>>,
+    inner: Option<Arc<Cache<ListKey, Entry, ByBytes>>>,
     largest: u64,
 }
 
 impl ListCache {
-    /// Holds at most `items` match entries in all; 0 turns the cache off.
-    pub fn new(items: u64) -> Self {
-        let inner = (items > 0).then(|| Arc::new(Cache::with_weighter(1024, items, ByMatches)));
+    /// Holds results of at most `bytes` (estimated) in all; 0 turns the cache off.
+    pub fn new(bytes: u64) -> Self {
+        let inner = (bytes > 0).then(|| Arc::new(Cache::with_weighter(1024, bytes, ByBytes)));
         // One list may take an eighth of the room, so a single broad search cannot flush the rest.
-        Self { inner, largest: (items / 8).max(1) }
+        Self { inner, largest: (bytes / 8).max(1) }
     }
 
     /// The tenant's counters now, or `None` when the cache is off (then nothing is read).
@@ -153,7 +206,7 @@ impl ListCache {
             return Ok(m);
         }
         let m = Arc::new(load()?);
-        if m.len() as u64 <= self.largest {
+        if m.len() as u64 * (MATCH + 60) <= self.largest {
             cache.insert(key, Entry::Matches(m.clone()));
         }
         Ok(m)
@@ -174,5 +227,67 @@ impl ListCache {
         let n = count()?;
         cache.insert(key, Entry::Total(n));
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(n: usize) -> Vec<(SortVal, String)> {
+        (0..n).map(|i| (SortVal::Text(format!("member {i:05}")), uuid::Uuid::now_v7().to_string())).collect()
+    }
+
+    fn key(shape: &str) -> Option<ListKey> {
+        ListCache::key(Some(Versions { version: 1, content: 1 }), "tenant", shape)
+    }
+
+    #[test]
+    fn holds_what_fits_in_its_bytes_and_never_one_list_over_an_eighth() {
+        let cache = ListCache::new(64 * 1024);
+        // 40 matches (about 5.3 KB) fit an eighth (8 KiB): kept, so the second read loads nothing.
+        let mut loads = 0;
+        for _ in 0..2 {
+            cache
+                .matches(key("small"), || {
+                    loads += 1;
+                    Ok(matches(40))
+                })
+                .unwrap();
+        }
+        assert_eq!(loads, 1);
+        // 100 matches (about 13 KB) are more than an eighth: answered, not kept.
+        let mut loads = 0;
+        for _ in 0..2 {
+            cache
+                .matches(key("broad"), || {
+                    loads += 1;
+                    Ok(matches(100))
+                })
+                .unwrap();
+        }
+        assert_eq!(loads, 2);
+        // Many lists: the held total stays within the bytes, whatever their count.
+        for i in 0..200 {
+            cache.matches(key(&format!("list {i}")), || Ok(matches(40))).unwrap();
+        }
+        let held = cache.inner.as_ref().unwrap().weight();
+        assert!(held <= 64 * 1024, "{held}");
+        assert!(held > 32 * 1024, "{held}");
+    }
+
+    #[test]
+    fn off_at_zero() {
+        let cache = ListCache::new(0);
+        let mut loads = 0;
+        for _ in 0..2 {
+            cache
+                .matches(key("x"), || {
+                    loads += 1;
+                    Ok(matches(3))
+                })
+                .unwrap();
+        }
+        assert_eq!(loads, 2);
     }
 }

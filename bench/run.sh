@@ -162,15 +162,25 @@ run_backend() {
   if [ "$HOOKS_ONLY" != 1 ]; then
   # SETTLE seconds between loads: requests a load left queued in the server (64 logins are
   # 1.5 s of hashing) finish before the next figure starts.
+  # The server's resident memory (VmRSS, MiB): idle after seeding, and its peak (sampled every
+  # 50 ms) under the read loads (get member, with a key, the cached search) and during the export.
+  rss() { awk '/VmRSS/ {print int($2/1024)}' "/proc/$pid/status"; }
+  peak_until() { local peak=0 v; while [ ! -f "$1" ]; do v="$(rss)"; [ "$v" -gt "$peak" ] && peak="$v"; sleep 0.05; done; echo "$peak"; }
+  local mem_idle mem_reads
+  mem_idle="$(rss)"
   login="$("$LOAD" "$B/api/v1/auth/login" "$DURATION" "$CONN" "Content-Type: application/json" "@$WORK/login.json")"
   echo "login:            $login"; sleep "$SETTLE"
+  rm -f "$WORK/reads.done"; peak_until "$WORK/reads.done" >"$WORK/reads.peak" &
+  local reads_sampler=$!
   get="$("$LOAD" "$B/api/v1/tenants/$TENANT/users/$MEMBER" "$DURATION" "$CONN" "$AUTH")"
   echo "get member:       $get"; sleep "$SETTLE"
   # The same read with an API key, right after (same member, connections and duration).
   get_key="$("$LOAD" "$B/api/v1/tenants/$TENANT/users/$MEMBER" "$DURATION" "$CONN" "$KEY_AUTH")"
   echo "get member (API key): $get_key"; sleep "$SETTLE"
   list="$("$LOAD" "$B/api/v1/tenants/$TENANT/users?q=larsen&limit=50" "$DURATION" "$CONN" "$AUTH")"
-  echo "list q=larsen (100k tenant, 1/60 of members match): $list"; sleep "$SETTLE"
+  touch "$WORK/reads.done"; wait "$reads_sampler"; mem_reads="$(cat "$WORK/reads.peak")"
+  echo "list q=larsen (100k tenant, 1/60 of members match): $list"
+  echo "resident memory: ${mem_idle} MiB idle after seeding, at most ${mem_reads} MiB under the read loads"; sleep "$SETTLE"
   # The same search on a second instance without the in-memory list results: every request
   # reads all 1,667 matches' sort keys (what a first search, or one after a write, costs).
   DATABASE_URL="$url" ROSTER_DATA_DIR="$WORK" ROSTER_BIND="127.0.0.1:$COLD_PORT" ROSTER_PUBLIC_URL="http://127.0.0.1:$PORT" ROSTER_DEMO=false ROSTER_LIST_CACHE_BYTES=0 \
@@ -280,9 +290,11 @@ run_backend() {
   ( peak=0; while [ ! -f "$WORK/export.done" ]; do v="$(anon)"; [ "$v" -gt "$peak" ] && peak="$v"; sleep 0.05; done
     echo "$peak" >"$WORK/export.peak" ) &
   local sampler=$!
+  peak_until "$WORK/export.done" >"$WORK/export.rss" &
+  local rss_sampler=$!
   exported="$(curl -s -o "$WORK/export.csv" -w '%{http_code} %{time_total}' -H "$AUTH" "$B/api/v1/tenants/$TENANT/users/export")"
-  touch "$WORK/export.done"; wait "$sampler"
-  echo "export $(($(wc -l <"$WORK/export.csv") - 1)) members (CSV, streamed): HTTP ${exported% *}, ${exported#* } s; server heap ${anon_before} MiB before, at most $(cat "$WORK/export.peak") MiB during"
+  touch "$WORK/export.done"; wait "$sampler" "$rss_sampler"
+  echo "export $(($(wc -l <"$WORK/export.csv") - 1)) members (CSV, streamed): HTTP ${exported% *}, ${exported#* } s; server heap ${anon_before} MiB before, at most $(cat "$WORK/export.peak") MiB during; resident at most $(cat "$WORK/export.rss") MiB"
 
   local SCIM_CREATE SCIM_FIND SCIM_FIND4
   scim_figures "$TENANT" "$AUTH" "$MEMBER"
@@ -299,6 +311,7 @@ run_backend() {
   echo "list q p99: $(echo "$list" | field p99) ms ($(echo "$cold" | field p99) ms with the list cache off); get p99 under logins: $(echo "$mixed_get" | field p99) ms; create: $(echo "$create" | field rps)/s"
   hook_summary
   echo "import of 10,000 rows: ${imported#* } s (target under 5 s on SQLite); export of $BIG+ members: ${exported#* } s"
+  echo "resident memory: ${mem_idle} MiB idle, at most ${mem_reads} MiB under the read loads (default list cache), at most $(cat "$WORK/export.rss") MiB during the export (after the create loads); target under 128 MiB"
   echo "SCIM: create $(echo "$SCIM_CREATE" | field rps)/s at 16 in flight (target 1,000/s on SQLite), p99 $(echo "$SCIM_CREATE" | field p99) ms; userName eq lookup on the 100k tenant p99 $(echo "$SCIM_FIND" | field p99) ms at 16 in flight ($(echo "$SCIM_FIND" | field rps)/s), $(echo "$SCIM_FIND4" | field p99) ms at 4 (target under 10 ms)"
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   if [ "$backend" = postgres ]; then psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS roster_bench_$$ WITH (FORCE)" >/dev/null; fi

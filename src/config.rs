@@ -81,6 +81,13 @@ pub struct Config {
     pub webhook_retry_secs: Vec<i64>,
     /// `ROSTER_EVENT_RETENTION_DAYS`: how long the event feed keeps events. Default 30.
     pub event_retention_days: i64,
+    /// `ROSTER_DNS_RESOLVER`: the DNS server (`host:port`) that domain verification asks;
+    /// default: the system's resolver.
+    pub dns_resolver: Option<String>,
+    /// `ROSTER_SSO_INSECURE_HOSTS`: hosts (names or addresses, comma-separated) that SSO's
+    /// outbound calls (OIDC discovery, tokens, keys; SAML metadata) may reach over plain http
+    /// and at private or loopback addresses; none by default (tests list 127.0.0.1).
+    pub sso_insecure_hosts: Vec<String>,
 }
 
 /// The Standard Webhooks schedule: about 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h.
@@ -153,6 +160,21 @@ fn cors_origins(raw: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// `a.example, 127.0.0.1` -> each host, lower case.
+fn host_list(raw: Option<String>) -> Vec<String> {
+    raw.unwrap_or_default().split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect()
+}
+
+/// `ROSTER_DNS_RESOLVER`: `host:port` of a DNS server, checked at start.
+fn dns_resolver(raw: Option<String>) -> Result<Option<String>, String> {
+    let Some(raw) = raw else { return Ok(None) };
+    let raw = raw.trim().to_string();
+    match raw.parse::<std::net::SocketAddr>() {
+        Ok(_) => Ok(Some(raw)),
+        Err(_) => Err(format!("ROSTER_DNS_RESOLVER={raw:?}: give the DNS server as address:port, like 127.0.0.1:5353")),
+    }
+}
+
 pub fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
@@ -203,14 +225,11 @@ impl Config {
             rate_tenant_emails_per_hour: parse_var("ROSTER_RATE_TENANT_EMAILS_PER_HOUR", 500)?,
             rate_api_key_per_minute: parse_var("ROSTER_RATE_API_KEY_PER_MINUTE", 600)?,
             cors_origins,
-            webhook_allowed_hosts: var("ROSTER_WEBHOOK_ALLOWED_HOSTS")
-                .unwrap_or_default()
-                .split(',')
-                .map(|h| h.trim().to_ascii_lowercase())
-                .filter(|h| !h.is_empty())
-                .collect(),
+            webhook_allowed_hosts: host_list(var("ROSTER_WEBHOOK_ALLOWED_HOSTS")),
             webhook_retry_secs: retry_schedule(var("ROSTER_WEBHOOK_RETRY_SECONDS"))?,
             event_retention_days: parse_var("ROSTER_EVENT_RETENTION_DAYS", 30)?.clamp(1, 3650),
+            dns_resolver: dns_resolver(var("ROSTER_DNS_RESOLVER"))?,
+            sso_insecure_hosts: host_list(var("ROSTER_SSO_INSECURE_HOSTS")),
         })
     }
 

@@ -17,6 +17,7 @@ pub mod error;
 pub mod mail;
 pub mod outbound;
 pub mod scim;
+pub mod sso;
 pub mod startup;
 pub mod state;
 pub mod store;

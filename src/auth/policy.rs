@@ -62,10 +62,13 @@ pub enum TenantAction {
     /// Map a directory group to a role and regions, and set the SCIM default role and regions
     /// (owners, and API keys with the owner role): it decides who becomes an admin.
     MapGroupRoles,
+    /// Single sign-on: verified domains, SSO connections and the SSO requirement (owners, and
+    /// API keys with the owner role): it decides who can sign in and how.
+    ManageSso,
 }
 
 impl TenantAction {
-    pub const ALL: [TenantAction; 14] = [
+    pub const ALL: [TenantAction; 15] = [
         TenantAction::ReadTenant,
         TenantAction::ListMembers,
         TenantAction::CreateMember,
@@ -80,6 +83,7 @@ impl TenantAction {
         TenantAction::ReadEvents,
         TenantAction::ReadGroups,
         TenantAction::MapGroupRoles,
+        TenantAction::ManageSso,
     ];
 }
 
@@ -181,7 +185,7 @@ impl Actor {
             (Role::Admin, MapGroupRoles) => {
                 Decision::Forbidden("only owners map directory groups to roles and set the SCIM defaults")
             }
-            (Role::Admin, ManageTenant | ReadAudit | ManageApiKeys | ManageWebhooks | ReadEvents) => {
+            (Role::Admin, ManageTenant | ReadAudit | ManageApiKeys | ManageWebhooks | ReadEvents | ManageSso) => {
                 Decision::Forbidden("only owners can do this")
             }
             (Role::Operator | Role::Viewer, BulkManageMembers) => {
@@ -381,6 +385,7 @@ mod tests {
             (ReadEvents, [true, false, false, false, false]),
             (ReadGroups, [true, true, false, false, false]),
             (MapGroupRoles, [true, false, false, false, false]),
+            (ManageSso, [true, false, false, false, false]),
         ];
         assert_eq!(table.map(|(action, _)| action), TenantAction::ALL, "a row for every action, in order");
         for (action, allowed) in table {

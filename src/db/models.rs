@@ -20,6 +20,10 @@ pub struct TenantRow {
     pub version: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Members whose email lies in a verified domain must sign in with SSO.
+    pub sso_required: bool,
+    /// ... owners too (otherwise owners keep their password).
+    pub sso_required_for_owners: bool,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

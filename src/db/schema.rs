@@ -13,6 +13,8 @@ diesel::table! {
         version -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        sso_required -> Bool,
+        sso_required_for_owners -> Bool,
     }
 }
 
@@ -172,6 +174,7 @@ diesel::table! {
         expires_at -> Timestamp,
         ended_at -> Nullable<Timestamp>,
         end_reason -> Nullable<Text>,
+        sso_connection_id -> Nullable<Text>,
     }
 }
 
@@ -411,12 +414,96 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    tenant_domains (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        domain -> Text,
+        challenge_token -> Text,
+        verified_at -> Nullable<Timestamp>,
+        last_checked_at -> Nullable<Timestamp>,
+        last_check_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> Integer,
+    }
+}
+
+diesel::table! {
+    domain_claims (domain) {
+        domain -> Text,
+        tenant_id -> Text,
+        domain_id -> Text,
+        claimed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sso_connections (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        protocol -> Text,
+        name -> Text,
+        enabled -> Bool,
+        settings -> Text,
+        sealed_secret -> Nullable<Text>,
+        jit_enabled -> Bool,
+        jit_role -> Text,
+        jit_regions -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> Integer,
+    }
+}
+
+diesel::table! {
+    sso_requests (id) {
+        id -> Text,
+        tenant_id -> Text,
+        connection_id -> Text,
+        protocol -> Text,
+        nonce -> Nullable<Text>,
+        sealed_verifier -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    sso_assertions (tenant_id, connection_id, assertion_id) {
+        tenant_id -> Text,
+        connection_id -> Text,
+        assertion_id -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sso_codes (code_digest) {
+        code_digest -> Text,
+        user_id -> Text,
+        tenant_id -> Text,
+        connection_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(memberships -> tenants (tenant_id));
 diesel::joinable!(regions -> tenants (tenant_id));
 diesel::joinable!(sections -> departments (department_id));
 diesel::allow_tables_to_appear_in_same_query!(
+    tenant_domains,
+    domain_claims,
+    sso_connections,
+    sso_requests,
+    sso_assertions,
+    sso_codes,
     api_keys,
     tenants,
     users,

@@ -25,6 +25,7 @@ pub mod regions;
 pub mod resets;
 pub mod scim;
 pub mod sessions;
+pub mod sso;
 pub mod tenants;
 pub mod webhooks;
 

@@ -135,6 +135,8 @@ fn insert(conn: &mut AnyConnection, new: &NewTenant, meta: &RequestMeta) -> Resu
             version: 1,
             created_at: now,
             updated_at: now,
+            sso_required: false,
+            sso_required_for_owners: false,
         };
         diesel::insert_into(t::tenants).values(&tenant).execute(conn)?;
         diesel::insert_into(m::memberships).values(&membership).execute(conn)?;

@@ -97,6 +97,8 @@ pub fn config(db_url: &str) -> Config {
         webhook_allowed_hosts: vec!["127.0.0.1".into()],
         webhook_retry_secs: vec![1, 1, 1],
         event_retention_days: 30,
+        dns_resolver: None,
+        sso_insecure_hosts: Vec::new(),
     }
 }
 

@@ -1,0 +1,1 @@
+//! OpenID Connect: the authorization code flow with state, nonce and PKCE S256. (To be written.)

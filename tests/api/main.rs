@@ -22,5 +22,6 @@ mod policy;
 mod scim;
 mod secrets;
 mod sessions;
+mod sso;
 mod tenants;
 mod webhooks;

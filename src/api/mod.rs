@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod contract;
 pub mod departments;
+pub mod domains;
 pub mod groups;
 pub mod health;
 pub mod invitations;
@@ -56,6 +57,7 @@ Every error is an RFC 9457 `application/problem+json` document.",
         (name = "api-keys", description = "API keys: long-lived credentials for a tenant's automation"),
         (name = "agents", description = "Device agents: enrol the people signed in on a device for an admin's approval; the person completes their profile"),
         (name = "webhooks", description = "Webhooks and the event feed: every change, pushed signed to your endpoints or pulled from a cursor"),
+        (name = "sso", description = "Single sign-on: verified domains, connections, signing in with an identity provider"),
         (name = "audit", description = "The audit log"),
         (name = "health", description = "Probes and keys"),
     )
@@ -227,6 +229,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(api_keys::configure)
         .configure(agents::configure)
         .configure(webhooks::configure)
+        .configure(domains::configure)
         .configure(audit::configure);
 }
 

@@ -75,6 +75,10 @@ pub const EVENT_TYPES: &[&str] = &[
     "group.deleted",
     "group.role_mapping_changed",
     "scim_settings.updated",
+    "domain.added",
+    "domain.verified",
+    "domain.verification_failed",
+    "domain.removed",
 ];
 
 /// Whether a type or pattern names event types: an exact type, `prefix.*`, or `*`.

@@ -311,12 +311,14 @@ pub async fn verify_domain(
 /// Remove a domain (owners).
 ///
 /// Its claim goes too: another tenant may verify it afterwards, and SSO sign-ins and the SSO
-/// requirement no longer cover its addresses.
+/// requirement no longer cover its addresses. While the tenant requires SSO, its last verified
+/// domain stays (409): turn `sso_required` off first.
 #[utoipa::path(tag = "sso", security(("bearer_auth" = [])),
     params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), ("domain_id" = uuid::Uuid, Path, description = "The domain's id"),
         ("If-Match" = Option<String>, Header, description = "The ETag you read; 412 when stale")),
     responses((status = 204, description = "Removed"),
         (status = 403, description = "Only owners (and owner-role API keys) manage domains"), (status = 404, description = "No such domain"),
+        (status = 409, description = "The tenant requires SSO and this is its last verified domain (`sso-required-needs-domain`)"),
         (status = 412, description = "If-Match is stale")))]
 #[delete("/api/v1/tenants/{tenant_id}/domains/{domain_id}")]
 pub async fn delete_domain(

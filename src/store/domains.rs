@@ -251,13 +251,27 @@ fn write_check(conn: &mut AnyConnection, tenant: &str, row: &DomainRow) -> Resul
     Ok(())
 }
 
-/// Removes domain `id` and this tenant's claim on it.
+/// Removes domain `id` and this tenant's claim on it; not the last verified domain while the
+/// tenant requires SSO (409).
 pub fn remove(conn: &mut AnyConnection, ctx: &TenantContext, id: &str, if_match: Option<i32>) -> Result<(), ApiError> {
     ctx.actor().require(TenantAction::ManageSso)?;
     let tenant = ctx.tenant_text();
     super::tenant_write(conn, ctx, |conn| {
         let before = load(conn, ctx, id)?;
         super::check_version("domain", before.version, if_match)?;
+        if before.is_verified() {
+            let required: bool = t::tenants.filter(t::id.eq(&tenant)).select(t::sso_required).first(conn)?;
+            let claims: i64 = dc::domain_claims.filter(dc::tenant_id.eq(&tenant)).count().get_result(conn)?;
+            if required && claims <= 1 {
+                return Err(ApiError::conflict(
+                    "sso-required-needs-domain",
+                    format!(
+                        "{} is the tenant's last verified domain and the tenant requires SSO; turn sso_required off first",
+                        before.domain
+                    ),
+                ));
+            }
+        }
         diesel::delete(dc::domain_claims.filter(dc::domain.eq(&before.domain)).filter(dc::tenant_id.eq(&tenant)))
             .execute(conn)?;
         diesel::delete(td::tenant_domains.filter(td::tenant_id.eq(&tenant)).filter(td::id.eq(id))).execute(conn)?;

@@ -160,9 +160,20 @@ async fn requiring_sso_needs_a_verified_domain_and_an_enabled_connection() {
     let text = last.to_string();
     assert!(text.contains("sso_required"), "{last}");
 
-    // Turning it off needs nothing.
+    // The last verified domain stays while SSO is required.
+    let list: Value =
+        app.get(&format!("/api/v1/tenants/{}/domains", owner.tenant_id), &owner.token).await.json().await.unwrap();
+    let domain_path =
+        format!("/api/v1/tenants/{}/domains/{}", owner.tenant_id, list["items"][0]["id"].as_str().unwrap());
+    let res = app.request(Method::DELETE, &domain_path, Some(&owner.token)).send().await.unwrap();
+    let p = assert_problem(res, 409).await;
+    assert_eq!(p["type"], "urn:roster:problem:sso-required-needs-domain");
+
+    // Turning it off needs nothing; then the domain may go.
     let res = set_sso(&app, &owner, json!({"sso_required": false})).await;
     assert_eq!(res.status(), StatusCode::OK);
+    let res = app.request(Method::DELETE, &domain_path, Some(&owner.token)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
 }
 
 #[tokio::test]

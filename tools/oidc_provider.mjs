@@ -21,6 +21,9 @@
 //   new-kid   the email changed, signed by a key not in the JWKS with a kid it does not list
 //   iss, aud, nonce, expired, future-iat, azp   that claim changed, signed by the real key
 //   strip-email   email and email_verified removed (the user info endpoint still has them)
+//   rotated   signed by a new key (kid `rotated-key`) that the JWKS publishes from now on
+// GET /__test/stats answers how often discovery and the keys were fetched:
+//   {"discovery": N, "jwks": N}
 
 import crypto from 'node:crypto';
 import http from 'node:http';
@@ -49,6 +52,7 @@ const signingJwk = { ...signing.privateKey.export({ format: 'jwk' }), kid: KID, 
 // Accounts as the login form creates them: sub -> claims.
 const accounts = new Map();
 let tamper = 'none';
+const fetched = { discovery: 0, jwks: 0 };
 
 const server = http.createServer();
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -132,6 +136,10 @@ function tampered(idToken) {
     case 'future-iat':
       claims.iat = now + 3600;
       claims.exp = now + 7200;
+      break;
+    case 'rotated':
+      key = impostor.privateKey;
+      kid = 'rotated-key';
       break;
     case 'strip-email':
       delete claims.email;
@@ -225,6 +233,14 @@ server.on('request', async (req, res) => {
     const path = new URL(req.url, issuer).pathname;
     const step = path.match(/^\/interaction\/([^/]+)(?:\/(login|confirm))?$/);
     if (step) return await interaction(req, res, step[1], step[2]);
+    if (path === '/.well-known/openid-configuration') fetched.discovery += 1;
+    if (path === '/jwks') fetched.jwks += 1;
+    if (path === '/jwks' && tamper === 'rotated') {
+      const published = (pair, kid) => ({ ...pair.publicKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' });
+      const keys = [published(signing, KID), published(impostor, 'rotated-key')];
+      return send(res, 200, 'application/json', JSON.stringify({ keys }));
+    }
+    if (path === '/__test/stats') return send(res, 200, 'application/json', JSON.stringify(fetched));
     if (path === '/__test/tamper' && req.method === 'POST') {
       tamper = String((await readForm(req)).mode ?? 'none');
       return send(res, 200, 'application/json', JSON.stringify({ mode: tamper }));

@@ -77,6 +77,14 @@ impl OidcProvider {
     }
 }
 
+impl OidcProvider {
+    /// How often discovery and the keys were fetched: (discovery, jwks).
+    pub async fn fetches(&self) -> (u64, u64) {
+        let stats: Value = reqwest::get(format!("{}/__test/stats", self.issuer)).await.unwrap().json().await.unwrap();
+        (stats["discovery"].as_u64().unwrap(), stats["jwks"].as_u64().unwrap())
+    }
+}
+
 impl Drop for OidcProvider {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -194,3 +194,93 @@ async fn a_code_from_another_sign_in_is_refused_by_the_provider() {
     let mixed = format!("{}?code={code}&state={state}", crate::oidc_harness::REDIRECT_URI);
     assert_eq!(refused_reason(&deliver(&s.app, &mixed).await), "token-exchange-failed");
 }
+
+#[tokio::test]
+async fn discovery_and_keys_are_cached_and_the_keys_refetched_on_an_unknown_kid() {
+    let s = setup().await;
+    assert_eq!(asserted_email(&s.sign_in(&Login::email("ann@acme.test")).await), "ann@acme.test");
+    let (discovery, keys) = s.provider.fetches().await;
+    assert_eq!(asserted_email(&s.sign_in(&Login::email("ann@acme.test")).await), "ann@acme.test");
+    assert_eq!(s.provider.fetches().await, (discovery, keys), "the second sign-in fetched nothing");
+    // The provider rotates to a key Roster has not seen: fetched once more, then accepted.
+    s.provider.tamper("rotated").await;
+    assert_eq!(asserted_email(&s.sign_in(&Login::email("ann@acme.test")).await), "ann@acme.test");
+    assert_eq!(s.provider.fetches().await, (discovery, keys + 1));
+    // A kid the keys never list: fetched once more, then refused.
+    s.provider.tamper("new-kid").await;
+    assert_eq!(refused_reason(&s.sign_in(&Login::email("ann@acme.test")).await), "invalid-id-token");
+    assert_eq!(s.provider.fetches().await, (discovery, keys + 2));
+}
+
+#[tokio::test]
+async fn check_issuer_validates_a_new_connections_provider() {
+    let s = setup().await;
+    let issuer = s.provider.issuer.clone();
+    roster::sso::oidc::check_issuer(&s.state, &issuer).await.unwrap();
+    // The document must name the issuer exactly.
+    let error = roster::sso::oidc::check_issuer(&s.state, &format!("{issuer}/")).await.unwrap_err();
+    assert!(error.contains("unexpected issuer"), "{error}");
+    // Nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let error = roster::sso::oidc::check_issuer(&s.state, &format!("http://127.0.0.1:{closed}")).await.unwrap_err();
+    assert!(error.contains("could not connect"), "{error}");
+
+    // Without the allow-list: http and loopback are refused before anything is sent.
+    let mut config = helpers::config(&s.app.db.url);
+    config.data_dir = s.app.data.path().to_path_buf();
+    let strict = AppState::init(config).unwrap();
+    let (discovery, _) = s.provider.fetches().await;
+    for issuer in [issuer.clone(), issuer.replace("http://", "https://")] {
+        let error = roster::sso::oidc::check_issuer(&strict, &issuer).await.unwrap_err();
+        assert!(error.starts_with("the issuer URL must not point to 127.0.0.1"), "{error}");
+    }
+    let error = roster::sso::oidc::check_issuer(&strict, "http://idp.example").await.unwrap_err();
+    assert_eq!(error, "the issuer URL must use https");
+    assert_eq!(s.provider.fetches().await.0, discovery, "nothing reached the provider");
+}
+
+#[tokio::test]
+async fn an_answer_naming_another_issuer_is_refused() {
+    // RFC 9207: the provider names itself in `iss`; an answer from a mixed-up provider differs.
+    let s = setup().await;
+    let back = Browser::new().authorize(&s.start().await, &Login::email("ann@acme.test")).await;
+    assert_eq!(query(&back, "iss").as_deref(), Some(s.provider.issuer.as_str()));
+    let mut url = Url::parse(&back).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "iss" { "https://evil.example".to_string() } else { v.into_owned() };
+            (k.into_owned(), v)
+        })
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    assert_eq!(refused_reason(&deliver(&s.app, url.as_str()).await), "wrong-issuer");
+}
+
+#[tokio::test]
+async fn a_disabled_connection_refuses_the_answer() {
+    let s = setup().await;
+    let back = Browser::new().authorize(&s.start().await, &Login::email("ann@acme.test")).await;
+    s.app.execute_sql(&format!("UPDATE sso_connections SET enabled = FALSE WHERE id = '{}'", s.connection.id));
+    assert_eq!(refused_reason(&deliver(&s.app, &back).await), "connection-disabled");
+}
+
+#[tokio::test]
+async fn a_saml_request_id_is_not_an_oidc_state() {
+    let s = setup().await;
+    s.app.execute_sql(&format!(
+        "INSERT INTO sso_requests (id, tenant_id, connection_id, protocol, created_at, expires_at) VALUES \
+         ('saml-request-1', '{}', '{}', 'saml', '2026-01-01 00:00:00', '2999-01-01 00:00:00')",
+        s.owner.tenant_id, s.connection.id
+    ));
+    let back = format!("{}?code=abc&state=saml-request-1", crate::oidc_harness::REDIRECT_URI);
+    assert_eq!(refused_reason(&deliver(&s.app, &back).await), "invalid-state");
+}
+
+#[tokio::test]
+async fn an_expired_state_is_refused() {
+    let s = setup().await;
+    let back = Browser::new().authorize(&s.start().await, &Login::email("ann@acme.test")).await;
+    s.app.execute_sql("UPDATE sso_requests SET expires_at = '2000-01-01 00:00:00'");
+    assert_eq!(refused_reason(&deliver(&s.app, &back).await), "invalid-state");
+}

@@ -7,11 +7,12 @@
 //! browser goes straight to `{ROSTER_APP_URL}/sso/callback?error=invalid-state`, and nothing in
 //! the query is read or used.
 
-use actix_web::{HttpRequest, HttpResponse, get, http::header, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::api::sso::{finish, refused_redirect};
 use crate::db;
 use crate::error::ApiError;
 use crate::sso::{PROTOCOL_OIDC, Refused, oidc};
@@ -63,18 +64,21 @@ pub async fn oidc_callback(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let Some(id) = query.state.filter(|s| !s.is_empty() && s.len() <= 256) else {
-        return Ok(to_app(&state, &invalid_state("the answer has no state")));
+        return Ok(refused_redirect(&state, &invalid_state("the answer has no state")));
     };
     let master = state.master.clone();
     let pending = db::run_write(&state.pool, move |conn| take_request(conn, &master, &id)).await?;
     let Some(pending) = pending.filter(|p| p.protocol == PROTOCOL_OIDC) else {
-        return Ok(to_app(&state, &invalid_state("the sign-in is unknown, was already completed, or has expired")));
+        return Ok(refused_redirect(
+            &state,
+            &invalid_state("the sign-in is unknown, was already completed, or has expired"),
+        ));
     };
     let connection_id = pending.connection_id.clone();
     let connection = db::run(&state.pool, move |conn| find_connection(conn, &connection_id)).await?;
     let Some(connection) = connection.filter(|c| c.tenant_id == pending.tenant_id && c.protocol == PROTOCOL_OIDC)
     else {
-        return Ok(to_app(&state, &Refused::new("connection-not-found", "the connection was deleted")));
+        return Ok(refused_redirect(&state, &Refused::new("connection-not-found", "the connection was deleted")));
     };
     let issuer = connection.oidc_settings()?.issuer;
     let outcome = if !connection.enabled {
@@ -99,30 +103,6 @@ fn invalid_state(detail: &str) -> Refused {
 /// What the provider said, cut to a length fit for a URL and a log line.
 fn cut(text: &str) -> &str {
     &text[..text.floor_char_boundary(200)]
-}
-
-/// 303 to the frontend's callback with the refusal, for an answer tied to no connection.
-fn to_app(state: &AppState, refused: &Refused) -> HttpResponse {
-    let base = format!("{}/sso/callback", state.config.app_url);
-    let params = [("error", refused.reason), ("error_description", refused.detail.as_str())];
-    let location = reqwest::Url::parse_with_params(&base, params).map(String::from).unwrap_or(base);
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .insert_header(("Cache-Control", "no-store"))
-        .finish()
-}
-
-/// Stand-in for `crate::api::sso::finish` until it lands: answers the outcome without a code.
-async fn finish(
-    state: &AppState,
-    _req: &HttpRequest,
-    _connection: &crate::store::sso::ConnectionRow,
-    outcome: Result<crate::sso::Asserted, Refused>,
-) -> HttpResponse {
-    match outcome {
-        Ok(asserted) => to_app(state, &Refused::new("not-finished", asserted.email)),
-        Err(refused) => to_app(state, &refused),
-    }
 }
 
 pub fn configure(cfg: &mut ServiceConfig) {

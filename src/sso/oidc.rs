@@ -42,8 +42,6 @@ use crate::store::sso::{ConnectionRow, PendingRequest};
 pub const DISCOVERY_TTL: Duration = Duration::from_secs(300);
 /// How far the IdP's clock may be ahead of ours (`iat`) or `exp` behind.
 pub const CLOCK_SKEW_SECS: i64 = 60;
-/// The path of the one redirect URI, under `ROSTER_PUBLIC_URL`.
-pub const CALLBACK_PATH: &str = "/api/v1/sso/oidc/callback";
 
 /// Discovery fields beyond the crate's: whether the provider does PKCE S256.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, Serialize)]
@@ -195,18 +193,14 @@ pub async fn check_issuer(state: &AppState, issuer: &str) -> Result<(), String> 
     Ok(())
 }
 
-/// The redirect URI registered at every provider.
-pub fn redirect_uri(state: &AppState) -> String {
-    format!("{}{CALLBACK_PATH}", state.config.public_url.trim_end_matches('/'))
-}
-
 fn client(
     state: &AppState,
     metadata: &Metadata,
     client_id: &str,
     secret: Option<ClientSecret>,
 ) -> Result<Client, String> {
-    let redirect = RedirectUrl::new(redirect_uri(state)).map_err(|e| format!("the redirect URI is not valid: {e}"))?;
+    let redirect = RedirectUrl::new(crate::api::sso::oidc_redirect_uri(state))
+        .map_err(|e| format!("the redirect URI is not valid: {e}"))?;
     let auth = auth_type(metadata).ok_or("the provider accepts no client secret at its token endpoint")?;
     Ok(Client::from_provider_metadata(metadata.clone(), ClientId::new(client_id.to_string()), secret)
         .set_redirect_uri(redirect)

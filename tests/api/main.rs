@@ -23,6 +23,7 @@ mod policy;
 mod scim;
 mod secrets;
 mod sessions;
+mod sso;
 mod sso_oidc;
 mod tenants;
 mod webhooks;

@@ -47,9 +47,12 @@ pub struct CallbackQuery {
 /// connection's client. The browser arrives here from the provider; Roster exchanges the code,
 /// checks the ID token and answers 303 to `{ROSTER_APP_URL}/sso/callback?code=...` (a one-minute
 /// single-use code for `POST /api/v1/auth/sso/exchange`) or to
-/// `{ROSTER_APP_URL}/sso/callback?error=<reason>&error_description=...` (`invalid-state`,
-/// `idp-error`, `token-exchange-failed`, `invalid-id-token`, `wrong-issuer`, `wrong-audience`,
-/// `wrong-nonce`, `token-expired`, `no-email`, a domain or membership refusal, ...).
+/// `{ROSTER_APP_URL}/sso/callback?error=<reason>&error_description=...`. The reasons of this
+/// route: `invalid-state` (unknown, used or expired), `connection-not-found`,
+/// `connection-disabled`, `idp-error` (the provider refused), `idp-unavailable`,
+/// `token-exchange-failed`, `invalid-id-token` (signature, key or format), `wrong-issuer`,
+/// `wrong-audience`, `wrong-nonce`, `token-expired`, `userinfo-failed`, `no-email`; then those of
+/// the sign-in itself (`email-outside-verified-domains`, `not-a-member`, ...).
 #[utoipa::path(
     tag = "sso",
     security(()),

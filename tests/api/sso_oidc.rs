@@ -163,6 +163,11 @@ async fn a_member_signs_in_at_the_provider_and_the_code_exchanges_once() {
     let me: Value = s.app.get("/api/v1/me", tokens["access_token"].as_str().unwrap()).await.json().await.unwrap();
     assert_eq!(me["id"], ann.as_str());
     assert_eq!(tokens["tenant_id"], s.owner.tenant_id.as_str());
+    // The session records the connection it came from.
+    let res = s.app.get("/api/v1/me/sessions", tokens["access_token"].as_str().unwrap()).await;
+    let sessions: Value = res.json().await.unwrap();
+    let current = sessions["items"].as_array().unwrap().iter().find(|x| x["id"] == tokens["session_id"]).unwrap();
+    assert_eq!(current["sso_connection_id"], s.connection_id.as_str(), "{sessions}");
     // The code works once.
     let (status, _) = exchange(&s.app, &code).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);

@@ -21,6 +21,7 @@
 //   new-kid   the email changed, signed by a key not in the JWKS with a kid it does not list
 //   iss, aud, nonce, expired, future-iat, azp   that claim changed, signed by the real key
 //   strip-email   email and email_verified removed (the user info endpoint still has them)
+//   hs256     signed with HMAC-SHA256 keyed by the client secret (which discovery announces)
 //   rotated   signed by a new key (kid `rotated-key`) that the JWKS publishes from now on
 // GET /__test/stats answers how often discovery and the keys were fetched:
 //   {"discovery": N, "jwks": N}
@@ -80,6 +81,8 @@ const provider = new Provider(issuer, {
     email: ['email', 'email_verified'],
     profile: ['name', 'given_name', 'family_name'],
   },
+  // HS256 announced too, so that a client that trusted it would accept the `hs256` knob's tokens.
+  enabledJWA: { idTokenSigningAlgValues: ['RS256', 'HS256'] },
   // Put the scopes' claims in the ID token too, as most providers do.
   conformIdTokenClaims: false,
   features: { devInteractions: { enabled: false } },
@@ -137,6 +140,13 @@ function tampered(idToken) {
       claims.iat = now + 3600;
       claims.exp = now + 7200;
       break;
+    case 'hs256': {
+      claims.email = 'mallory@evil.test';
+      const head = b64(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
+      const body = b64(JSON.stringify(claims));
+      const mac = crypto.createHmac('sha256', clientSecret).update(`${head}.${body}`).digest();
+      return `${head}.${body}.${b64(mac)}`;
+    }
     case 'rotated':
       key = impostor.privateKey;
       kid = 'rotated-key';

@@ -18,8 +18,8 @@ use chrono::Utc;
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreErrorResponseType,
     CoreGenderClaim, CoreGrantType, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
-    CoreResponseMode, CoreResponseType, CoreRevocableToken, CoreRevocationErrorResponse, CoreSubjectIdentifierType,
-    CoreTokenIntrospectionResponse, CoreTokenResponse, CoreUserInfoClaims,
+    CoreJwsSigningAlgorithm, CoreResponseMode, CoreResponseType, CoreRevocableToken, CoreRevocationErrorResponse,
+    CoreSubjectIdentifierType, CoreTokenIntrospectionResponse, CoreTokenResponse, CoreUserInfoClaims,
 };
 use openidconnect::{
     AdditionalProviderMetadata, AuthType, AuthenticationFlow, AuthorizationCode, ClaimsVerificationError, ClientId,
@@ -274,7 +274,7 @@ pub async fn complete(
         return Ok(Err(Refused::new("invalid-id-token", "the token answer holds no ID token")));
     };
     let nonce = Nonce::new(nonce.clone());
-    let claims = match verify(&client, &settings.client_id, id_token, &nonce) {
+    let claims = match verify(&client, &metadata, &settings.client_id, id_token, &nonce) {
         Err(ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey)) => {
             // A key we do not know: the provider may have rotated its keys. Fetch them once.
             let refreshed = match state.oidc_providers.refresh_keys(&state.sso_http, &settings.issuer, &metadata).await
@@ -284,7 +284,7 @@ pub async fn complete(
             };
             let rekeyed =
                 self::client(state, &refreshed, &settings.client_id, Some(secret)).map_err(ApiError::internal)?;
-            verify(&rekeyed, &settings.client_id, id_token, &nonce)
+            verify(&rekeyed, &refreshed, &settings.client_id, id_token, &nonce)
         }
         other => other,
     };
@@ -312,22 +312,38 @@ pub async fn complete(
     }))
 }
 
-/// Checks the ID token: the crate verifies the signature, `iss`, `aud` (no other audience
-/// trusted), `exp` and the nonce; we add `iat` (not ahead of us by more than the skew) and `azp`
-/// (required with several audiences, and always this client when present).
+/// The algorithms an ID token may be signed with: those the provider announces that use a key
+/// of its JWKS (never `none`, nor an HMAC keyed with the client secret); RS256 when it
+/// announces none of them.
+fn signing_algorithms(metadata: &Metadata) -> Vec<CoreJwsSigningAlgorithm> {
+    use CoreJwsSigningAlgorithm::{HmacSha256, HmacSha384, HmacSha512};
+    let announced = metadata.id_token_signing_alg_values_supported().iter();
+    let keyed: Vec<_> = announced
+        .filter(|alg| !matches!(alg, HmacSha256 | HmacSha384 | HmacSha512 | CoreJwsSigningAlgorithm::None))
+        .cloned()
+        .collect();
+    if keyed.is_empty() { vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256] } else { keyed }
+}
+
+/// Checks the ID token: the crate verifies the signature (with [`signing_algorithms`]), `iss`,
+/// `aud` (no other audience trusted), `exp` and the nonce; we add `iat` (not ahead of us by
+/// more than the skew) and `azp` (required with several audiences, and always this client when
+/// present).
 fn verify(
     client: &Client,
+    metadata: &Metadata,
     client_id: &str,
     id_token: &openidconnect::IdToken<
         EmptyAdditionalClaims,
         CoreGenderClaim,
         CoreJweContentEncryptionAlgorithm,
-        openidconnect::core::CoreJwsSigningAlgorithm,
+        CoreJwsSigningAlgorithm,
     >,
     nonce: &Nonce,
 ) -> Result<Claims, ClaimsVerificationError> {
     let verifier = client
         .id_token_verifier()
+        .set_allowed_algs(signing_algorithms(metadata))
         .set_time_fn(|| Utc::now() - chrono::Duration::seconds(CLOCK_SKEW_SECS))
         .set_issue_time_verifier_fn(|iat| {
             let latest = Utc::now() + chrono::Duration::seconds(CLOCK_SKEW_SECS);

@@ -205,6 +205,7 @@ async fn each_bad_id_token_is_refused_with_its_reason_and_audited() {
         ("payload", "invalid-id-token"),
         ("resign", "invalid-id-token"),
         ("new-kid", "invalid-id-token"),
+        ("hs256", "invalid-id-token"),
         ("iss", "wrong-issuer"),
         ("aud", "wrong-audience"),
         ("azp", "wrong-audience"),

@@ -39,24 +39,30 @@ pub struct SsoHttpError(pub String);
 pub struct SsoHttp {
     client: reqwest::Client,
     policy: OutboundPolicy,
+    total: Duration,
 }
 
 impl SsoHttp {
     /// `insecure_hosts`: `ROSTER_SSO_INSECURE_HOSTS`, host names or IP literals as written in
     /// URLs.
     pub fn new(insecure_hosts: &[String]) -> Result<Self, String> {
+        Self::with_timeouts(insecure_hosts, CONNECT_TIMEOUT, TOTAL_TIMEOUT)
+    }
+
+    /// [`SsoHttp::new`] with other time limits (tests).
+    pub fn with_timeouts(insecure_hosts: &[String], connect: Duration, total: Duration) -> Result<Self, String> {
         let policy = OutboundPolicy::new(insecure_hosts);
         let client = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver::new(policy.clone())))
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(TOTAL_TIMEOUT)
+            .connect_timeout(connect)
+            .timeout(total)
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| format!("could not build the SSO HTTP client: {}", root_cause(&e)))?;
-        Ok(Self { client, policy })
+        Ok(Self { client, policy, total })
     }
 
     /// Checks a URL the way every request's URL is checked (https unless its host is listed, no
@@ -99,10 +105,10 @@ impl SsoHttp {
             *answer.headers_mut() = response.headers().clone();
             Ok(answer)
         };
-        match tokio::time::timeout(TOTAL_TIMEOUT, exchange).await {
+        match tokio::time::timeout(self.total, exchange).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(e)) => Err(SsoHttpError(format!("{}: {e}", shown(&url)))),
-            Err(_) => Err(SsoHttpError(format!("{}: no answer within {TOTAL_TIMEOUT:?}", shown(&url)))),
+            Err(_) => Err(SsoHttpError(format!("{}: no answer within {:?}", shown(&url), self.total))),
         }
     }
 
@@ -158,6 +164,11 @@ mod tests {
 
     /// Answers every GET with `answer` and reports each request's first line.
     async fn server(answer: Vec<u8>) -> (u16, mpsc::UnboundedReceiver<String>) {
+        slow_server(answer, Duration::ZERO).await
+    }
+
+    /// [`server`], answering after `delay`.
+    async fn slow_server(answer: Vec<u8>, delay: Duration) -> (u16, mpsc::UnboundedReceiver<String>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (report, requests) = mpsc::unbounded_channel();
@@ -172,6 +183,7 @@ mod tests {
                     }
                     let text = String::from_utf8_lossy(&head);
                     let _ = report.send(text.lines().next().unwrap_or_default().to_string());
+                    tokio::time::sleep(delay).await;
                     let _ = stream.write_all(&answer).await;
                     let _ = stream.shutdown().await;
                 });
@@ -262,6 +274,18 @@ mod tests {
         // Exactly the bound is fine.
         let (port, _seen) = server(answer("200 OK", "", &vec![b' '; MAX_BODY])).await;
         assert_eq!(sso.get(&format!("http://127.0.0.1:{port}/")).await.unwrap().len(), MAX_BODY);
+    }
+
+    #[tokio::test]
+    async fn a_slow_answer_hits_the_time_limit() {
+        let (port, _seen) = slow_server(answer("200 OK", "", b"{}"), Duration::from_secs(30)).await;
+        let hosts = vec!["127.0.0.1".to_string()];
+        let sso = SsoHttp::with_timeouts(&hosts, Duration::from_secs(5), Duration::from_millis(300)).unwrap();
+        let started = std::time::Instant::now();
+        let error = sso.get(&format!("http://127.0.0.1:{port}/jwks")).await.unwrap_err();
+        assert!(error.0.contains("timed out") || error.0.contains("no answer within 300ms"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert_eq!(SsoHttp::new(&hosts).unwrap().total, TOTAL_TIMEOUT);
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@
 // Configured by the environment:
 //   OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, OIDC_REDIRECT_URI  the one client (required)
 //   OIDC_AUTH_METHOD   its token endpoint auth method (client_secret_basic, or client_secret_post)
+//   OIDC_PKCE_METHODS  the PKCE methods announced and accepted, comma-separated (S256)
 //
 // The browser's steps, over plain HTTP (no script, no browser needed):
 //   GET  /interaction/<uid>          an HTML page; <form data-prompt="login|consent" action=...>
@@ -43,6 +44,7 @@ const clientId = env('OIDC_CLIENT_ID');
 const clientSecret = env('OIDC_CLIENT_SECRET');
 const redirectUri = env('OIDC_REDIRECT_URI');
 const authMethod = env('OIDC_AUTH_METHOD', 'client_secret_basic');
+const pkceMethods = env('OIDC_PKCE_METHODS', 'S256').split(',');
 
 // The provider's signing key (in its JWKS) and an impostor's (never published).
 const KID = 'roster-test-key';
@@ -75,7 +77,7 @@ const provider = new Provider(issuer, {
   clientAuthMethods: [authMethod],
   jwks: { keys: [signingJwk] },
   cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
-  pkce: { required: () => true, methods: ['S256'] },
+  pkce: { required: () => true, methods: pkceMethods },
   claims: {
     openid: ['sub'],
     email: ['email', 'email_verified'],

@@ -172,7 +172,8 @@ fn auth_type(metadata: &Metadata) -> Option<AuthType> {
 }
 
 /// Validates a connection's issuer before it is saved: discovery works, the document names this
-/// issuer exactly, and the provider does the code flow with PKCE S256 and a client secret. The
+/// issuer exactly, and the provider does the code flow, PKCE with S256 (unless it does not say)
+/// and a client secret. The
 /// message says what is wrong, for the `issuer` field.
 pub async fn check_issuer(state: &AppState, issuer: &str) -> Result<(), String> {
     let metadata = discover(&state.sso_http, issuer).await?;
@@ -180,9 +181,14 @@ pub async fn check_issuer(state: &AppState, issuer: &str) -> Result<(), String> 
     if !metadata.response_types_supported().contains(&code) {
         return Err("the provider does not offer the authorization code flow (response type `code`)".into());
     }
-    let pkce = metadata.additional_metadata().code_challenge_methods_supported.as_deref().unwrap_or_default();
-    if !pkce.iter().any(|method| method == "S256") {
-        return Err("the provider does not announce PKCE with S256 (code_challenge_methods_supported)".into());
+    // Some providers (Entra ID) do PKCE without announcing it: only a list without S256 refuses.
+    if let Some(methods) = &metadata.additional_metadata().code_challenge_methods_supported
+        && !methods.iter().any(|method| method == "S256")
+    {
+        return Err(format!(
+            "the provider does not do PKCE with S256 (code_challenge_methods_supported: {})",
+            methods.join(", ")
+        ));
     }
     if auth_type(&metadata).is_none() {
         return Err(

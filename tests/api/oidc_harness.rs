@@ -34,6 +34,11 @@ impl OidcProvider {
 
     /// A provider whose client authenticates with `auth_method` at the token endpoint.
     pub fn start_with(auth_method: &str) -> Self {
+        Self::start_configured(auth_method, "S256")
+    }
+
+    /// A provider that also does PKCE only with `pkce_methods` (comma-separated).
+    pub fn start_configured(auth_method: &str, pkce_methods: &str) -> Self {
         let tools = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools");
         assert!(
             tools.join("node_modules/oidc-provider").is_dir(),
@@ -47,6 +52,7 @@ impl OidcProvider {
             .env("OIDC_CLIENT_SECRET", &client_secret)
             .env("OIDC_REDIRECT_URI", REDIRECT_URI)
             .env("OIDC_AUTH_METHOD", auth_method)
+            .env("OIDC_PKCE_METHODS", pkce_methods)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -347,6 +347,10 @@ async fn a_connection_is_checked_against_the_providers_discovery() {
     let issuer = format!("http://127.0.0.1:{closed}");
     let problem = assert_problem(app.send_json(Method::POST, &url, &owner.token, body(&issuer)).await, 422).await;
     assert!(problem.to_string().contains("could not connect"), "{problem}");
+    // A provider without PKCE S256.
+    let plain = OidcProvider::start_configured("client_secret_basic", "plain");
+    let problem = assert_problem(app.send_json(Method::POST, &url, &owner.token, body(&plain.issuer)).await, 422).await;
+    assert!(problem.to_string().contains("PKCE with S256 (code_challenge_methods_supported: plain)"), "{problem}");
     // The real one is accepted.
     let res = app.send_json(Method::POST, &url, &owner.token, body(&provider.issuer)).await;
     assert_eq!(res.status(), StatusCode::CREATED);

@@ -33,6 +33,9 @@ pub struct AppState {
     pub sso_http: crate::sso::http::SsoHttp,
     /// OpenID providers' discovery documents and keys, cached per issuer.
     pub oidc_providers: crate::sso::oidc::Providers,
+    /// Domain verification's resolver (`ROSTER_DNS_RESOLVER`, else the system's), built on
+    /// first use and kept for the process (`sso::dns`).
+    pub dns: crate::sso::dns::TxtResolver,
 }
 
 impl AppState {
@@ -55,6 +58,7 @@ impl AppState {
         let limits = crate::auth::rate_limit::RateLimits::new(&config);
         let config_hosts = config.webhook_allowed_hosts.clone();
         let sso_http = crate::sso::http::SsoHttp::new(&config.sso_insecure_hosts)?;
+        let dns = crate::sso::dns::TxtResolver::new(config.dns_resolver.as_deref())?;
         Ok(Self {
             config: Arc::new(config),
             pool,
@@ -68,6 +72,7 @@ impl AppState {
             webhook_queued: tokio::sync::Notify::new(),
             sso_http,
             oidc_providers: crate::sso::oidc::Providers::default(),
+            dns,
         })
     }
 }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod contract;
 pub mod departments;
+pub mod domains;
 pub mod groups;
 pub mod health;
 pub mod invitations;
@@ -232,6 +233,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(webhooks::configure)
         .configure(sso::configure)
         .configure(sso_oidc::configure)
+        .configure(domains::configure)
         .configure(audit::configure);
 }
 

@@ -5,6 +5,7 @@
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
 
+use crate::dns_harness::{DnsServer, add_domain, verify_domain};
 use crate::helpers::{Persona, TestApp, assert_problem, spawn_app_with};
 use crate::oidc_harness::{Browser, Login, OidcProvider, REDIRECT_URI, deliver, outcome, refused_reason};
 
@@ -12,6 +13,7 @@ use crate::oidc_harness::{Browser, Login, OidcProvider, REDIRECT_URI, deliver, o
 const DOMAIN: &str = "acme.test";
 
 struct Setup {
+    dns: DnsServer,
     app: TestApp,
     owner: Persona,
     provider: OidcProvider,
@@ -20,21 +22,6 @@ struct Setup {
 
 fn connections(tenant: &str) -> String {
     format!("/api/v1/tenants/{tenant}/sso/connections")
-}
-
-/// Marks `domain` verified for the tenant of `owner`, as a passed DNS check does.
-async fn verify_domain(app: &TestApp, owner: &Persona, domain: &str) {
-    let id = uuid::Uuid::now_v7();
-    let at = "2026-12-01 00:00:00";
-    app.execute_sql(&format!(
-        "INSERT INTO tenant_domains (tenant_id, id, domain, challenge_token, verified_at, created_at, updated_at, \
-         version) VALUES ('{t}', '{id}', '{domain}', 'token', '{at}', '{at}', '{at}', 1)",
-        t = owner.tenant_id
-    ));
-    app.execute_sql(&format!(
-        "INSERT INTO domain_claims (domain, tenant_id, domain_id, claimed_at) VALUES ('{domain}', '{}', '{id}', '{at}')",
-        owner.tenant_id
-    ));
 }
 
 /// Creates an OIDC connection to `provider` for the tenant of `owner`; answers its id.
@@ -52,17 +39,23 @@ async fn connect(app: &TestApp, owner: &Persona, provider: &OidcProvider, just_i
     created["id"].as_str().unwrap().to_string()
 }
 
-async fn spawn() -> TestApp {
-    spawn_app_with(|c| c.sso_insecure_hosts = vec!["127.0.0.1".into()]).await
+/// The app, allowed to reach the test providers on 127.0.0.1 and resolving with `dns`.
+async fn spawn(dns: &DnsServer) -> TestApp {
+    spawn_app_with(|c| {
+        c.sso_insecure_hosts = vec!["127.0.0.1".into()];
+        dns.configure(c);
+    })
+    .await
 }
 
 /// A tenant that verified `acme.test`, with a connection to a new provider.
 async fn setup_with(provider: OidcProvider, just_in_time: bool) -> Setup {
-    let app = spawn().await;
+    let dns = DnsServer::start();
+    let app = spawn(&dns).await;
     let owner = app.new_owner("plus").await;
-    verify_domain(&app, &owner, DOMAIN).await;
+    verify_domain(&app, &dns, &owner, DOMAIN).await;
     let connection_id = connect(&app, &owner, &provider, just_in_time).await;
-    Setup { app, owner, provider, connection_id }
+    Setup { dns, app, owner, provider, connection_id }
 }
 
 async fn setup() -> Setup {
@@ -330,7 +323,8 @@ async fn discovery_and_keys_are_cached_and_the_keys_refetched_on_an_unknown_kid(
 
 #[tokio::test]
 async fn a_connection_is_checked_against_the_providers_discovery() {
-    let app = spawn().await;
+    let dns = DnsServer::start();
+    let app = spawn(&dns).await;
     let owner = app.new_owner("plus").await;
     let provider = OidcProvider::start();
     let url = connections(&owner.tenant_id);
@@ -369,25 +363,23 @@ async fn an_email_outside_the_verified_domains_is_refused_and_audited() {
 
 #[tokio::test]
 async fn an_unverified_domain_admits_nobody_whatever_email_verified_says() {
-    let app = spawn().await;
+    let dns = DnsServer::start();
+    let app = spawn(&dns).await;
     let owner = app.new_owner("plus").await;
-    // Added, never verified.
-    let at = "2026-12-01 00:00:00";
-    app.execute_sql(&format!(
-        "INSERT INTO tenant_domains (tenant_id, id, domain, challenge_token, created_at, updated_at, version) \
-         VALUES ('{}', '{}', 'pending.test', 'token', '{at}', '{at}', 1)",
-        owner.tenant_id,
-        uuid::Uuid::now_v7()
-    ));
+    // Added, and its record published under another value: never verified.
+    let res = add_domain(&app, &owner, "pending.test").await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let added: Value = res.json().await.unwrap();
+    dns.set_txt(added["verification"]["name"].as_str().unwrap(), &["roster-domain-verification=wrong"]);
     let provider = OidcProvider::start();
     let connection_id = connect(&app, &owner, &provider, true).await;
-    let s = Setup { app, owner, provider, connection_id };
+    let s = Setup { dns, app, owner, provider, connection_id };
     for verified in [Some(true), Some(false), None] {
         let login = Login { email_verified: verified, ..Login::email("pat@pending.test") };
         assert_eq!(refused_reason(&s.sign_in(&login).await), "email-outside-verified-domains", "{verified:?}");
     }
     // And `email_verified: false` does not refuse an address of a verified domain.
-    verify_domain(&s.app, &s.owner, "pending-now.test").await;
+    verify_domain(&s.app, &s.dns, &s.owner, "pending-now.test").await;
     let login = Login { email_verified: Some(false), ..Login::email("pat@pending-now.test") };
     assert_eq!(s.email_signed_in(&login).await, "pat@pending-now.test");
 }
@@ -396,7 +388,7 @@ async fn an_unverified_domain_admits_nobody_whatever_email_verified_says() {
 async fn the_idp_of_tenant_a_cannot_sign_in_a_member_of_tenant_b() {
     let s = setup().await; // tenant A: acme.test, just in time on
     let b = s.app.new_owner("plus").await;
-    verify_domain(&s.app, &b, "beta.test").await;
+    verify_domain(&s.app, &s.dns, &b, "beta.test").await;
     let bob = s.app.add_member(&b, json!({"email": "bob@beta.test", "full_name": "Bob", "role": "admin"})).await;
     // B's owner is also known to A's IdP: same person, by email.
     for email in ["bob@beta.test", b.email.as_str()] {

@@ -71,6 +71,15 @@ pub struct SamlSettings {
     pub idp_sso_url: String,
 }
 
+/// A new browser secret for `POST /auth/sso/start`'s answer, and the digest kept with the
+/// pending sign-in: the code the sign-in ends in exchanges only together with the secret, so a
+/// callback URL sent to someone else's browser signs nobody in (login CSRF).
+pub fn browser_binding() -> (secrecy::SecretString, String) {
+    let secret = crate::domain::password::generate_secret();
+    let digest = crate::domain::password::digest_generated(&secret);
+    (secret, digest)
+}
+
 /// The lower-case domain of an email address (`Ann@Example.COM` -> `example.com`).
 pub fn email_domain(email: &str) -> Option<String> {
     let (_, domain) = email.rsplit_once('@')?;

@@ -216,7 +216,7 @@ fn client(
 /// Starts a sign-in: records the pending request (`state`, nonce, PKCE verifier) and answers
 /// the provider's authorization URL to send the browser to. A provider that cannot be reached
 /// answers 503.
-pub async fn begin(state: &AppState, connection: &ConnectionRow) -> Result<String, ApiError> {
+pub async fn begin(state: &AppState, connection: &ConnectionRow, binding: &str) -> Result<String, ApiError> {
     let settings = connection.oidc_settings()?;
     let metadata = state
         .oidc_providers
@@ -242,6 +242,7 @@ pub async fn begin(state: &AppState, connection: &ConnectionRow) -> Result<Strin
         protocol: PROTOCOL_OIDC.to_string(),
         nonce: Some(nonce.secret().clone()),
         verifier: Some(verifier.secret().clone()),
+        binding: binding.to_string(),
     };
     let master = state.master.clone();
     db::run_write(&state.pool, move |conn| crate::store::sso::save_request(conn, &master, &pending)).await?;

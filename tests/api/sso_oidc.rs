@@ -62,40 +62,64 @@ async fn setup() -> Setup {
     setup_with(OidcProvider::start(), true).await
 }
 
-/// `POST /auth/sso/start` with `body`: the provider's authorization URL.
-async fn start_with(app: &TestApp, body: Value) -> String {
+/// Where a browser was sent (`url`, or where it ended up), and the secret it keeps for the
+/// exchange; reads as the URL.
+struct Kept {
+    url: String,
+    secret: String,
+}
+
+impl std::fmt::Display for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+impl std::ops::Deref for Kept {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.url
+    }
+}
+
+/// `POST /auth/sso/start` with `body`: the provider's authorization URL and the browser secret.
+async fn start_with(app: &TestApp, body: Value) -> Kept {
     let res = app.request(Method::POST, "/api/v1/auth/sso/start", None).json(&body).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK, "start: {}", res.text().await.unwrap());
     let started: Value = res.json().await.unwrap();
     assert_eq!(started["protocol"], "oidc");
-    started["redirect_url"].as_str().unwrap().to_string()
+    Kept {
+        url: started["redirect_url"].as_str().unwrap().to_string(),
+        secret: started["browser_secret"].as_str().unwrap().to_string(),
+    }
 }
 
-/// Exchanges a code: the answer's status and body.
-async fn exchange(app: &TestApp, code: &str) -> (StatusCode, Value) {
-    let res = app.request(Method::POST, "/api/v1/auth/sso/exchange", None).json(&json!({"code": code})).send().await;
+/// Exchanges a code with the browser secret: the answer's status and body.
+async fn exchange(app: &TestApp, code: &str, secret: &str) -> (StatusCode, Value) {
+    let body = json!({"code": code, "browser_secret": secret});
+    let res = app.request(Method::POST, "/api/v1/auth/sso/exchange", None).json(&body).send().await;
     let res = res.unwrap();
     (res.status(), res.json().await.unwrap())
 }
 
 impl Setup {
     /// The provider's authorization URL for a new sign-in at the connection.
-    async fn start(&self) -> String {
+    async fn start(&self) -> Kept {
         start_with(&self.app, json!({"connection_id": self.connection_id})).await
     }
 
     /// A whole sign-in as `login`: answers where Roster sends the browser in the end.
-    async fn sign_in(&self, login: &Login) -> String {
-        let url = self.start().await;
-        let back = Browser::new().authorize(&url, login).await;
-        deliver(&self.app, &back).await
+    async fn sign_in(&self, login: &Login) -> Kept {
+        let started = self.start().await;
+        let back = Browser::new().authorize(&started, login).await;
+        Kept { url: deliver(&self.app, &back).await, secret: started.secret }
     }
 
     /// A sign-in as `login` that must succeed: the token answer of the exchanged code.
     async fn signed_in(&self, login: &Login) -> Value {
         let location = self.sign_in(login).await;
         let code = outcome(&location).unwrap_or_else(|e| panic!("refused: {e:?}"));
-        let (status, body) = exchange(&self.app, &code).await;
+        let (status, body) = exchange(&self.app, &code, &location.secret).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
     }
@@ -151,7 +175,13 @@ async fn a_member_signs_in_at_the_provider_and_the_code_exchanges_once() {
         s.app.add_member(&s.owner, json!({"email": "ann@acme.test", "full_name": "Ann", "role": "operator"})).await;
     let location = s.sign_in(&Login { email_verified: Some(true), ..Login::email("Ann@Acme.test") }).await;
     let code = outcome(&location).unwrap();
-    let (status, tokens) = exchange(&s.app, &code).await;
+    // Another browser (another secret) gets nothing for it, and spends it.
+    let other = s.start().await;
+    let (status, _) = exchange(&s.app, &code, &other.secret).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let location = s.sign_in(&Login { email_verified: Some(true), ..Login::email("Ann@Acme.test") }).await;
+    let code = outcome(&location).unwrap();
+    let (status, tokens) = exchange(&s.app, &code, &location.secret).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let me: Value = s.app.get("/api/v1/me", tokens["access_token"].as_str().unwrap()).await.json().await.unwrap();
     assert_eq!(me["id"], ann.as_str());
@@ -162,7 +192,7 @@ async fn a_member_signs_in_at_the_provider_and_the_code_exchanges_once() {
     let current = sessions["items"].as_array().unwrap().iter().find(|x| x["id"] == tokens["session_id"]).unwrap();
     assert_eq!(current["sso_connection_id"], s.connection_id.as_str(), "{sessions}");
     // The code works once.
-    let (status, _) = exchange(&s.app, &code).await;
+    let (status, _) = exchange(&s.app, &code, &location.secret).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     // Without just in time, a person who is not a member is refused.
     assert_eq!(refused_reason(&s.sign_in(&Login::email("newcomer@acme.test")).await), "not-a-member");
@@ -231,7 +261,10 @@ async fn a_replayed_state_is_refused() {
 #[tokio::test]
 async fn an_unknown_missing_or_expired_state_is_refused() {
     let s = setup().await;
-    for query in ["code=abc&state=never-issued", "code=abc", "error=access_denied"] {
+    // A parameter a provider adds that Roster does not know is no reason for a problem: the
+    // browser still gets its redirect.
+    for query in ["code=abc&state=never-issued", "code=abc", "error=access_denied", "code=abc&state=x&client_info=eyJ"]
+    {
         let location = deliver(&s.app, &format!("{REDIRECT_URI}?{query}")).await;
         assert_eq!(refused_reason(&location), "invalid-state", "{query}");
     }
@@ -244,8 +277,8 @@ async fn an_unknown_missing_or_expired_state_is_refused() {
 async fn a_saml_request_id_is_not_an_oidc_state() {
     let s = setup().await;
     s.app.execute_sql(&format!(
-        "INSERT INTO sso_requests (id, tenant_id, connection_id, protocol, created_at, expires_at) VALUES \
-         ('saml-request-1', '{}', '{}', 'saml', '2026-01-01 00:00:00', '2999-01-01 00:00:00')",
+        "INSERT INTO sso_requests (id, tenant_id, connection_id, protocol, binding_digest, created_at, expires_at) VALUES \
+         ('saml-request-1', '{}', '{}', 'saml', 'x', '2026-01-01 00:00:00', '2999-01-01 00:00:00')",
         s.owner.tenant_id, s.connection_id
     ));
     let back = format!("{REDIRECT_URI}?code=abc&state=saml-request-1");

@@ -17,6 +17,7 @@ pub mod params;
 pub mod regions;
 pub mod scim;
 pub mod scim_doc;
+pub mod sso_saml;
 pub mod tenants;
 pub mod users;
 pub mod webhooks;
@@ -57,6 +58,7 @@ Every error is an RFC 9457 `application/problem+json` document.",
         (name = "agents", description = "Device agents: enrol the people signed in on a device for an admin's approval; the person completes their profile"),
         (name = "webhooks", description = "Webhooks and the event feed: every change, pushed signed to your endpoints or pulled from a cursor"),
         (name = "audit", description = "The audit log"),
+        (name = "sso", description = "Single sign-on: start a sign-in, the identity providers' return routes, exchange the code"),
         (name = "health", description = "Probes and keys"),
     )
 )]
@@ -227,7 +229,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(api_keys::configure)
         .configure(agents::configure)
         .configure(webhooks::configure)
-        .configure(audit::configure);
+        .configure(audit::configure)
+        .configure(sso_saml::configure);
 }
 
 /// The whole OpenAPI document, as served and committed.

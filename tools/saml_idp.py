@@ -30,7 +30,10 @@ Routes:
   wrong-audience      the Audience is another SP
   wrong-recipient     SubjectConfirmationData Recipient is another URL
   wrong-destination   the Response's Destination is another URL
-  wrong-issuer        the Issuer is another entity
+  wrong-issuer        the Issuer is another entity (response and assertion)
+  wrong-assertion-issuer  only the assertion's Issuer is another entity
+  expired-confirmation    only SubjectConfirmationData ended 10 minutes ago
+  sha1                signed with RSA-SHA1 and SHA-1 digests
   wrong-in-response-to  InResponseTo names a request never made
   idp-error           Status Responder, no assertion
   no-email            NameID transient, no email attribute
@@ -57,11 +60,11 @@ from saml2.saml import NAME_FORMAT_BASIC, NAMEID_FORMAT_EMAILADDRESS, NAMEID_FOR
 from saml2.s_utils import factory
 from saml2.server import Server
 from saml2.sigver import pre_signature_part
-from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+from saml2.xmldsig import DIGEST_SHA1, DIGEST_SHA256, SIG_RSA_SHA1, SIG_RSA_SHA256
 
 KNOBS = {
     "unsigned", "sign-response", "sign-both", "other-key", "expired", "not-yet-valid", "wrong-audience",
-    "wrong-recipient", "wrong-destination", "wrong-issuer", "wrong-in-response-to", "idp-error", "no-email",
+    "wrong-recipient", "wrong-destination", "wrong-issuer", "wrong-assertion-issuer", "expired-confirmation", "sha1", "wrong-in-response-to", "idp-error", "no-email",
     "attribute-email",
 }
 
@@ -150,6 +153,10 @@ class Idp:
         if "expired" in knobs:
             assertion.conditions.not_on_or_after = saml_time(now - timedelta(minutes=10))
             confirmation.not_on_or_after = saml_time(now - timedelta(minutes=10))
+        if "expired-confirmation" in knobs:
+            confirmation.not_on_or_after = saml_time(now - timedelta(minutes=10))
+        if "wrong-assertion-issuer" in knobs:
+            assertion.issuer.text = "https://other-idp.example/metadata"
         if "not-yet-valid" in knobs:
             assertion.conditions.not_before = saml_time(now + timedelta(minutes=10))
         if "wrong-audience" in knobs:
@@ -173,7 +180,10 @@ class Idp:
                 cert = "".join(line for line in f.read().splitlines() if "-----" not in line)
         sign_assertion = "sign-response" not in knobs
         sign_response = "sign-response" in knobs or "sign-both" in knobs
-        parts = dict(public_key=cert, digest_alg=DIGEST_SHA256, sign_alg=SIG_RSA_SHA256)
+        if "sha1" in knobs:
+            parts = dict(public_key=cert, digest_alg=DIGEST_SHA1, sign_alg=SIG_RSA_SHA1)
+        else:
+            parts = dict(public_key=cert, digest_alg=DIGEST_SHA256, sign_alg=SIG_RSA_SHA256)
         if sign_assertion:
             assertion.signature = pre_signature_part(assertion.id, **parts)
         if sign_response:

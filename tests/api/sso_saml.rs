@@ -137,6 +137,9 @@ async fn each_broken_rule_is_refused_with_its_own_reason() {
         ("wrong-recipient", "wrong-recipient"),
         ("wrong-destination", "wrong-destination"),
         ("wrong-issuer", "wrong-issuer"),
+        ("wrong-assertion-issuer", "wrong-issuer"),
+        ("expired-confirmation", "expired"),
+        ("sha1", "bad-signature"),
         ("idp-error", "idp-error"),
         ("no-email", "no-email"),
     ] {

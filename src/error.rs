@@ -85,6 +85,10 @@ pub enum ApiError {
     Forbidden { slug: &'static str, detail: String },
     #[error("{0}")]
     NotFound(String),
+    /// 404 `sso-not-configured`: no single sign-on for this email or connection (the login
+    /// page shows the password form).
+    #[error("{0}")]
+    NoSso(String),
     #[error("{detail}")]
     Conflict { slug: &'static str, detail: String },
     #[error("{0}")]
@@ -134,6 +138,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => ("unauthorized", "Authentication required"),
             ApiError::Forbidden { slug, .. } => (slug, "Forbidden"),
             ApiError::NotFound(_) => ("not-found", "Not found"),
+            ApiError::NoSso(_) => ("sso-not-configured", "Single sign-on not configured"),
             ApiError::Conflict { slug, .. } => (slug, "Conflict"),
             ApiError::PreconditionFailed(_) => ("precondition-failed", "Precondition failed"),
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
@@ -178,7 +183,7 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::NoSso(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -25,7 +25,7 @@ use crate::store::audit::{self, AuditFilter};
 pub struct AuditEventView {
     #[schema(format = Uuid)]
     pub id: String,
-    /// `user`, `api_key` or `platform`.
+    /// `user`, `api_key`, `sso_connection` or `platform`.
     pub actor_type: String,
     /// The user's or the API key's id.
     #[schema(format = Uuid)]

@@ -240,7 +240,7 @@ pub struct SwitchRequest {
     request_body = SwitchRequest,
     responses(
         (status = 200, description = "A token for the tenant", body = TokenResponse),
-        (status = 403, description = "Not an active member of that tenant"),
+        (status = 403, description = "Not an active member of that tenant, or the session came from single sign-on (`sso-session`: it is for its tenant only)"),
     )
 )]
 #[post("/api/v1/auth/switch")]
@@ -264,7 +264,17 @@ pub async fn switch(
     let tenant_id = tenant.tenant();
     let sid = session_of(&who.claims)?.to_string();
     let session = sid.clone();
+    let who_tenant = who.claims.tid.clone();
     let moved = db::run_write(&state.pool, move |conn| {
+        // A session from single sign-on is for its connection's tenant only.
+        if crate::store::sso::session_connection(conn, &session)?.is_some()
+            && who_tenant.as_deref() != Some(tenant_id.as_text().as_str())
+        {
+            return Err(ApiError::forbidden(
+                "sso-session",
+                "this session came from single sign-on and is for its tenant only: sign in to the other tenant on its own",
+            ));
+        }
         sessions::record_login(conn, user_id, Some(tenant_id))?;
         sessions::switch(conn, &session, user_id, tenant_id)
     })

@@ -104,6 +104,10 @@ pub struct SessionView {
     pub user_agent: Option<String>,
     /// The session of the token you called with.
     pub current: bool,
+    /// The SSO connection it came from (it is then for its tenant only); absent after a
+    /// password sign-in.
+    #[schema(format = Uuid)]
+    pub sso_connection_id: Option<String>,
 }
 
 /// Your sessions that are still going.
@@ -133,6 +137,7 @@ pub async fn my_sessions(state: web::Data<AppState>, who: Identity) -> Result<Ht
             expires_at: r.expires_at.and_utc(),
             ip: r.ip,
             user_agent: r.user_agent,
+            sso_connection_id: r.sso_connection_id,
         })
         .collect();
     Ok(HttpResponse::Ok().json(MySessions { items }))

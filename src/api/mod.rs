@@ -17,6 +17,7 @@ pub mod params;
 pub mod regions;
 pub mod scim;
 pub mod scim_doc;
+pub mod sso;
 pub mod sso_saml;
 pub mod tenants;
 pub mod users;
@@ -57,8 +58,8 @@ Every error is an RFC 9457 `application/problem+json` document.",
         (name = "api-keys", description = "API keys: long-lived credentials for a tenant's automation"),
         (name = "agents", description = "Device agents: enrol the people signed in on a device for an admin's approval; the person completes their profile"),
         (name = "webhooks", description = "Webhooks and the event feed: every change, pushed signed to your endpoints or pulled from a cursor"),
+        (name = "sso", description = "Single sign-on: OIDC and SAML connections, verified domains, signing in through a company's identity provider"),
         (name = "audit", description = "The audit log"),
-        (name = "sso", description = "Single sign-on: start a sign-in, the identity providers' return routes, exchange the code"),
         (name = "health", description = "Probes and keys"),
     )
 )]
@@ -229,8 +230,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(api_keys::configure)
         .configure(agents::configure)
         .configure(webhooks::configure)
-        .configure(audit::configure)
-        .configure(sso_saml::configure);
+        .configure(sso::configure)
+        .configure(sso_saml::configure)
+        .configure(audit::configure);
 }
 
 /// The whole OpenAPI document, as served and committed.

@@ -61,7 +61,7 @@ pub fn to_scim(e: &ApiError) -> ScimError {
         ),
         ApiError::Unauthorized(d) => plain(401, None, d.clone()),
         ApiError::Forbidden { detail, .. } => plain(403, None, detail.clone()),
-        ApiError::NotFound(d) => plain(404, None, d.clone()),
+        ApiError::NotFound(d) | ApiError::NoSso(d) => plain(404, None, d.clone()),
         ApiError::Conflict { slug, detail } => {
             let kind = matches!(*slug, "username-taken" | "email-taken" | "already-member").then_some("uniqueness");
             plain(409, kind, detail.clone())

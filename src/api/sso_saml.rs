@@ -115,14 +115,17 @@ pub async fn acs(
         .filter(|v| !v.trim().is_empty())
         .ok_or_else(|| ApiError::Validation(vec![FieldError::new("SAMLResponse", "is required")]))?;
     let outcome = if connection.enabled {
-        saml::complete(&state, &connection, saml_response).await?
+        saml::complete(&state, &connection, saml_response).await.unwrap_or_else(|e| {
+            log::error!("SAML sign-in through connection {}: {e}", connection.id);
+            Err(crate::sso::Refused::new("server-error", "the sign-in could not be completed; try again"))
+        })
     } else {
         Err(crate::sso::Refused::new("connection-disabled", "this SSO connection is turned off"))
     };
     if let Err(refused) = &outcome {
         log::info!("SAML sign-in refused on connection {}: {} ({})", connection.id, refused.reason, refused.detail);
     }
-    Ok(finish(&state, &req, &connection, outcome).await)
+    Ok(crate::api::sso::finish(&state, &req, &connection, outcome).await)
 }
 
 async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, ApiError> {
@@ -137,23 +140,6 @@ async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, ApiError> {
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
-}
-
-/// Stand-in for `crate::api::sso::finish` (the lead's) until it lands on main: the same
-/// signature; it only sends the browser on with the outcome.
-async fn finish(
-    state: &AppState,
-    _req: &HttpRequest,
-    _connection: &ConnectionRow,
-    outcome: Result<crate::sso::Asserted, crate::sso::Refused>,
-) -> HttpResponse {
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    match outcome {
-        Ok(asserted) => query.append_pair("code", &format!("stand-in:{}", asserted.email)),
-        Err(refused) => query.append_pair("error", refused.reason).append_pair("error_description", &refused.detail),
-    };
-    let location = format!("{}/sso/callback?{}", state.config.app_url.trim_end_matches('/'), query.finish());
-    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
 }
 
 pub fn configure(cfg: &mut ServiceConfig) {

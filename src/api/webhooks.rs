@@ -227,7 +227,7 @@ pub struct DeliveryListParams {
 /// Who did it.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct EventActor {
-    /// `user`, `api_key` or `platform`.
+    /// `user`, `api_key`, `sso_connection` or `platform`.
     #[serde(rename = "type")]
     pub actor_type: String,
     pub id: Option<String>,

@@ -418,6 +418,17 @@ impl TenantAccess {
         run_write_checked(self, db, f).await
     }
 
+    /// Checks now that the caller may do `action`, and hands the access back for the work
+    /// itself. For a handler whose input checks call out (SSO discovery, metadata by URL): an
+    /// unauthorised caller must not make Roster call anywhere.
+    pub async fn require(self, db: &db::Db, action: crate::auth::policy::TenantAction) -> Result<Self, ApiError> {
+        db::run(db, move |conn| {
+            self.authorize(conn)?.actor().require(action)?;
+            Ok(self)
+        })
+        .await
+    }
+
     /// Checks the caller now, for handlers that need the context before their database work.
     pub async fn check(self, db: &db::Db) -> Result<TenantContext, ApiError> {
         let ctx = db::run(db, move |conn| self.authorize(conn)).await?;

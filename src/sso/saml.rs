@@ -82,7 +82,7 @@ const NAME_ATTRIBUTES: &[&str] = &[
 pub struct IdpMetadata {
     pub entity_id: String,
     /// The SingleSignOnService location for the HTTP-Redirect binding.
-    pub sso_redirect_url: String,
+    pub sso_url: String,
     /// The signing certificates (DER), at least one.
     pub signing_certs: Vec<Vec<u8>>,
 }
@@ -117,14 +117,13 @@ pub fn read_metadata(xml: &str) -> Result<IdpMetadata, String> {
     if !idp.attribute("protocolSupportEnumeration").is_some_and(|p| p.split_whitespace().any(|p| p == NS_SAMLP)) {
         return Err("the IDPSSODescriptor does not list the SAML 2.0 protocol in protocolSupportEnumeration".into());
     }
-    let sso_redirect_url = children(idp, NS_MD, "SingleSignOnService")
+    let sso_url = children(idp, NS_MD, "SingleSignOnService")
         .find(|s| s.attribute("Binding") == Some(BINDING_REDIRECT))
         .and_then(|s| s.attribute("Location"))
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .ok_or("the IDPSSODescriptor has no SingleSignOnService with the HTTP-Redirect binding")?;
-    let sso_redirect_url =
-        url_ok(sso_redirect_url).map_err(|e| format!("the HTTP-Redirect SingleSignOnService {e}"))?;
+    let sso_url = url_ok(sso_url).map_err(|e| format!("the HTTP-Redirect SingleSignOnService {e}"))?;
     let mut signing_certs = Vec::new();
     for key in children(idp, NS_MD, "KeyDescriptor") {
         // `use` absent means the key serves both signing and encryption.
@@ -142,7 +141,7 @@ pub fn read_metadata(xml: &str) -> Result<IdpMetadata, String> {
     if signing_certs.is_empty() {
         return Err("the IDPSSODescriptor has no signing certificate (KeyDescriptor with an X509Certificate)".into());
     }
-    Ok(IdpMetadata { entity_id, sso_redirect_url, signing_certs })
+    Ok(IdpMetadata { entity_id, sso_url, signing_certs })
 }
 
 fn url_ok(raw: &str) -> Result<String, String> {

@@ -18,6 +18,8 @@ pub enum AuditActor {
     /// An API key: its id and name.
     ApiKey(String, String),
     Platform,
+    /// An SSO connection (a just-in-time member, a refused sign-in): its id and name.
+    SsoConnection(String, String),
 }
 
 pub struct AuditEntry<'a> {
@@ -63,6 +65,7 @@ pub(in crate::store) fn record_raw(
         AuditActor::User(u) => ("user", Some(u.as_text()), None),
         AuditActor::ApiKey(id, name) => ("api_key", Some(id), Some(name)),
         AuditActor::Platform => ("platform", None, None),
+        AuditActor::SsoConnection(id, name) => ("sso_connection", Some(id), Some(name)),
     };
     let row = AuditRow {
         id: uuid::Uuid::now_v7().hyphenated().to_string(),

@@ -75,6 +75,10 @@ pub const EVENT_TYPES: &[&str] = &[
     "group.deleted",
     "group.role_mapping_changed",
     "scim_settings.updated",
+    "sso_connection.created",
+    "sso_connection.updated",
+    "sso_connection.deleted",
+    "sso.sign_in_refused",
 ];
 
 /// Whether a type or pattern names event types: an exact type, `prefix.*`, or `*`.

@@ -1,14 +1,16 @@
 //! Clearing out what nothing reads any more: sessions over for a week (their rotated refresh
 //! tokens go with them), reset tokens a day past expiry, delivered or abandoned email after 30
 //! days, and events and finished webhook deliveries past the feed's retention
-//! (`ROSTER_EVENT_RETENTION_DAYS`). Runs in the background on every instance; each pass is idempotent.
+//! (`ROSTER_EVENT_RETENTION_DAYS`), and single sign-on's pending sign-ins, one-minute codes
+//! and seen assertion ids once they have expired. Runs in the background on every instance; each pass is idempotent.
 
 use chrono::Duration;
 use diesel::prelude::*;
 
 use crate::config::SessionLimits;
 use crate::db::schema::{
-    events::dsl as ev, outbox::dsl as o, password_resets::dsl as r, sessions::dsl as s, webhook_deliveries::dsl as d,
+    events::dsl as ev, outbox::dsl as o, password_resets::dsl as r, sessions::dsl as s, sso_assertions::dsl as sa,
+    sso_codes::dsl as sc, sso_requests::dsl as sr, webhook_deliveries::dsl as d,
 };
 use crate::db::{AnyConnection, write_tx};
 use crate::domain::now;
@@ -22,6 +24,8 @@ pub struct Pruned {
     pub emails: usize,
     pub events: usize,
     pub deliveries: usize,
+    /// SSO's expired pending sign-ins, codes and assertion ids.
+    pub sso: usize,
 }
 
 /// How long things are kept.
@@ -51,7 +55,10 @@ pub fn prune(conn: &mut AnyConnection, keep: Retention) -> Result<Pruned, ApiErr
             d::webhook_deliveries.filter(d::status.ne("pending")).filter(d::created_at.lt(events_before)),
         )
         .execute(conn)?;
-        Ok(Pruned { sessions, reset_tokens, emails, events, deliveries })
+        let sso = diesel::delete(sr::sso_requests.filter(sr::expires_at.lt(at))).execute(conn)?
+            + diesel::delete(sc::sso_codes.filter(sc::expires_at.lt(at))).execute(conn)?
+            + diesel::delete(sa::sso_assertions.filter(sa::expires_at.lt(at))).execute(conn)?;
+        Ok(Pruned { sessions, reset_tokens, emails, events, deliveries, sso })
     })
 }
 

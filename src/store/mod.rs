@@ -26,6 +26,7 @@ pub mod resets;
 pub mod scim;
 pub mod sessions;
 pub mod sso;
+pub mod sso_connections;
 pub mod tenants;
 pub mod webhooks;
 

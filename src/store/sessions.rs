@@ -259,6 +259,7 @@ pub struct SessionRow {
     pub created_at: NaiveDateTime,
     pub last_used_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
+    pub sso_connection_id: Option<String>,
 }
 
 /// A new session's id and its first refresh token (shown once).

@@ -23,6 +23,7 @@ mod saml_harness;
 mod scim;
 mod secrets;
 mod sessions;
+mod sso;
 mod sso_saml;
 mod tenants;
 mod webhooks;

@@ -4,13 +4,14 @@
 //! route, and the ACS over HTTP (replay, unsolicited, another connection's request).
 
 use chrono::Utc;
+use reqwest::Method;
 use reqwest::StatusCode;
+use roster::sso::Refused;
 use roster::sso::saml::{self, CheckedResponse, Expected};
-use roster::sso::{Refused, SamlSettings};
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, spawn_app};
-use crate::saml_harness::{IdpPost, SamlIdp, post_to_acs};
+use crate::helpers::{Persona, TestApp, assert_problem, spawn_app};
+use crate::saml_harness::{AcsAnswer, IdpPost, SamlIdp, post_to_acs};
 
 const PUBLIC_URL: &str = "http://roster.test";
 
@@ -32,7 +33,7 @@ impl Setup {
         idp.register_sp(&saml::sp_metadata(&sp_entity_id, &acs_url)).await;
         let expected =
             Expected { idp_entity_id: metadata.entity_id, idp_certs: metadata.signing_certs, sp_entity_id, acs_url };
-        Self { idp, idp_sso_url: metadata.sso_redirect_url, expected }
+        Self { idp, idp_sso_url: metadata.sso_url, expected }
     }
 
     /// A fresh AuthnRequest answered by the IdP for `login`, misbehaving as told.
@@ -248,53 +249,74 @@ async fn metadata_is_read_with_what_is_missing_named() {
 
 // ---------------------------------------------------------------- the routes
 
-/// A SAML connection on `tenant` for `idp`, written directly (the connection routes are the
-/// lead's; this keeps the ACS tests independent of them).
-async fn saml_connection(app: &TestApp, tenant: &str, id: &str, idp: &SamlIdp, enabled: bool) {
-    let xml = idp.metadata().await;
-    let md = saml::read_metadata(&xml).unwrap();
-    let settings = SamlSettings {
-        idp_metadata_xml: xml,
-        idp_metadata_url: Some(idp.metadata_url()),
-        idp_entity_id: md.entity_id,
-        idp_sso_url: md.sso_redirect_url,
-    };
-    let settings = serde_json::to_string(&settings).unwrap().replace('\'', "''");
+/// Marks `domain` verified for `tenant` (a stand-in for the DNS challenge until
+/// tests/api/dns_harness.rs is on this branch: the same rows `POST .../verify` writes).
+fn verified_domain(app: &TestApp, tenant: &str, domain: &str) {
+    let id = uuid::Uuid::now_v7().hyphenated().to_string();
+    let at = Utc::now().naive_utc().format("%Y-%m-%d %H:%M:%S%.6f");
     app.execute_sql(&format!(
-        "INSERT INTO sso_connections (tenant_id, id, protocol, name, enabled, settings, jit_enabled, jit_role, \
-         jit_regions, created_by, created_at, updated_at) VALUES ('{tenant}', '{id}', 'saml', 'Test IdP', {enabled}, \
-         '{settings}', false, 'viewer', '[]', 'test', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+        "INSERT INTO tenant_domains (tenant_id, id, domain, challenge_token, verified_at, created_at, updated_at) \
+         VALUES ('{tenant}', '{id}', '{domain}', 'test', '{at}', '{at}', '{at}')"
+    ));
+    app.execute_sql(&format!(
+        "INSERT INTO domain_claims (domain, tenant_id, domain_id, claimed_at) VALUES ('{domain}', '{tenant}', '{id}', '{at}')"
     ));
 }
 
-/// A pending sign-in as `saml::begin` records it (the start route is the lead's).
-fn pending_request(app: &TestApp, tenant: &str, connection: &str, request_id: &str) {
-    app.execute_sql(&format!(
-        "INSERT INTO sso_requests (id, tenant_id, connection_id, protocol, created_at, expires_at) VALUES \
-         ('{request_id}', '{tenant}', '{connection}', 'saml', '2026-01-01 00:00:00', '2099-01-01 00:00:00')"
-    ));
+/// A SAML connection of `owner`'s tenant for `idp`, made through the connection routes; the IdP
+/// gets Roster's SP metadata from Roster's route, as its admin would. Answers the connection.
+async fn connect(app: &TestApp, owner: &Persona, idp: &SamlIdp, just_in_time: bool) -> Value {
+    let body = json!({"protocol": "saml", "name": "Test IdP",
+        "saml": {"idp_metadata_xml": idp.metadata().await},
+        "just_in_time": {"enabled": just_in_time, "role": "viewer"}});
+    let url = format!("/api/v1/tenants/{}/sso/connections", owner.tenant_id);
+    let res = app.send_json(Method::POST, &url, &owner.token, body).await;
+    assert_eq!(res.status(), StatusCode::CREATED, "{}", res.text().await.unwrap());
+    let connection: Value = res.json().await.unwrap();
+    assert_eq!(connection["saml"]["idp_entity_id"], idp.metadata_url());
+    let id = connection["id"].as_str().unwrap();
+    let res = app.client.get(format!("{}/api/v1/sso/saml/{id}/metadata", app.address)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    idp.register_sp(&res.text().await.unwrap()).await;
+    connection
 }
 
-async fn tenant(app: &TestApp, owner: &str) -> String {
-    let created: Value = app.create_tenant("SAML Co", owner, "enterprise").await;
-    created["tenant_id"].as_str().unwrap().to_string()
+/// `POST /auth/sso/start`: the IdP URL the browser is sent to.
+async fn start(app: &TestApp, body: Value) -> String {
+    let res = app.request(Method::POST, "/api/v1/auth/sso/start", None).json(&body).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+    let started: Value = res.json().await.unwrap();
+    assert_eq!(started["protocol"], "saml");
+    started["redirect_url"].as_str().unwrap().to_string()
+}
+
+/// The whole browser round: start (by email), the IdP, the ACS.
+async fn sign_in(app: &TestApp, idp: &SamlIdp, email: &str, misbehave: &[&str]) -> (IdpPost, AcsAnswer) {
+    let redirect_url = start(app, json!({"email": email})).await;
+    assert!(redirect_url.starts_with(&format!("{}/sso/redirect?SAMLRequest=", idp.base)), "{redirect_url}");
+    let post = idp.sign_in(&redirect_url, email, misbehave).await;
+    let answer = post_to_acs(app, &post).await;
+    (post, answer)
+}
+
+async fn exchange(app: &TestApp, code: &str) -> reqwest::Response {
+    app.request(Method::POST, "/api/v1/auth/sso/exchange", None).json(&json!({"code": code})).send().await.unwrap()
 }
 
 #[tokio::test]
 async fn sp_metadata_route_serves_the_connections_entity_and_acs() {
     let app = spawn_app().await;
     let idp = SamlIdp::start();
-    let t = tenant(&app, "owner@corp.example").await;
-    saml_connection(&app, &t, "conn-md-route", &idp, true).await;
-    let res = app.client.get(format!("{}/api/v1/sso/saml/conn-md-route/metadata", app.address)).send().await.unwrap();
+    let owner = app.new_owner("plus").await;
+    let connection = connect(&app, &owner, &idp, false).await;
+    let id = connection["id"].as_str().unwrap();
+    let res = app.client.get(format!("{}/api/v1/sso/saml/{id}/metadata", app.address)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-type"], "application/samlmetadata+xml");
     let xml = res.text().await.unwrap();
-    assert!(xml.contains(r#"entityID="http://roster.test/api/v1/sso/saml/conn-md-route/metadata""#), "{xml}");
-    assert!(xml.contains(r#"Location="http://roster.test/api/v1/sso/saml/conn-md-route/acs""#), "{xml}");
+    assert!(xml.contains(&format!(r#"entityID="{}""#, connection["saml"]["sp_entity_id"].as_str().unwrap())), "{xml}");
+    assert!(xml.contains(&format!(r#"Location="{}""#, connection["saml"]["acs_url"].as_str().unwrap())), "{xml}");
     assert!(xml.contains(r#"WantAssertionsSigned="true""#) && xml.contains(r#"AuthnRequestsSigned="false""#));
-    // The IdP takes it as an SP's metadata.
-    idp.register_sp(&xml).await;
 
     let res = app.client.get(format!("{}/api/v1/sso/saml/no-such/metadata", app.address)).send().await.unwrap();
     assert_problem(res, 404).await;
@@ -306,54 +328,187 @@ async fn sp_metadata_route_serves_the_connections_entity_and_acs() {
         .await
         .unwrap();
     assert_problem(res, 404).await;
-    let acs = format!("{}/api/v1/sso/saml/conn-md-route/acs", app.address);
+    let acs = format!("{}/api/v1/sso/saml/{id}/acs", app.address);
     let res = app.client.post(&acs).form(&[("RelayState", "x")]).send().await.unwrap();
     let problem = assert_problem(res, 422).await;
     assert_eq!(problem["errors"][0]["field"], "SAMLResponse");
-    let res = app.client.post(&acs).json(&serde_json::json!({"SAMLResponse": "x"})).send().await.unwrap();
+    let res = app.client.post(&acs).json(&json!({"SAMLResponse": "x"})).send().await.unwrap();
     assert_problem(res, 415).await;
     let big = "A".repeat(1024 * 1024 + 10);
     let res = app.client.post(&acs).form(&[("SAMLResponse", big.as_str())]).send().await.unwrap();
     assert_problem(res, 413).await;
+    // Not base64, not a response: refused back to the frontend, not a server error.
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let res = browser.post(&acs).form(&[("SAMLResponse", "%%%")]).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(res.headers()["location"].to_str().unwrap().contains("error=invalid-response"));
 }
 
-/// The ACS over HTTP: the first post of an answer to a request this server made goes through;
-/// the same response again is a replay; an answer to a request never made, or made for another
-/// connection, is unsolicited; a disabled connection refuses.
+/// The whole flow: start by email, the IdP's sign-in, the ACS, the code exchanged for the same
+/// token answer as a password sign-in, for the connection's tenant; a newcomer just in time.
 #[tokio::test]
-async fn acs_takes_each_request_and_assertion_once_and_only_for_its_connection() {
+async fn a_member_and_a_newcomer_sign_in_through_the_idp_and_exchange_the_code() {
     let app = spawn_app().await;
-    let t = tenant(&app, "owner@corp.example").await;
-    let setup = Setup::new("conn-acs").await;
-    saml_connection(&app, &t, "conn-acs", &setup.idp, true).await;
+    let idp = SamlIdp::start();
+    let owner = app.new_owner("plus").await;
+    verified_domain(&app, &owner.tenant_id, "corp.example");
+    connect(&app, &owner, &idp, true).await;
+    let member =
+        app.add_member(&owner, json!({"email": "ann@corp.example", "full_name": "Ann Lee", "role": "operator"})).await;
 
-    let (request_id, post) = setup.respond("ann@corp.example", &[]).await;
-    pending_request(&app, &t, "conn-acs", &request_id);
-    let first = post_to_acs(&app, &post).await;
-    first.code();
-    let again = post_to_acs(&app, &post).await;
-    assert_eq!(again.error(), "replayed-assertion");
+    let (_, answer) = sign_in(&app, &idp, "ann@corp.example", &[]).await;
+    let location = answer.location.clone().unwrap();
+    assert!(location.starts_with(&format!("{}/sso/callback?code=", app_url(&app))), "{location}");
+    let res = exchange(&app, &answer.code()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let tokens: Value = res.json().await.unwrap();
+    assert_eq!(tokens["tenant_id"], owner.tenant_id.as_str());
+    let me: Value = app.get("/api/v1/me", tokens["access_token"].as_str().unwrap()).await.json().await.unwrap();
+    assert_eq!(me["id"], member.as_str(), "{me}");
+    // The code works once.
+    assert_problem(exchange(&app, &answer.code()).await, 401).await;
 
-    // Never requested: the IdP answers an id this server never made.
-    let (_, post) = setup.respond("ann@corp.example", &["wrong-in-response-to"]).await;
+    // Signed the other way round (the response signed, not the assertion): the same.
+    let (_, answer) = sign_in(&app, &idp, "ann@corp.example", &["sign-response"]).await;
+    assert_eq!(exchange(&app, &answer.code()).await.status(), StatusCode::OK);
+
+    // A newcomer of the verified domain becomes a viewer just in time.
+    let before = app.member_count(&owner).await;
+    let (_, answer) = sign_in(&app, &idp, "new.person@corp.example", &[]).await;
+    assert_eq!(exchange(&app, &answer.code()).await.status(), StatusCode::OK);
+    assert_eq!(app.member_count(&owner).await, before + 1);
+}
+
+/// `ROSTER_APP_URL` in the tests' configuration (tests/api/helpers.rs).
+fn app_url(_app: &TestApp) -> &'static str {
+    "http://app.roster.test"
+}
+
+/// Every refusal the issue names, end to end: what the browser is told, and that no code was
+/// given.
+#[tokio::test]
+async fn refusals_through_the_acs_give_no_code() {
+    let app = spawn_app().await;
+    let idp = SamlIdp::start();
+    let owner = app.new_owner("plus").await;
+    verified_domain(&app, &owner.tenant_id, "corp.example");
+    connect(&app, &owner, &idp, true).await;
+
+    for (misbehave, reason) in [
+        ("expired", "expired"),
+        ("unsigned", "unsigned"),
+        ("wrong-audience", "wrong-audience"),
+        ("wrong-in-response-to", "unsolicited"),
+    ] {
+        let (_, answer) = sign_in(&app, &idp, "ann@corp.example", &[misbehave]).await;
+        assert_eq!(answer.error(), reason, "{misbehave}: {:?}", answer.param("error_description"));
+        assert!(answer.param("code").is_none());
+    }
+
+    // Replayed: the same response posted twice.
+    let (post, answer) = sign_in(&app, &idp, "ann@corp.example", &[]).await;
+    answer.code();
+    assert_eq!(post_to_acs(&app, &post).await.error(), "replayed-assertion");
+
+    // Wrapped: a second, unsigned assertion for someone else beside the signed one.
+    let (post, _) = {
+        let redirect_url = start(&app, json!({"email": "ann@corp.example"})).await;
+        let post = idp.sign_in(&redirect_url, "ann@corp.example", &[]).await;
+        (post, ())
+    };
+    let xml = post.xml();
+    let (s, e) = only_span(&xml, "Assertion");
+    let evil = forged(&xml[s..e], &assertion_id(&xml[s..e]), "_evil");
+    let wrapped = format!("{}{evil}{}", &xml[..s], &xml[s..]);
+    assert_eq!(post_to_acs(&app, &post.with_xml(&wrapped)).await.error(), "invalid-response");
+    // ... and the untouched response still signs Ann in: the request was not used up.
+    post_to_acs(&app, &post).await.code();
+
+    // A response to a request never made: the IdP's answer to another SP's request id.
+    let id = format!("_{}", uuid::Uuid::now_v7().simple());
+    let connection_id = app
+        .get(&format!("/api/v1/tenants/{}/sso/connections", owner.tenant_id), &owner.token)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = saml::authn_request_url(
+        &format!("{}/sso/redirect", idp.base),
+        &saml::sp_entity_id(PUBLIC_URL, &connection_id),
+        &saml::acs_url(PUBLIC_URL, &connection_id),
+        &id,
+        Utc::now(),
+    )
+    .unwrap();
+    let post = idp.sign_in(&url, "ann@corp.example", &[]).await;
     assert_eq!(post_to_acs(&app, &post).await.error(), "unsolicited");
-    // A request made for another connection of the same tenant.
-    let other = SamlIdp::start();
-    saml_connection(&app, &t, "conn-acs-other", &other, true).await;
-    let (request_id, post) = setup.respond("ann@corp.example", &[]).await;
-    pending_request(&app, &t, "conn-acs-other", &request_id);
-    assert_eq!(post_to_acs(&app, &post).await.error(), "unsolicited");
 
-    // Refusals reach the browser as `error` and `error_description`.
-    let (request_id, post) = setup.respond("ann@corp.example", &["expired"]).await;
-    pending_request(&app, &t, "conn-acs", &request_id);
+    // An email outside the tenant's verified domains.
+    let idp_post = {
+        let redirect_url = start(&app, json!({"email": "ann@corp.example"})).await;
+        idp.sign_in(&redirect_url, "eve@elsewhere.example", &[]).await
+    };
+    let answer = post_to_acs(&app, &idp_post).await;
+    assert_eq!(answer.error(), "email-outside-verified-domains");
+}
+
+/// A request made for one connection cannot be answered through another: tenant B's IdP
+/// answers (correctly signed, for B's ACS) the request id Roster made for tenant A's connection.
+#[tokio::test]
+async fn a_request_is_answered_only_through_the_connection_that_made_it() {
+    let app = spawn_app().await;
+    let (idp_a, idp_b) = (SamlIdp::start(), SamlIdp::start());
+    let a = app.new_owner("plus").await;
+    let b = app.new_owner("plus").await;
+    verified_domain(&app, &a.tenant_id, "corp.example");
+    verified_domain(&app, &b.tenant_id, "other.example");
+    connect(&app, &a, &idp_a, true).await;
+    let connection_b = connect(&app, &b, &idp_b, true).await;
+    let redirect_url = start(&app, json!({"email": "ann@corp.example"})).await;
+    let request_id = form_urlencoded::parse(redirect_url.split_once('?').unwrap().1.as_bytes())
+        .find(|(k, _)| k == "RelayState")
+        .map(|(_, v)| v.into_owned())
+        .expect("RelayState carries the request id");
+    let b_id = connection_b["id"].as_str().unwrap();
+    let url = saml::authn_request_url(
+        &format!("{}/sso/redirect", idp_b.base),
+        &saml::sp_entity_id(PUBLIC_URL, b_id),
+        &saml::acs_url(PUBLIC_URL, b_id),
+        &request_id,
+        Utc::now(),
+    )
+    .unwrap();
+    let post = idp_b.sign_in(&url, "bo@other.example", &[]).await;
+    assert_eq!(post_to_acs(&app, &post).await.error(), "unsolicited");
+    // The same IdP and person, through B's own request: signed in.
+    let redirect_url = start(&app, json!({"email": "bo@other.example"})).await;
+    let post = idp_b.sign_in(&redirect_url, "bo@other.example", &[]).await;
+    post_to_acs(&app, &post).await.code();
+}
+
+/// Tenant A's IdP asserts the email of a member of tenant B (B verified that domain): refused,
+/// and nothing in B signs in.
+#[tokio::test]
+async fn an_idp_of_one_tenant_cannot_sign_in_another_tenants_member() {
+    let app = spawn_app().await;
+    let idp_a = SamlIdp::start();
+    let a = app.new_owner("plus").await;
+    let b = app.new_owner("plus").await;
+    verified_domain(&app, &a.tenant_id, "corp.example");
+    verified_domain(&app, &b.tenant_id, "other.example");
+    connect(&app, &a, &idp_a, true).await;
+    app.add_member(&b, json!({"email": "bob@other.example", "full_name": "Bob Roe", "role": "operator"})).await;
+
+    let redirect_url = start(&app, json!({"email": "someone@corp.example"})).await;
+    let post = idp_a.sign_in(&redirect_url, "bob@other.example", &[]).await;
     let answer = post_to_acs(&app, &post).await;
-    assert_eq!(answer.error(), "expired");
-    assert!(answer.location.as_deref().unwrap().contains("/sso/callback?"));
-    assert!(answer.param("error_description").is_some());
-
-    app.execute_sql("UPDATE sso_connections SET enabled = false WHERE id = 'conn-acs'");
-    let (request_id, post) = setup.respond("ann@corp.example", &[]).await;
-    pending_request(&app, &t, "conn-acs", &request_id);
-    assert_eq!(post_to_acs(&app, &post).await.error(), "connection-disabled");
+    assert_eq!(answer.error(), "email-outside-verified-domains");
+    assert!(answer.param("code").is_none());
+    assert_eq!(app.member_count(&a).await, 1, "nobody joined A");
+    // B's member did not come by a session either: B has no SSO connection to have used.
+    let refusals = app.audit_events(&a, "sso.*").await;
+    assert!(refusals.iter().any(|e| e.to_string().contains("email-outside-verified-domains")), "{refusals:?}");
 }

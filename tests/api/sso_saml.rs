@@ -348,11 +348,7 @@ async fn sp_metadata_route_serves_the_connections_entity_and_acs() {
 /// token answer as a password sign-in, for the connection's tenant; a newcomer just in time.
 #[tokio::test]
 async fn a_member_and_a_newcomer_sign_in_through_the_idp_and_exchange_the_code() {
-    let app = spawn_app().await;
-    let idp = SamlIdp::start();
-    let owner = app.new_owner("plus").await;
-    verified_domain(&app, &owner.tenant_id, "corp.example");
-    connect(&app, &owner, &idp, true).await;
+    let (app, idp, owner) = corp_with_idp().await;
     let member =
         app.add_member(&owner, json!({"email": "ann@corp.example", "full_name": "Ann Lee", "role": "operator"})).await;
 
@@ -379,6 +375,30 @@ async fn a_member_and_a_newcomer_sign_in_through_the_idp_and_exchange_the_code()
     assert_eq!(app.member_count(&owner).await, before + 1);
 }
 
+/// A tenant that verified corp.example, with a SAML connection (just in time on) to its IdP.
+async fn corp_with_idp() -> (TestApp, SamlIdp, Persona) {
+    let app = spawn_app().await;
+    let idp = SamlIdp::start();
+    let owner = app.new_owner("plus").await;
+    verified_domain(&app, &owner.tenant_id, "corp.example");
+    connect(&app, &owner, &idp, true).await;
+    (app, idp, owner)
+}
+
+/// The IdP's answer, for `login`, to an AuthnRequest with `request_id` made as if by
+/// `connection_id`, but never through Roster's start route.
+async fn answer_outside_roster(idp: &SamlIdp, connection_id: &str, request_id: &str, login: &str) -> IdpPost {
+    let url = saml::authn_request_url(
+        &format!("{}/sso/redirect", idp.base),
+        &saml::sp_entity_id(PUBLIC_URL, connection_id),
+        &saml::acs_url(PUBLIC_URL, connection_id),
+        request_id,
+        Utc::now(),
+    )
+    .unwrap();
+    idp.sign_in(&url, login, &[]).await
+}
+
 /// `ROSTER_APP_URL` in the tests' configuration (tests/api/helpers.rs).
 fn app_url(_app: &TestApp) -> &'static str {
     "http://app.roster.test"
@@ -388,11 +408,7 @@ fn app_url(_app: &TestApp) -> &'static str {
 /// given.
 #[tokio::test]
 async fn refusals_through_the_acs_give_no_code() {
-    let app = spawn_app().await;
-    let idp = SamlIdp::start();
-    let owner = app.new_owner("plus").await;
-    verified_domain(&app, &owner.tenant_id, "corp.example");
-    connect(&app, &owner, &idp, true).await;
+    let (app, idp, owner) = corp_with_idp().await;
 
     for (misbehave, reason) in [
         ("expired", "expired"),
@@ -435,15 +451,7 @@ async fn refusals_through_the_acs_give_no_code() {
         .as_str()
         .unwrap()
         .to_string();
-    let url = saml::authn_request_url(
-        &format!("{}/sso/redirect", idp.base),
-        &saml::sp_entity_id(PUBLIC_URL, &connection_id),
-        &saml::acs_url(PUBLIC_URL, &connection_id),
-        &id,
-        Utc::now(),
-    )
-    .unwrap();
-    let post = idp.sign_in(&url, "ann@corp.example", &[]).await;
+    let post = answer_outside_roster(&idp, &connection_id, &id, "ann@corp.example").await;
     assert_eq!(post_to_acs(&app, &post).await.error(), "unsolicited");
 
     // An email outside the tenant's verified domains.
@@ -473,15 +481,7 @@ async fn a_request_is_answered_only_through_the_connection_that_made_it() {
         .map(|(_, v)| v.into_owned())
         .expect("RelayState carries the request id");
     let b_id = connection_b["id"].as_str().unwrap();
-    let url = saml::authn_request_url(
-        &format!("{}/sso/redirect", idp_b.base),
-        &saml::sp_entity_id(PUBLIC_URL, b_id),
-        &saml::acs_url(PUBLIC_URL, b_id),
-        &request_id,
-        Utc::now(),
-    )
-    .unwrap();
-    let post = idp_b.sign_in(&url, "bo@other.example", &[]).await;
+    let post = answer_outside_roster(&idp_b, b_id, &request_id, "bo@other.example").await;
     assert_eq!(post_to_acs(&app, &post).await.error(), "unsolicited");
     // The same IdP and person, through B's own request: signed in.
     let redirect_url = start(&app, json!({"email": "bo@other.example"})).await;

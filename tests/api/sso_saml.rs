@@ -185,6 +185,12 @@ async fn a_tampered_or_wrapped_response_never_yields_the_attackers_email() {
     let tampered = xml.replace("ann@corp.example", "mallory@corp.example");
     assert_eq!(setup.check(&post.with_xml(&tampered)).unwrap_err().reason, "bad-signature");
 
+    // A DTD (entity expansion, external entities): refused before any XML library expands it.
+    let body = xml.trim_start_matches(|c| c != '<');
+    let body = if body.starts_with("<?xml") { &body[body.find("?>").unwrap() + 2..] } else { body };
+    let with_dtd = format!("<!DOCTYPE r [<!ENTITY x \"ann@corp.example\">]>{body}");
+    assert_eq!(setup.check(&post.with_xml(&with_dtd)).unwrap_err().reason, "invalid-response");
+
     // Signature removed: nothing is signed any more.
     let mut stripped = xml.clone();
     for (s, e) in spans(&xml, "Signature").into_iter().rev() {

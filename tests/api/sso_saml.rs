@@ -467,6 +467,11 @@ async fn refusals_through_the_acs_give_no_code() {
     };
     let answer = post_to_acs(&app, &idp_post).await;
     assert_eq!(answer.error(), "email-outside-verified-domains");
+    // A connection turned off while the browser was at the IdP.
+    let redirect_url = start(&app, json!({"email": "ann@corp.example"})).await;
+    let post = idp.sign_in(&redirect_url, "ann@corp.example", &[]).await;
+    app.execute_sql(&format!("UPDATE sso_connections SET enabled = false WHERE tenant_id = '{}'", owner.tenant_id));
+    assert_eq!(post_to_acs(&app, &post).await.error(), "connection-disabled");
 }
 
 /// A request made for one connection cannot be answered through another: tenant B's IdP

@@ -29,6 +29,9 @@ pub struct AppState {
     pub outbound_policy: crate::outbound::OutboundPolicy,
     /// Woken when a request queues a webhook delivery (a test, a retry).
     pub webhook_queued: tokio::sync::Notify,
+    /// Domain verification's resolver (`ROSTER_DNS_RESOLVER`, else the system's), built on
+    /// first use and kept for the process (`sso::dns`).
+    pub dns: crate::sso::dns::TxtResolver,
 }
 
 impl AppState {
@@ -50,6 +53,7 @@ impl AppState {
         let lists = ListCache::new(config.list_cache_bytes);
         let limits = crate::auth::rate_limit::RateLimits::new(&config);
         let config_hosts = config.webhook_allowed_hosts.clone();
+        let dns = crate::sso::dns::TxtResolver::new(config.dns_resolver.as_deref())?;
         Ok(Self {
             config: Arc::new(config),
             pool,
@@ -61,6 +65,7 @@ impl AppState {
             limits,
             outbound_policy: crate::outbound::OutboundPolicy::new(&config_hosts),
             webhook_queued: tokio::sync::Notify::new(),
+            dns,
         })
     }
 }

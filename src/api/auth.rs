@@ -17,6 +17,7 @@ use crate::domain::password::check_policy;
 use crate::domain::{EmailAddress, TenantId, UserId};
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
+use crate::store::domains::{self, sso_required};
 use crate::store::resets;
 use crate::store::sessions::{self, EndReason, TenantMembership};
 
@@ -152,6 +153,10 @@ fn bad_credentials() -> ApiError {
 /// even to the right password; an owner or admin can clear the lock.
 ///
 /// The answer starts a session: `refresh_token` gets new access tokens at `POST /auth/refresh`.
+///
+/// A tenant that requires single sign-on for the person's email domain is not reachable with
+/// a password (owners keep theirs unless the tenant says otherwise): it is left out of
+/// `tenants`, and asking for it, or having no other tenant, answers 403 `sso-required`.
 #[utoipa::path(
     tag = "auth",
     security(()),
@@ -159,7 +164,7 @@ fn bad_credentials() -> ApiError {
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
         (status = 401, description = "Wrong email or password"),
-        (status = 403, description = "No active membership in the requested tenant, or none at all"),
+        (status = 403, description = "No active membership in the requested tenant, or none at all (`no-membership`); or the requested tenant (or every tenant of the person) requires SSO for the person's email domain (`sso-required`: use `POST /api/v1/auth/sso/start`)"),
         (status = 422, description = "A field is missing or too long"),
         (status = 429, description = "Too many sign-in attempts from your address; `Retry-After` says when to try again"),
     )
@@ -195,7 +200,20 @@ pub async fn login(
         return Err(bad_credentials());
     }
     let user_id: UserId = user.id.parse().map_err(|_| ApiError::internal("stored user id is invalid"))?;
-    let memberships = db::run(&state.pool, move |conn| sessions::active_memberships(conn, user_id)).await?;
+    // Only now, with the password proven, does the SSO requirement speak: a guesser learns
+    // nothing from it. Tenants requiring SSO for this address drop out of the password's reach.
+    let email = user.email.clone();
+    let (memberships, refused) = db::run(&state.pool, move |conn| {
+        let all = sessions::active_memberships(conn, user_id)?;
+        domains::split_by_sso_requirement(conn, &email, all, None)
+    })
+    .await?;
+    if let Some(enforcing) = refused.iter().find(|m| body.tenant_id.is_some_and(|t| t.as_text() == m.tenant_id)) {
+        return Err(sso_login_refused(enforcing));
+    }
+    if let (true, Some(enforcing)) = (memberships.is_empty(), refused.first()) {
+        return Err(sso_login_refused(enforcing));
+    }
     let tenant = match body.tenant_id {
         Some(wanted) => Some(
             memberships
@@ -220,6 +238,15 @@ pub async fn login(
     Ok(no_store(response))
 }
 
+/// 403 `sso-required` for a password sign-in into `tenant`, which requires SSO for the person.
+fn sso_login_refused(tenant: &TenantMembership) -> ApiError {
+    sso_required(format!(
+        "{} requires single sign-on (SSO) for your email address: sign in through your organisation's identity provider \
+         (POST /api/v1/auth/sso/start with your email), not with a password",
+        tenant.tenant_name
+    ))
+}
+
 pub(crate) fn no_store(response: TokenResponse) -> HttpResponse {
     HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(response)
 }
@@ -240,7 +267,7 @@ pub struct SwitchRequest {
     request_body = SwitchRequest,
     responses(
         (status = 200, description = "A token for the tenant", body = TokenResponse),
-        (status = 403, description = "Not an active member of that tenant, or the session came from single sign-on (`sso-session`: it is for its tenant only)"),
+        (status = 403, description = "Not an active member of that tenant (`no-membership`); the session came from single sign-on, which is for its tenant only (`sso-session`); or the tenant requires SSO for your email domain and this session did not come from its SSO (`sso-required`)"),
     )
 )]
 #[post("/api/v1/auth/switch")]
@@ -250,25 +277,30 @@ pub async fn switch(
     body: crate::api::json::Json<SwitchRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let user_id = who.user_id;
-    let (user, memberships) = db::run(&state.pool, move |conn| {
+    let sid = session_of(&who.claims)?.to_string();
+    let probe = sid.clone();
+    let (user, memberships, refused) = db::run(&state.pool, move |conn| {
         let user = sessions::find_by_id(conn, user_id)?
             .ok_or_else(|| ApiError::Unauthorized("the account no longer exists".into()))?;
-        Ok((user, sessions::active_memberships(conn, user_id)?))
+        let all = sessions::active_memberships(conn, user_id)?;
+        let (usable, refused) = domains::split_by_sso_requirement(conn, &user.email, all, Some(&probe))?;
+        Ok((user, usable, refused))
     })
     .await?;
     let wanted = body.tenant_id.as_text();
+    if let Some(enforcing) = refused.iter().find(|m| m.tenant_id == wanted) {
+        return Err(sso_login_refused(enforcing));
+    }
     let tenant = memberships
         .iter()
         .find(|m| m.tenant_id == wanted)
         .ok_or_else(|| ApiError::forbidden("no-membership", "you are not an active member of that tenant"))?;
     let tenant_id = tenant.tenant();
-    let sid = session_of(&who.claims)?.to_string();
     let session = sid.clone();
-    let who_tenant = who.claims.tid.clone();
     let moved = db::run_write(&state.pool, move |conn| {
         // A session from single sign-on is for its connection's tenant only.
-        if crate::store::sso::session_connection(conn, &session)?.is_some()
-            && who_tenant.as_deref() != Some(tenant_id.as_text().as_str())
+        if let Some((_, acting_in)) = crate::store::sso::session_connection(conn, &session)?
+            && acting_in.as_deref() != Some(tenant_id.as_text().as_str())
         {
             return Err(ApiError::forbidden(
                 "sso-session",
@@ -322,10 +354,13 @@ pub async fn change_password(
     let who = who.0;
     let body = body.into_inner();
     let user_id = who.user_id;
+    let probe = who.claims.sid.clone();
     let (user, memberships, min_length) = db::run(&state.pool, move |conn| {
         let user = sessions::find_by_id(conn, user_id)?
             .ok_or_else(|| ApiError::Unauthorized("the account no longer exists".into()))?;
-        let memberships = sessions::active_memberships(conn, user_id)?;
+        let all = sessions::active_memberships(conn, user_id)?;
+        // The new session reaches only what this one may (the SSO requirement stands).
+        let (memberships, _) = domains::split_by_sso_requirement(conn, &user.email, all, probe.as_deref())?;
         let min = crate::store::tenants::strictest_min_length(conn, user_id)?;
         Ok((user, memberships, min))
     })
@@ -392,6 +427,7 @@ fn refresh_refused(detail: &str) -> ApiError {
     responses(
         (status = 200, description = "A new access token and refresh token", body = TokenResponse),
         (status = 401, description = "The refresh token is not a live one: empty, malformed, unknown, already used (the session is now ended), or its session has ended or run out. Sign in again"),
+        (status = 403, description = "The session's tenant now requires SSO for your email domain and the session came from a password (`sso-required`); the session is ended"),
         (status = 422, description = "The body is not an object with a string `refresh_token`"),
     )
 )]
@@ -423,12 +459,22 @@ pub async fn refresh(
             ));
         }
     };
-    let (user, memberships) = db::run(&state.pool, move |conn| {
-        let user = sessions::find_by_id(conn, user_id)?;
-        Ok((user, sessions::active_memberships(conn, user_id)?))
+    let probe = session_id.clone();
+    let (user, memberships, refused) = db::run(&state.pool, move |conn| {
+        let Some(user) = sessions::find_by_id(conn, user_id)? else { return Ok((None, Vec::new(), Vec::new())) };
+        let all = sessions::active_memberships(conn, user_id)?;
+        let (usable, refused) = domains::split_by_sso_requirement(conn, &user.email, all, Some(&probe))?;
+        Ok((Some(user), usable, refused))
     })
     .await?;
     let user = user.ok_or_else(|| refresh_refused("the account no longer exists"))?;
+    // A password session in a tenant that has since required SSO goes no further there.
+    if let Some(enforcing) = refused.iter().find(|m| tenant_id.as_deref() == Some(m.tenant_id.as_str())) {
+        let (sid, meta) = (session_id.clone(), RequestMeta::from_request(&req));
+        db::run_write(&state.pool, move |conn| sessions::end_own(conn, user_id, &sid, EndReason::SsoRequired, &meta))
+            .await?;
+        return Err(sso_login_refused(enforcing));
+    }
     let tenant = match &tenant_id {
         Some(tid) => Some(memberships.iter().find(|m| &m.tenant_id == tid).ok_or_else(|| {
             refresh_refused("you are no longer an active member of this session's tenant; sign in again")
@@ -496,6 +542,7 @@ pub struct Notice {
     request_body = PasswordResetRequest,
     responses(
         (status = 202, description = "Accepted; an email follows if the account exists", body = Notice),
+        (status = 403, description = "The address's domain is verified by a tenant that requires SSO (`sso-required`), whether or not an account uses it"),
         (status = 422, description = "The body is not valid"),
         (status = 429, description = "Too many reset requests from your address; `Retry-After` says when to try again"),
     )
@@ -508,6 +555,16 @@ pub async fn request_password_reset(
 ) -> Result<HttpResponse, ApiError> {
     state.limits.reset.check(&client_key(&req))?;
     let email = body.into_inner().email.trim().to_lowercase();
+    // An address in a domain whose tenant requires SSO: refused on the domain alone, before
+    // any account is looked up, so the answer is the same whether one exists.
+    let probe = email.clone();
+    if db::run(&state.pool, move |conn| domains::enforcement_for_email(conn, &probe)).await?.is_some() {
+        let domain = crate::sso::email_domain(&email).unwrap_or_default();
+        return Err(sso_required(format!(
+            "addresses at {domain} sign in with single sign-on (SSO), so their passwords are not reset here: \
+             sign in through your organisation's identity provider (POST /api/v1/auth/sso/start with your email)"
+        )));
+    }
     // Past the allowance for this address, the answer is the same and no email is sent.
     if state.limits.recipient_emails.try_take(&email).is_err() {
         log::warn!("reset emails to one address are over their hourly allowance; none sent");

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod contract;
 pub mod departments;
+pub mod domains;
 pub mod groups;
 pub mod health;
 pub mod invitations;
@@ -231,6 +232,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(agents::configure)
         .configure(webhooks::configure)
         .configure(sso::configure)
+        .configure(domains::configure)
         .configure(sso_saml::configure)
         .configure(audit::configure);
 }

@@ -193,6 +193,12 @@ pub struct TenantSettings {
     /// Minimum password length for members (8 or more).
     #[schema(example = 12)]
     pub password_min_length: i32,
+    /// Members whose email lies in one of the tenant's verified domains sign in with SSO only:
+    /// their password sign-in into this tenant, and a self-service reset for such an address,
+    /// answer 403 `sso-required`.
+    pub sso_required: bool,
+    /// With `sso_required`, owners too (otherwise owners keep their password).
+    pub sso_required_for_owners: bool,
 }
 
 /// A tenant.
@@ -235,6 +241,8 @@ impl From<TenantRecord> for TenantView {
             settings: TenantSettings {
                 admins_can_manage_users: r.admins_can_manage_users,
                 password_min_length: r.password_min_length,
+                sso_required: r.sso_required,
+                sso_required_for_owners: r.sso_required_for_owners,
             },
             version: r.version,
             created_at: r.created_at.and_utc(),
@@ -270,6 +278,10 @@ pub struct TenantSettingsPatch {
     pub admins_can_manage_users: Option<bool>,
     #[schema(minimum = 8, maximum = 128)]
     pub password_min_length: Option<i32>,
+    /// Turning it on needs a verified domain and an enabled SSO connection (409 `sso-not-ready`
+    /// otherwise). Owners only, like every SSO setting.
+    pub sso_required: Option<bool>,
+    pub sso_required_for_owners: Option<bool>,
 }
 
 /// Fields to change; absent fields stay as they are.
@@ -303,7 +315,7 @@ pub struct TenantPatchRequest {
         (status = 200, body = TenantView, headers(("ETag" = String))),
         (status = 403, description = "Only owners change the tenant"),
         (status = 404, description = "No such tenant for you"),
-        (status = 409, description = "The new seat limit is below the seats in use"),
+        (status = 409, description = "The new seat limit is below the seats in use, or SSO cannot be required yet (`sso-not-ready`: no verified domain or no enabled connection)"),
         (status = 412, description = "If-Match is stale"),
         (status = 422, description = "Invalid fields"),
     )
@@ -341,6 +353,8 @@ pub async fn update_tenant(
         billing_owner_id: body.billing_owner_id,
         admins_can_manage_users: settings.admins_can_manage_users,
         password_min_length: settings.password_min_length,
+        sso_required: settings.sso_required,
+        sso_required_for_owners: settings.sso_required_for_owners,
     };
     Ok(tenant_response(
         access.run_write(&state.pool, move |conn, ctx| tenants::update(conn, ctx, patch, version)).await?,

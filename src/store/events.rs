@@ -79,6 +79,10 @@ pub const EVENT_TYPES: &[&str] = &[
     "sso_connection.updated",
     "sso_connection.deleted",
     "sso.sign_in_refused",
+    "domain.added",
+    "domain.verified",
+    "domain.verification_failed",
+    "domain.removed",
 ];
 
 /// Whether a type or pattern names event types: an exact type, `prefix.*`, or `*`.

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod bulk;
 pub mod cursor;
 pub mod departments;
+pub mod domains;
 pub mod enrollments;
 pub mod events;
 pub mod groups;

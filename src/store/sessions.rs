@@ -230,6 +230,8 @@ pub enum EndReason {
     PasswordChanged,
     /// A refresh token of the session was presented again after it had been exchanged.
     RefreshTokenReused,
+    /// A password session whose tenant has since required SSO for the person's domain.
+    SsoRequired,
 }
 
 impl EndReason {
@@ -241,6 +243,7 @@ impl EndReason {
             EndReason::MemberDisabled => "member_disabled",
             EndReason::PasswordChanged => "password_changed",
             EndReason::RefreshTokenReused => "refresh_token_reused",
+            EndReason::SsoRequired => "sso_required",
         }
     }
 }

@@ -430,12 +430,13 @@ pub fn exchange(
     })
 }
 
-/// The connection a session came from, if it came from SSO (it is then for its tenant only).
-pub fn session_connection(conn: &mut AnyConnection, session: &str) -> Result<Option<String>, ApiError> {
-    Ok(s::sessions
-        .filter(s::id.eq(session))
-        .select(s::sso_connection_id)
-        .first::<Option<String>>(conn)
-        .optional()?
-        .flatten())
+/// The connection a session came from and the tenant it acts in, if it came from SSO (it is
+/// then for that tenant only).
+pub fn session_connection(
+    conn: &mut AnyConnection,
+    session: &str,
+) -> Result<Option<(String, Option<String>)>, ApiError> {
+    let row: Option<(Option<String>, Option<String>)> =
+        s::sessions.filter(s::id.eq(session)).select((s::sso_connection_id, s::tenant_id)).first(conn).optional()?;
+    Ok(row.and_then(|(connection, tenant)| connection.map(|c| (c, tenant))))
 }

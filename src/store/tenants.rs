@@ -188,6 +188,10 @@ pub struct TenantPatch {
     pub billing_owner_id: Option<UserId>,
     pub admins_can_manage_users: Option<bool>,
     pub password_min_length: Option<i32>,
+    /// Members whose email is in a verified domain must sign in with SSO (`ManageSso`).
+    pub sso_required: Option<bool>,
+    /// ... owners too (`ManageSso`).
+    pub sso_required_for_owners: Option<bool>,
 }
 
 pub fn update(
@@ -197,10 +201,22 @@ pub fn update(
     if_match: Option<i32>,
 ) -> Result<TenantRecord, ApiError> {
     ctx.actor().require(TenantAction::ManageTenant)?;
+    if patch.sso_required.is_some() || patch.sso_required_for_owners.is_some() {
+        ctx.actor().require(TenantAction::ManageSso)?;
+    }
     let tenant = ctx.tenant_text();
     super::tenant_write(conn, ctx, |conn| {
         let before = load(conn, &tenant)?;
         super::check_version("tenant", before.row.version, if_match)?;
+        if patch.sso_required == Some(true) && !before.row.sso_required {
+            let missing = super::domains::missing_for_sso_required(conn, &tenant)?;
+            if !missing.is_empty() {
+                return Err(ApiError::conflict(
+                    "sso-not-ready",
+                    format!("requiring SSO needs {} first", missing.join(" and ")),
+                ));
+            }
+        }
         if let Some(owner) = patch.billing_owner_id {
             let is_owner = m::memberships
                 .filter(m::tenant_id.eq(&tenant))
@@ -232,6 +248,12 @@ pub fn update(
         if let Some(v) = patch.password_min_length {
             row.password_min_length = v;
         }
+        if let Some(v) = patch.sso_required {
+            row.sso_required = v;
+        }
+        if let Some(v) = patch.sso_required_for_owners {
+            row.sso_required_for_owners = v;
+        }
         let after = TenantRecord { row, seats_used: before.seats_used };
         if let Some(limit) = after.seat_limit().map(i64::from).filter(|l| *l < before.seats_used) {
             return Err(ApiError::conflict(
@@ -250,6 +272,8 @@ pub fn update(
                 t::billing_owner_id.eq(&after.row.billing_owner_id),
                 t::admins_can_manage_users.eq(after.row.admins_can_manage_users),
                 t::password_min_length.eq(after.row.password_min_length),
+                t::sso_required.eq(after.row.sso_required),
+                t::sso_required_for_owners.eq(after.row.sso_required_for_owners),
                 t::version.eq(t::version + 1),
                 t::updated_at.eq(now()),
             ))
@@ -257,7 +281,8 @@ pub fn update(
         let state = |r: &TenantRow| {
             json!({"name": r.name, "plan": r.plan, "seat_limit_override": r.seat_limit_override,
                    "billing_owner_id": r.billing_owner_id, "admins_can_manage_users": r.admins_can_manage_users,
-                   "password_min_length": r.password_min_length})
+                   "password_min_length": r.password_min_length, "sso_required": r.sso_required,
+                   "sso_required_for_owners": r.sso_required_for_owners})
         };
         audit::record(
             conn,

@@ -11,35 +11,24 @@ use reqwest::StatusCode;
 
 use crate::helpers::TestApp;
 
-/// The venv's Python, once it is known to import pysaml2 and xmlsec1 is there; fails (never
-/// skips) saying how to get them.
+/// The tools venv's Python (tests/api/dns_harness.rs finds it), once it is known to import
+/// pysaml2 and xmlsec1 is there; fails (never skips) saying how to get them.
 fn idp_python() -> PathBuf {
-    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-            let venv = std::env::var_os("ROSTER_TOOLS_VENV")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| root.join("target/tools-venv"));
-            let python = venv.join("bin/python");
-            let how = "run the tests with ./test, which installs them (tools/deps.sh; see the README, \"Test it\")";
-            assert!(
-                python.exists(),
-                "the SAML tests need the venv {} with pysaml2 (tools/requirements.txt), and it is missing: {how}",
-                venv.display()
-            );
-            let imports = Command::new(&python)
-                .args(["-c", "import saml2"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(imports, "{} cannot import saml2 (pysaml2): {how}", python.display());
-            let xmlsec1 = Command::new("xmlsec1").arg("--version").stdout(Stdio::null()).status();
-            assert!(xmlsec1.is_ok_and(|s| s.success()), "the SAML tests need Debian's xmlsec1: {how}");
-            python
-        })
-        .clone()
+    static CHECKED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    let python = crate::dns_harness::tools_python();
+    CHECKED.get_or_init(|| {
+        let how = "run the tests with ./test, which installs them (tools/deps.sh; see the README, \"Test it\")";
+        let imports = Command::new(&python)
+            .args(["-c", "import saml2"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(imports, "{} cannot import saml2 (pysaml2, tools/requirements.txt): {how}", python.display());
+        let xmlsec1 = Command::new("xmlsec1").arg("--version").stdout(Stdio::null()).status();
+        assert!(xmlsec1.is_ok_and(|s| s.success()), "the SAML tests need Debian's xmlsec1: {how}");
+    });
+    python
 }
 
 /// `tools/saml_idp.py`, running.

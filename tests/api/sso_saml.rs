@@ -10,7 +10,8 @@ use roster::sso::Refused;
 use roster::sso::saml::{self, CheckedResponse, Expected};
 use serde_json::{Value, json};
 
-use crate::helpers::{Persona, TestApp, assert_problem, spawn_app};
+use crate::dns_harness::{DnsServer, verify_domain};
+use crate::helpers::{Persona, TestApp, assert_problem, spawn_app, spawn_app_with};
 use crate::saml_harness::{AcsAnswer, IdpPost, SamlIdp, post_to_acs};
 
 const PUBLIC_URL: &str = "http://roster.test";
@@ -255,18 +256,11 @@ async fn metadata_is_read_with_what_is_missing_named() {
 
 // ---------------------------------------------------------------- the routes
 
-/// Marks `domain` verified for `tenant` (a stand-in for the DNS challenge until
-/// tests/api/dns_harness.rs is on this branch: the same rows `POST .../verify` writes).
-fn verified_domain(app: &TestApp, tenant: &str, domain: &str) {
-    let id = uuid::Uuid::now_v7().hyphenated().to_string();
-    let at = Utc::now().naive_utc().format("%Y-%m-%d %H:%M:%S%.6f");
-    app.execute_sql(&format!(
-        "INSERT INTO tenant_domains (tenant_id, id, domain, challenge_token, verified_at, created_at, updated_at) \
-         VALUES ('{tenant}', '{id}', '{domain}', 'test', '{at}', '{at}', '{at}')"
-    ));
-    app.execute_sql(&format!(
-        "INSERT INTO domain_claims (domain, tenant_id, domain_id, claimed_at) VALUES ('{domain}', '{tenant}', '{id}', '{at}')"
-    ));
+/// The app, with its DNS lookups going to a test DNS server (domain verification).
+async fn spawn_with_dns() -> (TestApp, DnsServer) {
+    let dns = DnsServer::start();
+    let app = spawn_app_with(|c| dns.configure(c)).await;
+    (app, dns)
 }
 
 /// A SAML connection of `owner`'s tenant for `idp`, made through the connection routes; the IdP
@@ -354,7 +348,7 @@ async fn sp_metadata_route_serves_the_connections_entity_and_acs() {
 /// token answer as a password sign-in, for the connection's tenant; a newcomer just in time.
 #[tokio::test]
 async fn a_member_and_a_newcomer_sign_in_through_the_idp_and_exchange_the_code() {
-    let (app, idp, owner) = corp_with_idp().await;
+    let (app, _dns, idp, owner) = corp_with_idp().await;
     let member =
         app.add_member(&owner, json!({"email": "ann@corp.example", "full_name": "Ann Lee", "role": "operator"})).await;
 
@@ -382,13 +376,13 @@ async fn a_member_and_a_newcomer_sign_in_through_the_idp_and_exchange_the_code()
 }
 
 /// A tenant that verified corp.example, with a SAML connection (just in time on) to its IdP.
-async fn corp_with_idp() -> (TestApp, SamlIdp, Persona) {
-    let app = spawn_app().await;
+async fn corp_with_idp() -> (TestApp, DnsServer, SamlIdp, Persona) {
+    let (app, dns) = spawn_with_dns().await;
     let idp = SamlIdp::start();
     let owner = app.new_owner("plus").await;
-    verified_domain(&app, &owner.tenant_id, "corp.example");
+    verify_domain(&app, &dns, &owner, "corp.example").await;
     connect(&app, &owner, &idp, true).await;
-    (app, idp, owner)
+    (app, dns, idp, owner)
 }
 
 /// The IdP's answer, for `login`, to an AuthnRequest with `request_id` made as if by
@@ -414,7 +408,7 @@ fn app_url(_app: &TestApp) -> &'static str {
 /// given.
 #[tokio::test]
 async fn refusals_through_the_acs_give_no_code() {
-    let (app, idp, owner) = corp_with_idp().await;
+    let (app, _dns, idp, owner) = corp_with_idp().await;
 
     for (misbehave, reason) in [
         ("expired", "expired"),
@@ -478,12 +472,12 @@ async fn refusals_through_the_acs_give_no_code() {
 /// answers (correctly signed, for B's ACS) the request id Roster made for tenant A's connection.
 #[tokio::test]
 async fn a_request_is_answered_only_through_the_connection_that_made_it() {
-    let app = spawn_app().await;
+    let (app, dns) = spawn_with_dns().await;
     let (idp_a, idp_b) = (SamlIdp::start(), SamlIdp::start());
     let a = app.new_owner("plus").await;
     let b = app.new_owner("plus").await;
-    verified_domain(&app, &a.tenant_id, "corp.example");
-    verified_domain(&app, &b.tenant_id, "other.example");
+    verify_domain(&app, &dns, &a, "corp.example").await;
+    verify_domain(&app, &dns, &b, "other.example").await;
     connect(&app, &a, &idp_a, true).await;
     let connection_b = connect(&app, &b, &idp_b, true).await;
     let redirect_url = start(&app, json!({"email": "ann@corp.example"})).await;
@@ -504,12 +498,12 @@ async fn a_request_is_answered_only_through_the_connection_that_made_it() {
 /// and nothing in B signs in.
 #[tokio::test]
 async fn an_idp_of_one_tenant_cannot_sign_in_another_tenants_member() {
-    let app = spawn_app().await;
+    let (app, dns) = spawn_with_dns().await;
     let idp_a = SamlIdp::start();
     let a = app.new_owner("plus").await;
     let b = app.new_owner("plus").await;
-    verified_domain(&app, &a.tenant_id, "corp.example");
-    verified_domain(&app, &b.tenant_id, "other.example");
+    verify_domain(&app, &dns, &a, "corp.example").await;
+    verify_domain(&app, &dns, &b, "other.example").await;
     connect(&app, &a, &idp_a, true).await;
     app.add_member(&b, json!({"email": "bob@other.example", "full_name": "Bob Roe", "role": "operator"})).await;
 

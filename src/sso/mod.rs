@@ -6,6 +6,7 @@
 //! `api::sso::finish`.
 
 pub mod dns;
+pub mod http;
 pub mod oidc;
 pub mod saml;
 

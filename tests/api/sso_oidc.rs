@@ -436,3 +436,88 @@ async fn the_idp_of_tenant_a_cannot_sign_in_a_member_of_tenant_b() {
     assert!(!a_users.to_string().contains("beta.test"), "bob did not join A: {a_users}");
     assert_eq!(s.app.audit_events(&b, "sso.sign_in_refused").await.len(), 0, "refusals are A's");
 }
+
+#[tokio::test]
+async fn a_connection_is_read_changed_and_deleted_without_its_secret_ever_leaving() {
+    let s = setup().await;
+    let url = format!("{}/{}", connections(&s.owner.tenant_id), s.connection_id);
+    let secret = s.provider.client_secret.clone();
+    let shows_no_secret = |text: &str| assert!(!text.contains(&secret), "the client secret leaked: {text}");
+
+    let res = s.app.get(&url, &s.owner.token).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let etag = res.headers()["etag"].to_str().unwrap().to_string();
+    let text = res.text().await.unwrap();
+    shows_no_secret(&text);
+    let read: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(read["oidc"]["client_secret_set"], true);
+    assert_eq!(read["just_in_time"], json!({"enabled": true, "role": "viewer", "region_ids": []}));
+    let list = s.app.get(&connections(&s.owner.tenant_id), &s.owner.token).await.text().await.unwrap();
+    shows_no_secret(&list);
+    // At rest it is sealed too.
+    let stored = s.app.execute_sql(&format!(
+        "UPDATE sso_connections SET name = name WHERE id = '{}' AND sealed_secret LIKE '%{secret}%'",
+        s.connection_id
+    ));
+    assert_eq!(stored, 0, "the secret is stored in the clear");
+
+    // Rename, turn just in time off, a new secret: answered without it, audited before and after.
+    let body = json!({"name": "Okta (prod)", "oidc": {"client_secret": "a-new-secret-value"},
+        "just_in_time": {"enabled": false}});
+    let res =
+        s.app.request(Method::PATCH, &url, Some(&s.owner.token)).header("if-match", &etag).json(&body).send().await;
+    let res = res.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = res.text().await.unwrap();
+    assert!(!text.contains("a-new-secret-value"), "{text}");
+    let changed: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(changed["name"], "Okta (prod)");
+    assert_eq!(changed["version"], 2);
+    assert_eq!(changed["just_in_time"]["enabled"], false);
+    // The new secret is the one used: the provider refuses it, so the sign-in fails at the token step.
+    assert_eq!(refused_reason(&s.sign_in(&Login::email("ann@acme.test")).await), "token-exchange-failed");
+    // A stale If-Match: 412, nothing changed.
+    let res = s
+        .app
+        .request(Method::PATCH, &url, Some(&s.owner.token))
+        .header("if-match", &etag)
+        .json(&json!({"enabled": false}));
+    assert_problem(res.send().await.unwrap(), 412).await;
+    let updates = s.app.audit_events(&s.owner, "sso_connection.updated").await;
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0]["before"]["name"], "Test IdP");
+    assert_eq!(updates[0]["after"]["name"], "Okta (prod)");
+    let audit = serde_json::to_string(&s.app.audit_events(&s.owner, "sso_connection.created").await).unwrap();
+    shows_no_secret(&audit);
+
+    // Turned off: start finds no SSO for the domain.
+    let res = s.app.send_json(Method::PATCH, &url, &s.owner.token, json!({"enabled": false})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = s.app.request(Method::POST, "/api/v1/auth/sso/start", None).json(&json!({"email": "ann@acme.test"}));
+    assert_problem(res.send().await.unwrap(), 404).await;
+
+    // Deleted: gone, audited.
+    let res = s.app.request(Method::DELETE, &url, Some(&s.owner.token)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_problem(s.app.get(&url, &s.owner.token).await, 404).await;
+    assert_eq!(s.app.audit_events(&s.owner, "sso_connection.deleted").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_tenant_that_requires_sso_keeps_an_enabled_connection() {
+    let s = setup().await;
+    let tenant = format!("/api/v1/tenants/{}", s.owner.tenant_id);
+    let res =
+        s.app.send_json(Method::PATCH, &tenant, &s.owner.token, json!({"settings": {"sso_required": true}})).await;
+    assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+    let url = format!("{}/{}", connections(&s.owner.tenant_id), s.connection_id);
+    let problem =
+        assert_problem(s.app.send_json(Method::PATCH, &url, &s.owner.token, json!({"enabled": false})).await, 409)
+            .await;
+    assert!(problem["detail"].as_str().unwrap().contains("sso_required"), "{problem}");
+    let res = s.app.request(Method::DELETE, &url, Some(&s.owner.token)).send().await.unwrap();
+    assert_problem(res, 409).await;
+    let read: Value = s.app.get(&url, &s.owner.token).await.json().await.unwrap();
+    assert_eq!(read["enabled"], true);
+    assert_eq!(read["version"], 1);
+}

@@ -521,3 +521,74 @@ async fn a_tenant_that_requires_sso_keeps_an_enabled_connection() {
     assert_eq!(read["enabled"], true);
     assert_eq!(read["version"], 1);
 }
+
+#[tokio::test]
+async fn just_in_time_stops_at_the_seat_limit() {
+    let s = setup().await;
+    let tenant = format!("/api/v1/tenants/{}", s.owner.tenant_id);
+    let res = s.app.send_json(Method::PATCH, &tenant, &s.owner.token, json!({"seat_limit": 1})).await;
+    assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+    let before = s.app.member_count(&s.owner).await;
+    assert_eq!(refused_reason(&s.sign_in(&Login::email("nina@acme.test")).await), "seat-limit");
+    assert_eq!(s.app.member_count(&s.owner).await, before, "nobody was added");
+    let refused = s.app.audit_events(&s.owner, "sso.sign_in_refused").await;
+    assert_eq!(refused[0]["after"]["reason"], "seat-limit", "{refused:?}");
+    assert_eq!(refused[0]["actor_type"], "sso_connection", "{refused:?}");
+}
+
+#[tokio::test]
+async fn an_identity_of_another_tenant_joins_just_in_time_and_keeps_everything_it_had() {
+    let s = setup().await;
+    // Bo belongs to another tenant, with his own name and password.
+    let other = s.app.new_owner("plus").await;
+    let created =
+        s.app.post_member(&other, json!({"email": "bo@acme.test", "full_name": "Bo Original", "role": "admin"})).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    let password = created["temporary_password"].as_str().unwrap().to_string();
+
+    // Tenant A's provider vouches for him under another name: he joins A as a viewer.
+    let login = Login { name: Some("Mallory Renamed".into()), ..Login::email("bo@acme.test") };
+    let tokens = s.signed_in(&login).await;
+    assert_eq!(tokens["tenant_id"], s.owner.tenant_id.as_str());
+    assert_eq!(tokens["tenants"].as_array().unwrap().len(), 1, "the SSO session is for A only: {tokens}");
+    assert_eq!(tokens["tenants"][0]["role"], "viewer");
+    let me: Value = s.app.get("/api/v1/me", tokens["access_token"].as_str().unwrap()).await.json().await.unwrap();
+    assert_eq!(me["full_name"], "Bo Original", "nothing of the identity changes");
+
+    // The session is A's only: no switching into B with it.
+    let res = s
+        .app
+        .send_json(
+            Method::POST,
+            "/api/v1/auth/switch",
+            tokens["access_token"].as_str().unwrap(),
+            json!({"tenant_id": other.tenant_id}),
+        )
+        .await;
+    let problem = assert_problem(res, 403).await;
+    assert!(problem["type"].as_str().unwrap().ends_with(":sso-session"), "{problem}");
+
+    // His password and his place in B are as they were.
+    let signed = s.app.login_ok("bo@acme.test", &password, Some(&other.tenant_id)).await;
+    assert_eq!(signed["tenants"].as_array().unwrap().len(), 2, "{signed}");
+    let in_b: Value = s
+        .app
+        .get(&format!("/api/v1/tenants/{}/users/{}", other.tenant_id, created["id"].as_str().unwrap()), &other.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((in_b["role"].as_str(), in_b["full_name"].as_str()), (Some("admin"), Some("Bo Original")), "{in_b}");
+}
+
+#[tokio::test]
+async fn a_disabled_member_is_refused() {
+    let s = setup().await;
+    let ann =
+        s.app.add_member(&s.owner, json!({"email": "ann@acme.test", "full_name": "Ann", "role": "operator"})).await;
+    assert_eq!(s.app.set_status(&s.owner, &ann, "disabled").await.status(), StatusCode::OK);
+    assert_eq!(refused_reason(&s.sign_in(&Login::email("ann@acme.test")).await), "member-not-active");
+    let refused = s.app.audit_events(&s.owner, "sso.sign_in_refused").await;
+    assert_eq!(refused[0]["after"]["email"], "ann@acme.test");
+}

@@ -76,6 +76,8 @@ struct QuerySpec {
     validator: Option<Validator>,
     /// The operation asks for a bearer token.
     secured: bool,
+    /// Any query is let through to the handler.
+    open: bool,
 }
 
 static CONTRACT: OnceLock<Contract> = OnceLock::new();
@@ -104,17 +106,19 @@ impl Contract {
         }
         let mut paths = Vec::new();
         if let Some(items) = doc.get("paths").and_then(Value::as_object) {
-            // `/scim/v2` checks its own requests and answers in SCIM's error format; the OIDC
-            // callback takes whatever an identity provider appends (providers add their own
-            // parameters) and answers the browser with a redirect, never a problem.
-            let own_checks = |t: &str| t.starts_with("/scim/") || t == "/api/v1/sso/oidc/callback";
-            for (template, item) in items.iter().filter(|(t, _)| !own_checks(t)) {
+            // `/scim/v2` checks its own requests and answers in SCIM's error format.
+            for (template, item) in items.iter().filter(|(t, _)| !t.starts_with("/scim/")) {
                 let segments =
                     template.split('/').map(|s| if s.starts_with('{') { None } else { Some(s.to_string()) }).collect();
                 let mut methods = HashMap::new();
                 for method in ["get", "put", "post", "delete", "options", "head", "patch", "trace"] {
                     if let Some(op) = item.get(method) {
-                        methods.insert(method.to_ascii_uppercase(), QuerySpec::new(op, &components));
+                        let mut spec = QuerySpec::new(op, &components);
+                        // The OIDC callback takes whatever an identity provider appends
+                        // (providers add their own parameters) and answers the browser with a
+                        // redirect, never a problem.
+                        spec.open = template == "/api/v1/sso/oidc/callback";
+                        methods.insert(method.to_ascii_uppercase(), spec);
                     }
                 }
                 paths.push(PathEntry { template: template.clone(), segments, methods, shadowed_by: Vec::new() });
@@ -183,7 +187,7 @@ impl Contract {
     }
 
     fn check_query(&self, spec: &QuerySpec, query: &str) -> Result<(), ApiError> {
-        if query.is_empty() && !spec.has_required {
+        if spec.open || (query.is_empty() && !spec.has_required) {
             return Ok(());
         }
         let pairs = match actix_web::web::Query::<Vec<(String, String)>>::from_query(query) {
@@ -254,7 +258,7 @@ impl QuerySpec {
             .get("security")
             .and_then(Value::as_array)
             .is_some_and(|reqs| reqs.iter().any(|r| r.as_object().is_some_and(|o| !o.is_empty())));
-        QuerySpec { params, has_required, validator, secured }
+        QuerySpec { params, has_required, validator, secured, open: false }
     }
 }
 

@@ -21,6 +21,7 @@ mod members;
 mod openapi;
 mod org;
 mod policy;
+mod rate_limits;
 mod scim;
 mod secrets;
 mod sessions;

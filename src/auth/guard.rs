@@ -342,7 +342,7 @@ impl TenantAccess {
             ));
         }
         if let Some(limit) = limit {
-            limit.0.check_here(&key.id)?;
+            limit.0.check_on(conn, &key.id)?;
         }
         let role = Role::parse(&key.role).ok_or_else(|| ApiError::internal("stored role is invalid"))?;
         let scope = scope_of(conn, &tenant, role, &key.region_ids())?;
@@ -546,7 +546,7 @@ impl AgentAccess {
             ));
         }
         if let Some(limit) = &self.limit {
-            limit.0.check_here(&key.id)?;
+            limit.0.check_on(conn, &key.id)?;
         }
         let role = Role::parse(&key.role).ok_or_else(|| ApiError::internal("stored role is invalid"))?;
         let regions = key.region_ids().iter().map(|r| parse_stored(r)).collect();
@@ -608,7 +608,7 @@ impl ScimAccess {
             ));
         }
         if let Some(limit) = &self.limit {
-            limit.0.check_here(&key.id)?;
+            limit.0.check_on(conn, &key.id)?;
         }
         let touch_key = key.last_used_at.is_none_or(|t| at - t >= chrono::TimeDelta::seconds(60));
         Ok(TenantContext {

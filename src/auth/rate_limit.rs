@@ -92,10 +92,22 @@ impl Limit {
         })
     }
 
-    /// [`Limit::check`] on this instance's state alone, for a caller without a database
-    /// round trip to spare (the API key guard).
-    pub fn check_here(&self, key: &str) -> Result<(), ApiError> {
-        self.take_here(key, NonZeroU32::MIN).map_err(|refused| match refused {
+    /// [`Limit::check`] on a connection the caller already holds, outside any transaction
+    /// (the API key guard, which checks the key on it): the shared state costs one statement
+    /// there and no further round trip.
+    pub fn check_on(&self, conn: &mut db::AnyConnection, key: &str) -> Result<(), ApiError> {
+        let n = NonZeroU32::MIN;
+        let taken = match self.shared_take(key, n) {
+            Some(take) if conn.kind() == BackendKind::Postgres => match take_shared(conn, &take) {
+                Ok(wait) => fitted(wait),
+                Err(e) => {
+                    log::warn!("shared rate limit unavailable, this instance's applies: {e}");
+                    self.take_here(key, n)
+                }
+            },
+            _ => self.take_here(key, n),
+        };
+        taken.map_err(|refused| match refused {
             Refused::Wait(wait) => self.too_many(wait, "from you"),
             Refused::TooMany => self.too_many(self.period, "from you"),
         })
@@ -117,19 +129,24 @@ impl Limit {
         if n.get() > self.allowance {
             return Err(Refused::TooMany);
         }
-        if let Some(db) = &self.shared {
-            let period_us = i64::try_from(self.period.as_micros()).unwrap_or(i64::MAX);
-            let cost_us = period_us / i64::from(self.allowance) * i64::from(n.get());
-            let bucket = bucket(self.name, key);
-            match db::run(db, move |conn| take_shared(conn, &bucket, cost_us, period_us)).await {
-                Ok(None) => return Ok(()),
-                Ok(Some(wait_us)) => {
-                    return Err(Refused::Wait(Duration::from_micros(u64::try_from(wait_us).unwrap_or(0))));
-                }
+        if let (Some(db), Some(take)) = (&self.shared, self.shared_take(key, n)) {
+            match db::run(db, move |conn| take_shared(conn, &take)).await {
+                Ok(wait) => return fitted(wait),
                 Err(e) => log::warn!("shared rate limit unavailable, this instance's applies: {e}"),
             }
         }
         self.take_here(key, n)
+    }
+
+    /// What taking `n` for `key` from the shared state means, when the state is shared and
+    /// the limit on.
+    fn shared_take(&self, key: &str, n: NonZeroU32) -> Option<SharedTake> {
+        if self.shared.is_none() || self.allowance == 0 {
+            return None;
+        }
+        let period_us = i64::try_from(self.period.as_micros()).unwrap_or(i64::MAX);
+        let cost_us = period_us / i64::from(self.allowance) * i64::from(n.get());
+        Some(SharedTake { bucket: bucket(self.name, key), cost_us, period_us })
     }
 
     fn take_here(&self, key: &str, n: NonZeroU32) -> Result<(), Refused> {
@@ -147,6 +164,21 @@ fn bucket(name: &str, key: &str) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(format!("{name}\n{key}").as_bytes());
     crate::domain::password::hex_lower(&digest[..16])
+}
+
+/// One take from a shared bucket: its name, the cost and the period in microseconds.
+struct SharedTake {
+    bucket: String,
+    cost_us: i64,
+    period_us: i64,
+}
+
+/// A shared take's answer: fitted (`None`) or the wait in microseconds.
+fn fitted(wait_us: Option<i64>) -> Result<(), Refused> {
+    match wait_us {
+        None => Ok(()),
+        Some(us) => Err(Refused::Wait(Duration::from_micros(u64::try_from(us).unwrap_or(0)))),
+    }
 }
 
 /// One row of [`TAKE`].
@@ -179,13 +211,10 @@ SELECT clock.now_us, EXISTS (SELECT 1 FROM taken) AS taken,
        (SELECT tat_us FROM rate_limits WHERE bucket = $1) AS tat_us
 FROM clock";
 
-/// Takes `cost_us` from a shared bucket: `None` when it fit, else the wait in microseconds.
-fn take_shared(
-    conn: &mut db::AnyConnection,
-    bucket: &str,
-    cost_us: i64,
-    period_us: i64,
-) -> Result<Option<i64>, ApiError> {
+/// Takes from a shared bucket: `None` when it fit, else the wait in microseconds.
+fn take_shared(conn: &mut db::AnyConnection, take: &SharedTake) -> Result<Option<i64>, ApiError> {
+    let SharedTake { bucket, cost_us, period_us } = take;
+    let (cost_us, period_us) = (*cost_us, *period_us);
     use diesel::RunQueryDsl;
     db::on_backend!(conn,
         postgres: |c| {
@@ -221,13 +250,12 @@ pub struct RateLimits {
     pub api_key: std::sync::Arc<ApiKeyLimit>,
 }
 
-/// Requests per API key and minute; the tenant guard takes one for every request a key makes,
-/// from this instance's state (a database write on every API key request would cost more than
-/// the limit is worth; N instances allow a key up to N times its allowance).
+/// Requests per API key and minute; the guards take one for every request a key makes, on the
+/// connection they check the key on ([`Limit::check_on`]).
 pub struct ApiKeyLimit(pub Limit);
 
 impl RateLimits {
-    /// The limits of `config`; on PostgreSQL all but the API key limit are shared through `db`.
+    /// The limits of `config`; on PostgreSQL they are shared through `db`.
     pub fn new(config: &crate::config::Config, db: &Db) -> Self {
         Self {
             login: Limit::new("login", "sign-in attempts", config.rate_login_per_minute, MINUTE, Some(db.clone())),
@@ -247,13 +275,12 @@ impl RateLimits {
                 HOUR,
                 Some(db.clone()),
             ),
-            // In the guard, on every request a key makes: kept per instance (see `ApiKeyLimit`).
             api_key: std::sync::Arc::new(ApiKeyLimit(Limit::new(
                 "api-key",
                 "requests with this API key",
                 config.rate_api_key_per_minute,
                 MINUTE,
-                None,
+                Some(db.clone()),
             ))),
         }
     }

@@ -174,3 +174,33 @@ fn a_bad_trusted_proxy_list_refuses_to_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ROSTER_TRUSTED_PROXIES") && err.contains("proxy.internal"), "{err}");
 }
+
+/// An API key's request limit is one allowance across instances on PostgreSQL too (taken on
+/// the connection the guard checks the key on); on SQLite each instance keeps its own.
+#[tokio::test]
+async fn an_api_key_spread_over_two_instances_gets_one_allowance_on_postgres() {
+    const LIMIT: u32 = 3;
+    let app = spawn_app_with(|c| c.rate_api_key_per_minute = LIMIT).await;
+    let other = app.second_instance_with(|c| c.rate_api_key_per_minute = LIMIT).await;
+    let expected = LIMIT as usize * if app.db.url.starts_with("postgres") { 1 } else { 2 };
+    let owner = app.new_owner("plus").await;
+    let keys = format!("/api/v1/tenants/{}/api-keys", owner.tenant_id);
+    let created =
+        app.send_json(Method::POST, &keys, &owner.token, json!({"name": "K", "kind": "api", "role": "viewer"}));
+    let created: Value = created.await.json().await.unwrap();
+    let key = created["secret"].as_str().unwrap();
+    let users = format!("/api/v1/tenants/{}/users", owner.tenant_id);
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        let res = (if i % 2 == 0 { &app } else { &other }).get(&users, key).await;
+        if res.status() == LIMITED {
+            assert!(res.headers().contains_key("retry-after"));
+            assert_problem(res, 429).await;
+            statuses.push(LIMITED);
+        } else {
+            statuses.push(res.status());
+        }
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), expected, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK || *s == LIMITED), "{statuses:?}");
+}

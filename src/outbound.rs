@@ -193,9 +193,16 @@ where
 }
 
 /// Resolves host names with the system resolver and keeps only the addresses a request may
-/// reach: every address of an allowed host, the public ones of any other.
-struct GuardedResolver {
+/// reach: every address of an allowed host, the public ones of any other. Also used by the
+/// SSO client (`sso::http`), with its own allow-list.
+pub struct GuardedResolver {
     policy: OutboundPolicy,
+}
+
+impl GuardedResolver {
+    pub fn new(policy: OutboundPolicy) -> Self {
+        Self { policy }
+    }
 }
 
 impl Resolve for GuardedResolver {

@@ -29,6 +29,10 @@ pub struct AppState {
     pub outbound_policy: crate::outbound::OutboundPolicy,
     /// Woken when a request queues a webhook delivery (a test, a retry).
     pub webhook_queued: tokio::sync::Notify,
+    /// Outbound requests of single sign-on (`ROSTER_SSO_INSECURE_HOSTS`).
+    pub sso_http: crate::sso::http::SsoHttp,
+    /// OpenID providers' discovery documents and keys, cached per issuer.
+    pub oidc_providers: crate::sso::oidc::Providers,
     /// Domain verification's resolver (`ROSTER_DNS_RESOLVER`, else the system's), built on
     /// first use and kept for the process (`sso::dns`).
     pub dns: crate::sso::dns::TxtResolver,
@@ -53,6 +57,7 @@ impl AppState {
         let lists = ListCache::new(config.list_cache_bytes);
         let limits = crate::auth::rate_limit::RateLimits::new(&config, &pool);
         let config_hosts = config.webhook_allowed_hosts.clone();
+        let sso_http = crate::sso::http::SsoHttp::new(&config.sso_insecure_hosts)?;
         let dns = crate::sso::dns::TxtResolver::new(config.dns_resolver.as_deref())?;
         Ok(Self {
             config: Arc::new(config),
@@ -65,6 +70,8 @@ impl AppState {
             limits,
             outbound_policy: crate::outbound::OutboundPolicy::new(&config_hosts),
             webhook_queued: tokio::sync::Notify::new(),
+            sso_http,
+            oidc_providers: crate::sso::oidc::Providers::default(),
             dns,
         })
     }

@@ -104,8 +104,11 @@ impl Contract {
         }
         let mut paths = Vec::new();
         if let Some(items) = doc.get("paths").and_then(Value::as_object) {
-            // `/scim/v2` checks its own requests and answers in SCIM's error format.
-            for (template, item) in items.iter().filter(|(t, _)| !t.starts_with("/scim/")) {
+            // `/scim/v2` checks its own requests and answers in SCIM's error format; the OIDC
+            // callback takes whatever an identity provider appends (providers add their own
+            // parameters) and answers the browser with a redirect, never a problem.
+            let own_checks = |t: &str| t.starts_with("/scim/") || t == "/api/v1/sso/oidc/callback";
+            for (template, item) in items.iter().filter(|(t, _)| !own_checks(t)) {
                 let segments =
                     template.split('/').map(|s| if s.starts_with('{') { None } else { Some(s.to_string()) }).collect();
                 let mut methods = HashMap::new();

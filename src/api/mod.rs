@@ -19,6 +19,7 @@ pub mod regions;
 pub mod scim;
 pub mod scim_doc;
 pub mod sso;
+pub mod sso_oidc;
 pub mod tenants;
 pub mod users;
 pub mod webhooks;
@@ -231,6 +232,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(agents::configure)
         .configure(webhooks::configure)
         .configure(sso::configure)
+        .configure(sso_oidc::configure)
         .configure(domains::configure)
         .configure(audit::configure);
 }

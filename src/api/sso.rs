@@ -22,7 +22,7 @@ use crate::error::ApiError;
 use crate::sso::{Asserted, OidcSettings, PROTOCOL_OIDC, PROTOCOL_SAML, Refused, SamlSettings};
 use crate::state::AppState;
 use crate::store::sessions;
-use crate::store::sso::{self as sso_store, ConnectionRow};
+use crate::store::sso::{self as sso_store, ConnectionRow, PendingRequest};
 use crate::store::sso_connections::{
     self as connections, ConnectionChanges, JustInTime, NewConnection, SettingsChange,
 };
@@ -304,9 +304,10 @@ fn required(value: Option<String>, field: &str, max: usize, p: &mut Problems) ->
     }
 }
 
-/// Normalises an issuer URL (no trailing `/`) and checks it may be reached.
+/// Checks an issuer URL may be reached.
 fn check_issuer_url(state: &AppState, raw: &str, p: &mut Problems) -> Option<String> {
-    let issuer = raw.trim().trim_end_matches('/').to_string();
+    // Kept as typed (a trailing `/` included): the discovery document's issuer must equal it.
+    let issuer = raw.trim().to_string();
     match crate::outbound::OutboundPolicy::new(&state.config.sso_insecure_hosts).check_url(&issuer) {
         Ok(_) => Some(issuer),
         Err(why) => {
@@ -350,8 +351,11 @@ async fn saml_settings(state: &AppState, input: SamlInput, p: &mut Problems) -> 
     }
 }
 
-async fn fetch_metadata(_state: &AppState, _url: &str) -> Result<String, String> {
-    Err("reading metadata from a URL is not available in this build: paste the XML as idp_metadata_xml".into())
+/// Reads an IdP's metadata document from its URL (SSO's outbound rules: https, public
+/// addresses, no redirects, bounded time and size).
+async fn fetch_metadata(state: &AppState, url: &str) -> Result<String, String> {
+    let body = state.sso_http.get(url).await.map_err(|e| format!("the metadata could not be read from {url}: {e}"))?;
+    String::from_utf8(body).map_err(|_| format!("the document at {url} is not UTF-8 text"))
 }
 
 fn connection_id(req: &HttpRequest) -> Result<String, ApiError> {
@@ -586,7 +590,7 @@ pub struct SsoStartRequest {
 #[schema(example = json!({
     "redirect_url": "https://acme.okta.com/oauth2/v1/authorize?response_type=code&client_id=...",
     "connection_id": "01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e50", "protocol": "oidc",
-    "tenant_id": "01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e10"
+    "tenant_id": "01937a2e-8c1b-7c3e-9d4f-2a6b8c0d1e10", "browser_secret": "Q2hlY2sgdGhlIGJyb3dzZXI"
 }))]
 pub struct SsoStartResponse {
     pub redirect_url: String,
@@ -596,6 +600,11 @@ pub struct SsoStartResponse {
     pub protocol: String,
     #[schema(format = Uuid)]
     pub tenant_id: String,
+    /// Keep it in the browser that goes to the identity provider (`sessionStorage`) and send it
+    /// with the code to `POST /auth/sso/exchange`: the code works only with it, so a callback
+    /// link that reaches another browser signs nobody in.
+    #[schema(example = "Q2hlY2sgdGhlIGJyb3dzZXI")]
+    pub browser_secret: String,
 }
 
 fn no_sso(what: &str) -> ApiError {
@@ -664,15 +673,17 @@ pub async fn start(
         }
     };
     let connection = connection.ok_or_else(|| no_sso(&what))?;
+    let (browser_secret, binding) = crate::sso::browser_binding();
     let redirect_url = match connection.protocol.as_str() {
-        PROTOCOL_OIDC => crate::sso::oidc::begin(&state, &connection).await?,
-        _ => crate::sso::saml::begin(&state, &connection).await?,
+        PROTOCOL_OIDC => crate::sso::oidc::begin(&state, &connection, &binding).await?,
+        _ => crate::sso::saml::begin(&state, &connection, &binding).await?,
     };
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(SsoStartResponse {
         redirect_url,
         connection_id: connection.id,
         protocol: connection.protocol,
         tenant_id: connection.tenant_id,
+        browser_secret: browser_secret.expose_secret().to_string(),
     }))
 }
 
@@ -722,6 +733,7 @@ pub async fn finish(
     state: &AppState,
     req: &HttpRequest,
     connection: &ConnectionRow,
+    pending: &PendingRequest,
     outcome: Result<Asserted, Refused>,
 ) -> HttpResponse {
     let meta = RequestMeta::from_request(req);
@@ -745,7 +757,10 @@ pub async fn finish(
     let refused = match admitted {
         Ok(admitted) => {
             let (user, tenant, id) = (admitted.user_id, connection.tenant_id.clone(), connection.id.clone());
-            match db::run_write(&state.pool, move |conn| sso_store::issue_code(conn, &user, &tenant, &id)).await {
+            let binding = pending.binding.clone();
+            match db::run_write(&state.pool, move |conn| sso_store::issue_code(conn, &user, &tenant, &id, &binding))
+                .await
+            {
                 Ok(code) => return app_callback(state, &[("code", code.expose_secret())]),
                 Err(e) => {
                     log::error!("SSO code for connection {}: {e}", connection.id);
@@ -767,21 +782,26 @@ pub async fn finish(
 /// The code from `ROSTER_APP_URL/sso/callback?code=...`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"code": "kq3V1x1nS2u8rYbqk0mZ7w"}))]
+#[schema(example = json!({"code": "kq3V1x1nS2u8rYbqk0mZ7w", "browser_secret": "Q2hlY2sgdGhlIGJyb3dzZXI"}))]
 pub struct SsoExchangeRequest {
+    /// From the callback URL.
     #[schema(min_length = 1, max_length = 200)]
     pub code: String,
+    /// From the answer to `POST /auth/sso/start`, kept by this browser.
+    #[schema(min_length = 1, max_length = 200)]
+    pub browser_secret: String,
 }
 
 /// Exchange a single sign-on's code for tokens.
 ///
-/// The code from `ROSTER_APP_URL/sso/callback?code=...`, within a minute, once. The answer is
+/// The code from `ROSTER_APP_URL/sso/callback?code=...`, within a minute, once, with the
+/// `browser_secret` that `POST /auth/sso/start` gave the same browser. The answer is
 /// the same as a password sign-in's; the session is for the connection's tenant only (no
 /// switching to another tenant with it).
 #[utoipa::path(tag = "sso", security(()),
     request_body = SsoExchangeRequest,
     responses((status = 200, description = "Signed in", body = crate::api::auth::TokenResponse),
-        (status = 401, description = "The code is unknown, used or expired, or the membership is no longer active"),
+        (status = 401, description = "The code is unknown, used or expired, the browser secret is not the one the sign-in started with, or the membership is no longer active"),
         (status = 429, description = "Too many sign-in attempts from your address")))]
 #[post("/api/v1/auth/sso/exchange")]
 pub async fn exchange(
@@ -790,17 +810,22 @@ pub async fn exchange(
     body: crate::api::json::Json<SsoExchangeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state.limits.login.check_client(&req).await?;
-    let code = body.into_inner().code;
-    if code.trim().is_empty() || code.len() > 200 {
-        return Err(ApiError::invalid("code", "must be the code from the callback URL"));
+    let body = body.into_inner();
+    let mut p = Problems::default();
+    if body.code.trim().is_empty() || body.code.len() > 200 {
+        p.add("code", "must be the code from the callback URL");
     }
-    let code = SecretString::from(code.trim().to_string());
+    if body.browser_secret.trim().is_empty() || body.browser_secret.len() > 200 {
+        p.add("browser_secret", "must be the browser_secret from the answer to POST /api/v1/auth/sso/start");
+    }
+    p.finish()?;
+    let code = SecretString::from(body.code.trim().to_string());
+    let secret = SecretString::from(body.browser_secret.trim().to_string());
     let (meta, limits) = (RequestMeta::from_request(&req), state.config.session_limits());
-    let done = db::run_write(&state.pool, move |conn| sso_store::exchange(conn, &code, &meta, limits)).await?;
+    let done = db::run_write(&state.pool, move |conn| sso_store::exchange(conn, &code, &secret, &meta, limits)).await?;
     let Some(done) = done else {
         return Err(ApiError::Unauthorized(
-            "the code is unknown, used or expired (a code works once, within a minute of the sign-in): sign in again"
-                .into(),
+            "the code is unknown, used or expired, or this browser did not start the sign-in (a code works once, within a minute, together with the browser_secret that POST /auth/sso/start gave this browser): sign in again".into(),
         ));
     };
     let user_id = done.user_id;

@@ -6,6 +6,7 @@
 //! `api::sso::finish`.
 
 pub mod dns;
+pub mod http;
 pub mod oidc;
 pub mod saml;
 
@@ -68,6 +69,15 @@ pub struct SamlSettings {
     pub idp_entity_id: String,
     /// The IdP's SingleSignOnService for the HTTP-Redirect binding.
     pub idp_sso_url: String,
+}
+
+/// A new browser secret for `POST /auth/sso/start`'s answer, and the digest kept with the
+/// pending sign-in: the code the sign-in ends in exchanges only together with the secret, so a
+/// callback URL sent to someone else's browser signs nobody in (login CSRF).
+pub fn browser_binding() -> (secrecy::SecretString, String) {
+    let secret = crate::domain::password::generate_secret();
+    let digest = crate::domain::password::digest_generated(&secret);
+    (secret, digest)
 }
 
 /// The lower-case domain of an email address (`Ann@Example.COM` -> `example.com`).

@@ -16,6 +16,6 @@ pub fn read_metadata(_xml: &str) -> Result<IdpMetadata, String> {
 }
 
 /// The IdP URL (with the AuthnRequest) to send the browser to; the pending sign-in is saved.
-pub async fn begin(_state: &AppState, _connection: &ConnectionRow) -> Result<String, ApiError> {
+pub async fn begin(_state: &AppState, _connection: &ConnectionRow, _binding: &str) -> Result<String, ApiError> {
     Err(ApiError::internal("SAML sign-in is not available in this build"))
 }

@@ -85,6 +85,9 @@ pub struct PendingRequest {
     pub nonce: Option<String>,
     /// The PKCE verifier (kept sealed).
     pub verifier: Option<String>,
+    /// The digest of the secret the browser that started the sign-in keeps
+    /// ([`crate::sso::browser_binding`]); its code exchanges only with that secret.
+    pub binding: String,
 }
 
 fn verifier_context(id: &str) -> String {
@@ -106,6 +109,7 @@ pub fn save_request(conn: &mut AnyConnection, master: &MasterKey, request: &Pend
             sr::protocol.eq(&request.protocol),
             sr::nonce.eq(request.nonce.as_deref()),
             sr::sealed_verifier.eq(sealed),
+            sr::binding_digest.eq(&request.binding),
             sr::created_at.eq(at),
             sr::expires_at.eq(at + Duration::seconds(crate::sso::REQUEST_TTL_SECS)),
         ))
@@ -121,7 +125,7 @@ pub fn take_request(
     master: &MasterKey,
     id: &str,
 ) -> Result<Option<PendingRequest>, ApiError> {
-    type Row = (String, String, String, String, Option<String>, Option<String>);
+    type Row = (String, String, String, String, Option<String>, Option<String>, String);
     let at = now();
     let row: Option<Row> = write_tx(conn, |conn| {
         let taken = diesel::update(
@@ -134,11 +138,19 @@ pub fn take_request(
         }
         Ok(sr::sso_requests
             .filter(sr::id.eq(id))
-            .select((sr::id, sr::tenant_id, sr::connection_id, sr::protocol, sr::nonce, sr::sealed_verifier))
+            .select((
+                sr::id,
+                sr::tenant_id,
+                sr::connection_id,
+                sr::protocol,
+                sr::nonce,
+                sr::sealed_verifier,
+                sr::binding_digest,
+            ))
             .first(conn)
             .optional()?)
     })?;
-    let Some((id, tenant_id, connection_id, protocol, nonce, sealed)) = row else { return Ok(None) };
+    let Some((id, tenant_id, connection_id, protocol, nonce, sealed, binding)) = row else { return Ok(None) };
     let verifier = match sealed {
         Some(s) => Some(
             String::from_utf8(master.open(&s, &verifier_context(&id)).map_err(ApiError::internal)?)
@@ -146,7 +158,7 @@ pub fn take_request(
         ),
         None => None,
     };
-    Ok(Some(PendingRequest { id, tenant_id, connection_id, protocol, nonce, verifier }))
+    Ok(Some(PendingRequest { id, tenant_id, connection_id, protocol, nonce, verifier, binding }))
 }
 
 /// Records a SAML assertion's id; false when it was seen before (a replay). Kept until
@@ -363,6 +375,7 @@ pub fn issue_code(
     user: &str,
     tenant: &str,
     connection: &str,
+    binding: &str,
 ) -> Result<SecretString, ApiError> {
     let code = generate_secret();
     let at = now();
@@ -372,6 +385,7 @@ pub fn issue_code(
             co::user_id.eq(user),
             co::tenant_id.eq(tenant),
             co::connection_id.eq(connection),
+            co::binding_digest.eq(binding),
             co::created_at.eq(at),
             co::expires_at.eq(at + Duration::seconds(crate::sso::CODE_TTL_SECS)),
         ))
@@ -391,12 +405,16 @@ pub struct Exchanged {
 pub fn exchange(
     conn: &mut AnyConnection,
     code: &SecretString,
+    browser_secret: &SecretString,
     meta: &RequestMeta,
     limits: SessionLimits,
 ) -> Result<Option<Exchanged>, ApiError> {
     let digest = digest_generated(code);
+    let binding = digest_generated(browser_secret);
     let at = now();
     write_tx(conn, |conn| {
+        // A wrong browser secret uses the code up too: a code that reached another browser is
+        // spent by its first try.
         let taken = diesel::update(
             co::sso_codes
                 .filter(co::code_digest.eq(&digest))
@@ -408,10 +426,13 @@ pub fn exchange(
         if taken == 0 {
             return Ok(None);
         }
-        let (user, tenant, connection): (String, String, String) = co::sso_codes
+        let (user, tenant, connection, bound_to): (String, String, String, String) = co::sso_codes
             .filter(co::code_digest.eq(&digest))
-            .select((co::user_id, co::tenant_id, co::connection_id))
+            .select((co::user_id, co::tenant_id, co::connection_id, co::binding_digest))
             .first(conn)?;
+        if bound_to != binding {
+            return Ok(None);
+        }
         let active: i64 = m::memberships
             .filter(m::tenant_id.eq(&tenant))
             .filter(m::user_id.eq(&user))

@@ -113,8 +113,11 @@ async fn starting_without_sso_answers_a_problem_the_login_page_can_act_on() {
 #[tokio::test]
 async fn a_code_that_was_never_handed_out_exchanges_for_nothing() {
     let app = spawn_app().await;
-    let exchange =
-        |code: &str| app.request(Method::POST, "/api/v1/auth/sso/exchange", None).json(&json!({"code": code})).send();
+    let exchange = |code: &str| {
+        app.request(Method::POST, "/api/v1/auth/sso/exchange", None)
+            .json(&json!({"code": code, "browser_secret": "x"}))
+            .send()
+    };
     let problem = assert_problem(exchange("kq3V1x1nS2u8rYbqk0mZ7w").await.unwrap(), 401).await;
     assert!(problem["detail"].as_str().unwrap().contains("once"), "{problem}");
     assert_problem(exchange("").await.unwrap(), 422).await;

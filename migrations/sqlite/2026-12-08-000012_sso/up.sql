@@ -5,6 +5,9 @@
 -- key. sso_requests holds each sign-in a browser was sent off for (OIDC state, nonce and PKCE
 -- verifier; the SAML AuthnRequest's ID), used once; sso_assertions each SAML assertion id seen,
 -- until it expires; sso_codes the one-minute single-use codes the frontend exchanges for tokens.
+-- binding_digest ties a sign-in to the browser that started it: the frontend keeps the secret
+-- `POST /auth/sso/start` gave it and sends it with the code (a code alone, sent to someone else's
+-- browser, signs nobody in).
 CREATE TABLE tenant_domains (
     tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
     id TEXT NOT NULL,
@@ -54,6 +57,7 @@ CREATE TABLE sso_requests (
     protocol TEXT NOT NULL,
     nonce TEXT,
     sealed_verifier TEXT,
+    binding_digest TEXT NOT NULL,
     created_at TIMESTAMP NOT NULL,
     expires_at TIMESTAMP NOT NULL,
     used_at TIMESTAMP
@@ -74,6 +78,7 @@ CREATE TABLE sso_codes (
     user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
     connection_id TEXT NOT NULL,
+    binding_digest TEXT NOT NULL,
     created_at TIMESTAMP NOT NULL,
     expires_at TIMESTAMP NOT NULL,
     used_at TIMESTAMP

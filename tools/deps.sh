@@ -26,6 +26,13 @@ DEBIAN_PACKAGES=(
   "npm              | command -v npm"
   "curl             | command -v curl"                             # tools/contract-check speaks HTTP with it
   "chromium         | test -x /usr/bin/chromium"                   # tests/api/cors.rs: a real page on another origin
+  "xmlsec1          | command -v xmlsec1"                          # tools/saml_idp.py: pysaml2 signs with it
+  # Building Roster: the `samael` crate (SAML) verifies XML signatures with libxmlsec1 over
+  # libxml2, through bindings bindgen makes at build time (it needs libclang).
+  "pkg-config       | command -v pkg-config"
+  "libxml2-dev      | pkg-config --exists libxml-2.0"
+  "libxmlsec1-dev   | pkg-config --exists xmlsec1 xmlsec1-openssl"
+  "libclang-dev     | ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || test -n \"\${LIBCLANG_PATH:-}\""
 )
 
 deps_log() { echo "== $*" >&2; }

@@ -20,6 +20,7 @@ pub mod scim;
 pub mod scim_doc;
 pub mod sso;
 pub mod sso_oidc;
+pub mod sso_saml;
 pub mod tenants;
 pub mod users;
 pub mod webhooks;
@@ -234,6 +235,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(sso::configure)
         .configure(sso_oidc::configure)
         .configure(domains::configure)
+        .configure(sso_saml::configure)
         .configure(audit::configure);
 }
 

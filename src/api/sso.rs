@@ -19,6 +19,7 @@ use crate::auth::{RequestMeta, TenantAccess};
 use crate::db;
 use crate::domain::{EmailAddress, RegionId, Role};
 use crate::error::ApiError;
+use crate::sso::saml::{acs_url, sp_entity_id};
 use crate::sso::{Asserted, OidcSettings, PROTOCOL_OIDC, PROTOCOL_SAML, Refused, SamlSettings};
 use crate::state::AppState;
 use crate::store::sessions;
@@ -146,16 +147,6 @@ fn view(state: &AppState, row: ConnectionRow) -> ConnectionView {
 /// The OIDC redirect URI (the same for every connection: `state` tells them apart).
 pub fn oidc_redirect_uri(state: &AppState) -> String {
     format!("{}/api/v1/sso/oidc/callback", state.config.public_url)
-}
-
-/// A SAML connection's SP entity id, which is also where its metadata is served.
-pub fn sp_entity_id(base: &str, connection: &str) -> String {
-    format!("{base}/api/v1/sso/saml/{connection}/metadata")
-}
-
-/// A SAML connection's assertion consumer service.
-pub fn acs_url(base: &str, connection: &str) -> String {
-    format!("{base}/api/v1/sso/saml/{connection}/acs")
 }
 
 /// OIDC settings of a new connection.
@@ -727,13 +718,15 @@ pub fn refused_redirect(state: &AppState, refused: &Refused) -> HttpResponse {
 }
 
 /// Ends a sign-in at either protocol: the IdP's checked answer (or why it was refused) becomes
-/// a one-minute code for the frontend, or an error it can show. Refusals are audited in the
+/// a one-minute code for the frontend, bound to the browser of `pending` (the sign-in the
+/// answer completes; absent only when the answer was refused before it was found), or an
+/// error it can show. Refusals are audited in the
 /// connection's tenant.
 pub async fn finish(
     state: &AppState,
     req: &HttpRequest,
     connection: &ConnectionRow,
-    pending: &PendingRequest,
+    pending: Option<&PendingRequest>,
     outcome: Result<Asserted, Refused>,
 ) -> HttpResponse {
     let meta = RequestMeta::from_request(req);
@@ -757,7 +750,13 @@ pub async fn finish(
     let refused = match admitted {
         Ok(admitted) => {
             let (user, tenant, id) = (admitted.user_id, connection.tenant_id.clone(), connection.id.clone());
-            let binding = pending.binding.clone();
+            let Some(binding) = pending.map(|p| p.binding.clone()) else {
+                log::error!("SSO sign-in through connection {} admitted without its pending request", connection.id);
+                return refused_redirect(
+                    state,
+                    &Refused::new("server-error", "the sign-in could not be completed; try again"),
+                );
+            };
             match db::run_write(&state.pool, move |conn| sso_store::issue_code(conn, &user, &tenant, &id, &binding))
                 .await
             {

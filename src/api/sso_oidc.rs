@@ -96,7 +96,7 @@ pub async fn oidc_callback(
     } else {
         Err(Refused::new("idp-error", "the identity provider answered neither a code nor an error"))
     };
-    Ok(finish(&state, &req, &connection, &pending, outcome).await)
+    Ok(finish(&state, &req, &connection, Some(&pending), outcome).await)
 }
 
 fn invalid_state(detail: &str) -> Refused {

@@ -88,6 +88,9 @@ pub struct Config {
     /// outbound calls (OIDC discovery, tokens, keys; SAML metadata) may reach over plain http
     /// and at private or loopback addresses; none by default (tests list 127.0.0.1).
     pub sso_insecure_hosts: Vec<String>,
+    /// `ROSTER_TRUSTED_PROXIES`: proxies (CIDRs or addresses, comma-separated) whose
+    /// `Forwarded` / `X-Forwarded-For` name the client (`auth::client_addr`); none by default.
+    pub trusted_proxies: crate::auth::client_addr::TrustedProxies,
 }
 
 /// The Standard Webhooks schedule: about 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h.
@@ -230,6 +233,9 @@ impl Config {
             event_retention_days: parse_var("ROSTER_EVENT_RETENTION_DAYS", 30)?.clamp(1, 3650),
             dns_resolver: dns_resolver(var("ROSTER_DNS_RESOLVER"))?,
             sso_insecure_hosts: host_list(var("ROSTER_SSO_INSECURE_HOSTS")),
+            trusted_proxies: crate::auth::client_addr::TrustedProxies::parse(
+                var("ROSTER_TRUSTED_PROXIES").as_deref().unwrap_or(""),
+            )?,
         })
     }
 

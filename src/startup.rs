@@ -103,6 +103,7 @@ impl Application {
         let doc = api::served_document(&public_url);
         let metrics = web::Data::new(api::metrics::Metrics::default());
         let cors_origins = state.config.cors_origins.clone();
+        let trusted_proxies = web::Data::new(state.config.trusted_proxies.clone());
         let server = HttpServer::new(move || {
             let (app, _) =
                 App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(api::configure).split_for_parts();
@@ -110,6 +111,7 @@ impl Application {
                 // What the guards read (`auth::guard`), apart from the rest of the state.
                 .app_data(web::Data::from(state.keys.clone()))
                 .app_data(web::Data::from(state.limits.api_key.clone()))
+                .app_data(trusted_proxies.clone())
                 .app_data(web::Data::new(state.pool.clone()))
                 .app_data(metrics.clone())
                 .app_data(json_config())

@@ -55,7 +55,7 @@ impl AppState {
         pool.start_writer()?;
         let hashers = PasswordHashers::new(config.hash_concurrency);
         let lists = ListCache::new(config.list_cache_bytes);
-        let limits = crate::auth::rate_limit::RateLimits::new(&config);
+        let limits = crate::auth::rate_limit::RateLimits::new(&config, &pool);
         let config_hosts = config.webhook_allowed_hosts.clone();
         let sso_http = crate::sso::http::SsoHttp::new(&config.sso_insecure_hosts)?;
         let dns = crate::sso::dns::TxtResolver::new(config.dns_resolver.as_deref())?;

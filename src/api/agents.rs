@@ -13,7 +13,6 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::RequestMeta;
 use crate::auth::guard::{AgentAccess, parse_path_id};
-use crate::auth::rate_limit::client_key;
 use crate::db;
 use crate::db::models::EnrollmentRow;
 use crate::domain::enrollment::{EnrollmentStatus, MAX_USERNAME, ProfileState};
@@ -298,7 +297,7 @@ pub async fn preview_completion(
     path: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    state.limits.invite.check(&client_key(&req))?;
+    state.limits.invite.check_client(&req).await?;
     let token = token_from(path, "profile-completion")?;
     let opened = db::run(&state.pool, move |conn| enrollments::open_completion(conn, &token)).await?;
     Ok(HttpResponse::Ok().json(CompletionPreview {
@@ -337,7 +336,7 @@ pub async fn complete_profile(
     body: crate::api::json::Json<CompleteProfileRequest>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    state.limits.invite.check(&client_key(&req))?;
+    state.limits.invite.check_client(&req).await?;
     let token = token_from(path, "profile-completion")?;
     let body = body.into_inner();
     let probe = token.clone();
@@ -400,7 +399,7 @@ pub async fn confirm_email(
     path: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    state.limits.invite.check(&client_key(&req))?;
+    state.limits.invite.check_client(&req).await?;
     let token = token_from(path, "confirmation")?;
     let meta = RequestMeta::from_request(&req);
     let done = db::run_write(&state.pool, move |conn| enrollments::confirm_email(conn, &token, &meta)).await?;

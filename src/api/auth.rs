@@ -9,7 +9,6 @@ use validator::Validate;
 
 use crate::auth::guard::{PasswordChangeIdentity, session_of, token_version};
 use crate::auth::jwt::{Claims, SCOPE_PASSWORD_CHANGE};
-use crate::auth::rate_limit::client_key;
 use crate::auth::{Identity, RequestMeta};
 use crate::db;
 use crate::domain::ids::parse_stored;
@@ -175,7 +174,7 @@ pub async fn login(
     body: crate::api::json::Json<LoginRequest>,
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    state.limits.login.check(&client_key(&req))?;
+    state.limits.login.check_client(&req).await?;
     let body = body.into_inner();
     crate::api::validate(&body)?;
     let password = SecretString::from(body.password);
@@ -553,7 +552,7 @@ pub async fn request_password_reset(
     body: crate::api::json::Json<PasswordResetRequest>,
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    state.limits.reset.check(&client_key(&req))?;
+    state.limits.reset.check_client(&req).await?;
     let email = body.into_inner().email.trim().to_lowercase();
     // An address in a domain whose tenant requires SSO: refused on the domain alone, before
     // any account is looked up, so the answer is the same whether one exists.
@@ -566,7 +565,7 @@ pub async fn request_password_reset(
         )));
     }
     // Past the allowance for this address, the answer is the same and no email is sent.
-    if state.limits.recipient_emails.try_take(&email).is_err() {
+    if state.limits.recipient_emails.try_take(&email).await.is_err() {
         log::warn!("reset emails to one address are over their hourly allowance; none sent");
         return Ok(accepted());
     }
@@ -604,7 +603,7 @@ pub async fn confirm_password_reset(
     body: crate::api::json::Json<PasswordResetConfirm>,
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    state.limits.reset.check(&client_key(&req))?;
+    state.limits.reset.check_client(&req).await?;
     let body = body.into_inner();
     let token = SecretString::from(body.token);
     let probe = token.clone();

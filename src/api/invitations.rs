@@ -14,7 +14,6 @@ use crate::api::users::dto::parse_regions;
 use crate::api::{Problems, page_limit};
 use crate::auth::guard::parse_path_id;
 use crate::auth::policy::TenantAction;
-use crate::auth::rate_limit::client_key;
 use crate::auth::{RequestMeta, TenantAccess, TenantContext};
 use crate::db;
 use crate::domain::ids::parse_stored;
@@ -170,7 +169,7 @@ pub(crate) async fn send_invitation(
     allowance_spent: bool,
 ) -> Result<Invited, ApiError> {
     if !allowance_spent {
-        state.limits.tenant_email(&ctx.tenant_text(), new.email.as_str())?;
+        state.limits.tenant_email(&ctx.tenant_text(), new.email.as_str()).await?;
     }
     let st = state.clone();
     let invited = db::run_write(&state.pool, move |conn| {
@@ -277,7 +276,7 @@ pub async fn resend_invitation(
     let ctx = access.check(&state.pool).await?;
     let (c, probe) = (ctx.clone(), id.clone());
     let current = db::run(&state.pool, move |conn| invitations::get(conn, &c, &probe)).await?;
-    state.limits.tenant_email(&ctx.tenant_text(), &current.email)?;
+    state.limits.tenant_email(&ctx.tenant_text(), &current.email).await?;
     let st = state.clone();
     let row = db::run_write(&state.pool, move |conn| invitations::resend(conn, &ctx, &id, &mailer(&st))).await?;
     state.mail_queued.notify_one();
@@ -378,7 +377,7 @@ pub async fn preview_invitation(
     path: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    state.limits.invite.check(&client_key(&req))?;
+    state.limits.invite.check_client(&req).await?;
     let token = token_from(path)?;
     let opened = db::run(&state.pool, move |conn| invitations::open(conn, &token)).await?;
     Ok(HttpResponse::Ok().json(InvitationPreview {
@@ -419,7 +418,7 @@ pub async fn accept_invitation(
     body: crate::api::json::Json<AcceptInvitationRequest>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    state.limits.invite.check(&client_key(&req))?;
+    state.limits.invite.check_client(&req).await?;
     let token = token_from(path)?;
     let body = body.into_inner();
     crate::api::validate(&body)?;

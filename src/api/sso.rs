@@ -15,7 +15,6 @@ use crate::api::Problems;
 use crate::api::auth::{SessionGrant, issue, no_store};
 use crate::auth::guard::parse_path_id;
 use crate::auth::policy::TenantAction;
-use crate::auth::rate_limit::client_key;
 use crate::auth::{RequestMeta, TenantAccess};
 use crate::db;
 use crate::domain::{EmailAddress, RegionId, Role};
@@ -623,7 +622,7 @@ pub async fn start(
     req: HttpRequest,
     body: crate::api::json::Json<SsoStartRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    state.limits.login.check(&client_key(&req))?;
+    state.limits.login.check_client(&req).await?;
     let body = body.into_inner();
     let mut p = Problems::default();
     enum Wanted {
@@ -809,7 +808,7 @@ pub async fn exchange(
     req: HttpRequest,
     body: crate::api::json::Json<SsoExchangeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    state.limits.login.check(&client_key(&req))?;
+    state.limits.login.check_client(&req).await?;
     let body = body.into_inner();
     let mut p = Problems::default();
     if body.code.trim().is_empty() || body.code.len() > 200 {

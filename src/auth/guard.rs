@@ -30,6 +30,8 @@ use crate::error::ApiError;
 #[derive(Debug, Clone, Default)]
 pub struct RequestMeta {
     pub request_id: Option<String>,
+    /// The client's address (`auth::client_addr`: the peer, or behind trusted proxies the
+    /// client they name).
     pub ip: Option<String>,
     /// The client's `User-Agent` (at most 200 characters), kept with sessions.
     pub user_agent: Option<String>,
@@ -43,7 +45,7 @@ impl RequestMeta {
     pub fn from_request(req: &HttpRequest) -> Self {
         Self {
             request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
-            ip: req.peer_addr().map(|a| a.ip().to_string()),
+            ip: super::client_addr::client_addr(req).map(|ip| ip.to_string()),
             user_agent: req
                 .headers()
                 .get(actix_web::http::header::USER_AGENT)
@@ -340,7 +342,7 @@ impl TenantAccess {
             ));
         }
         if let Some(limit) = limit {
-            limit.0.check(&key.id)?;
+            limit.0.check_on(conn, &key.id)?;
         }
         let role = Role::parse(&key.role).ok_or_else(|| ApiError::internal("stored role is invalid"))?;
         let scope = scope_of(conn, &tenant, role, &key.region_ids())?;
@@ -544,7 +546,7 @@ impl AgentAccess {
             ));
         }
         if let Some(limit) = &self.limit {
-            limit.0.check(&key.id)?;
+            limit.0.check_on(conn, &key.id)?;
         }
         let role = Role::parse(&key.role).ok_or_else(|| ApiError::internal("stored role is invalid"))?;
         let regions = key.region_ids().iter().map(|r| parse_stored(r)).collect();
@@ -606,7 +608,7 @@ impl ScimAccess {
             ));
         }
         if let Some(limit) = &self.limit {
-            limit.0.check(&key.id)?;
+            limit.0.check_on(conn, &key.id)?;
         }
         let touch_key = key.last_used_at.is_none_or(|t| at - t >= chrono::TimeDelta::seconds(60));
         Ok(TenantContext {

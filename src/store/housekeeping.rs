@@ -2,7 +2,8 @@
 //! tokens go with them), reset tokens a day past expiry, delivered or abandoned email after 30
 //! days, and events and finished webhook deliveries past the feed's retention
 //! (`ROSTER_EVENT_RETENTION_DAYS`), and single sign-on's pending sign-ins, one-minute codes
-//! and seen assertion ids once they have expired. Runs in the background on every instance; each pass is idempotent.
+//! and seen assertion ids once they have expired, and on PostgreSQL rate-limit buckets that
+//! have run dry (`auth::rate_limit`). Runs in the background on every instance; each pass is idempotent.
 
 use chrono::Duration;
 use diesel::prelude::*;
@@ -26,6 +27,8 @@ pub struct Pruned {
     pub deliveries: usize,
     /// SSO's expired pending sign-ins, codes and assertion ids.
     pub sso: usize,
+    /// Shared rate-limit buckets back to a full allowance (PostgreSQL).
+    pub rate_limits: usize,
 }
 
 /// How long things are kept.
@@ -58,7 +61,14 @@ pub fn prune(conn: &mut AnyConnection, keep: Retention) -> Result<Pruned, ApiErr
         let sso = diesel::delete(sr::sso_requests.filter(sr::expires_at.lt(at))).execute(conn)?
             + diesel::delete(sc::sso_codes.filter(sc::expires_at.lt(at))).execute(conn)?
             + diesel::delete(sa::sso_assertions.filter(sa::expires_at.lt(at))).execute(conn)?;
-        Ok(Pruned { sessions, reset_tokens, emails, events, deliveries, sso })
+        let rate_limits = crate::db::on_backend!(&mut *conn,
+            postgres: |c| diesel::sql_query(
+                "DELETE FROM rate_limits WHERE tat_us < (extract(epoch FROM now()) * 1000000)::bigint"
+            )
+            .execute(c)?,
+            sqlite: |_| 0,
+        );
+        Ok(Pruned { sessions, reset_tokens, emails, events, deliveries, sso, rate_limits })
     })
 }
 

@@ -99,6 +99,7 @@ pub fn config(db_url: &str) -> Config {
         event_retention_days: 30,
         dns_resolver: None,
         sso_insecure_hosts: Vec::new(),
+        trusted_proxies: Default::default(),
     }
 }
 

@@ -22,6 +22,7 @@ mod oidc_harness;
 mod openapi;
 mod org;
 mod policy;
+mod rate_limits;
 mod saml_harness;
 mod scim;
 mod secrets;

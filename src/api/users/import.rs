@@ -191,7 +191,7 @@ pub async fn import_members(
         .await
         .map_err(|e| ApiError::internal(format!("reading the file: {e}")))??;
     if by_email && !dry_run {
-        state.limits.tenant_emails.check_n(&ctx.tenant_text(), rows.len(), "emails from this tenant this hour")?;
+        state.limits.tenant_emails.check_n(&ctx.tenant_text(), rows.len(), "emails from this tenant this hour").await?;
     }
     let st = state.clone();
     let imported: Vec<Imported> = db::run_write(&state.pool, move |conn| {

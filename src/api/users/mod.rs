@@ -187,7 +187,7 @@ pub async fn create_member(
         (Delivery::Email, None) => {
             let ctx = access.check(&state.pool).await?;
             ctx.actor().require(crate::auth::policy::TenantAction::CreateMember)?;
-            state.limits.tenant_email(&ctx.tenant_text(), &email)?;
+            state.limits.tenant_email(&ctx.tenant_text(), &email).await?;
             let (st, c) = (state.clone(), ctx.clone());
             let created = db::run_write(&state.pool, move |conn| {
                 let mailer = crate::store::outbox::Mailer { master: &st.master, app_url: &st.config.app_url };
@@ -411,7 +411,7 @@ pub async fn reset_member_password(
         }
         let c = ctx.clone();
         let member = db::run(&state.pool, move |conn| members::get(conn, &c, user)).await?;
-        state.limits.tenant_email(&ctx.tenant_text(), &member.email)?;
+        state.limits.tenant_email(&ctx.tenant_text(), &member.email).await?;
         let (master, app_url) = (state.master.clone(), state.config.app_url.clone());
         db::run_write(&state.pool, move |conn| members::email_password_reset(conn, &ctx, user, &master, &app_url))
             .await?;

@@ -11,13 +11,19 @@
 #      SHARED_BENCH (../shared/bench beside the repository), CARGO_TARGET_DIR (target in the repository),
 #      HOOKS_ONLY=1 to run only the create loads (0, 1, 5 endpoints) and the delivery figures, for A/B
 #      comparisons; ROUNDS (1) repeats the three create loads that many times in the same run;
-#      SCIM_ONLY=1 to run only the SCIM figures (create through /scim/v2/Users, the userName lookup)
+#      SCIM_ONLY=1 to run only the SCIM figures (create through /scim/v2/Users, the userName lookup);
+#      SCALE=1 to run only the scale figures: a small tenant's get, first page and search (q=SMALL_Q,
+#      default smith) and the big tenant's search, cached and cold, on the database as seeded, then
+#      again after growing it to SCALE_TENANTS tenants (10000) of SCALE_MEMBERS members (100) beside
+#      the big one (bench_seed grow: the CSV import, SCALE_IN_FLIGHT tenants at a time, 8), with the
+#      ratios, the database's size and the server's memory
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SHARED="${SHARED_BENCH:-$ROOT/../shared/bench}"
 WHICH="${1:-both}"
 DURATION="${DURATION:-10}"; CONN="${CONNECTIONS:-64}"; SETTLE="${SETTLE:-3}"
-HOOK_EVENTS="${HOOK_EVENTS:-2000}"; HOOKS_ONLY="${HOOKS_ONLY:-0}"; SCIM_ONLY="${SCIM_ONLY:-0}"; ROUNDS="${ROUNDS:-1}"; BIG="${BIG:-100000}"; SMALL_TENANTS="${SMALL_TENANTS:-100}"; SMALL_MEMBERS="${SMALL_MEMBERS:-100}"
+HOOK_EVENTS="${HOOK_EVENTS:-2000}"; HOOKS_ONLY="${HOOKS_ONLY:-0}"; SCIM_ONLY="${SCIM_ONLY:-0}"; ROUNDS="${ROUNDS:-1}"; SCALE="${SCALE:-0}"; BIG="${BIG:-100000}"; SMALL_TENANTS="${SMALL_TENANTS:-100}"; SMALL_MEMBERS="${SMALL_MEMBERS:-100}"
+SCALE_TENANTS="${SCALE_TENANTS:-10000}"; SCALE_MEMBERS="${SCALE_MEMBERS:-100}"; SCALE_IN_FLIGHT="${SCALE_IN_FLIGHT:-8}"; SMALL_Q="${SMALL_Q:-smith}"
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 PLATFORM=bench-platform-token
 PORT=18181; COLD_PORT=18182; CEILING_PORT=18191; RECEIVER_PORT=18195
@@ -32,7 +38,10 @@ TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 cargo build --release --quiet --bin roster --example bench_seed --example bench_receiver
 # The ceiling is built from its own directory, so this repository's .cargo/config.toml (our
 # SQLite build flags) does not apply to it: it stays the stack as it comes.
-(cd "$SHARED/ceiling" && CARGO_TARGET_DIR="$TARGET/ceiling" cargo build --release --quiet)
+# Built only for the runs that measure it.
+if [ "$HOOKS_ONLY" != 1 ] && [ "$SCALE" != 1 ]; then
+  (cd "$SHARED/ceiling" && CARGO_TARGET_DIR="$TARGET/ceiling" cargo build --release --quiet)
+fi
 BIN="$TARGET/release/roster"; SEED="$TARGET/release/examples/bench_seed"; RECEIVER="$TARGET/release/examples/bench_receiver"
 LOAD="$SHARED/load.sh"
 
@@ -42,8 +51,8 @@ field() { sed -n "s/.*\(^\| \)$1=\([0-9.]*\).*/\2/p"; }
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  connections: $CONN  duration: ${DURATION}s"
 
-# The ceiling, alone on the machine.
-if [ "$HOOKS_ONLY" != 1 ]; then
+# The ceiling, alone on the machine (the scale mode compares the app with itself, not with it).
+if [ "$HOOKS_ONLY" != 1 ] && [ "$SCALE" != 1 ]; then
 (cd "$SHARED/ceiling" && CEILING_DB="$WORK/ceiling.db" CEILING_TARGET="$TARGET/ceiling" exec ./run.sh "$CEILING_PORT") >"$WORK/ceiling.log" 2>&1 &
 CPID=$!; PIDS+=("$CPID")
 wait_http "http://127.0.0.1:$CEILING_PORT/json"
@@ -118,6 +127,102 @@ scim_figures() {
   echo "  the same, 4 in flight: $SCIM_FIND4"; sleep "$SETTLE"
 }
 
+# The scale mode (SCALE=1; issue 15): a small tenant's get, first page and search and the big
+# tenant's search on the database as seeded, then again after it grew to SCALE_TENANTS tenants of
+# SCALE_MEMBERS members beside the big one; each figure's cost after against before (target:
+# within 1.2x: work per request should follow the page, not the database), the database's size
+# and the server's memory. Runs inside run_backend (its backend, url and pid).
+# The server's memory in MiB from /proc/PID/status: "VmRSS RssAnon RssFile".
+mem_now() { awk '/^VmRSS:/ {r=$2} /^RssAnon:/ {a=$2} /^RssFile:/ {f=$2} END {printf "%d %d %d\n", r/1024, a/1024, f/1024}' "/proc/$1/status"; }
+mem_text() { echo "$1" | awk '{printf "VmRSS %d MiB (RssAnon %d, RssFile %d)", $1, $2, $3}'; }
+# Samples PID every 50 ms until FILE exists, then prints the peak of each of the three (each its own).
+mem_peak_until() {
+  local r=0 a=0 f=0 v
+  while [ ! -f "$2" ]; do
+    read -r -a v <<<"$(mem_now "$1")"
+    [ "${v[0]}" -gt "$r" ] && r="${v[0]}"; [ "${v[1]}" -gt "$a" ] && a="${v[1]}"; [ "${v[2]}" -gt "$f" ] && f="${v[2]}"
+    sleep 0.05
+  done
+  echo "$r $a $f"
+}
+# The database's size: pg_database_size, or SQLite's file with its WAL.
+db_size_text() {
+  if [ "$backend" = postgres ]; then
+    psql "$url" -Atc "SELECT pg_database_size(current_database())" | awk '{printf "%.1f MiB (pg_database_size)", $1/1048576}'
+  else
+    awk -v d="$(stat -c %s "$url")" -v w="$(stat -c %s "$url-wal" 2>/dev/null || echo 0)" \
+      'BEGIN{printf "%.1f MiB (file %.1f MiB + WAL %.1f MiB)", (d+w)/1048576, d/1048576, w/1048576}'
+  fi
+}
+member_rows() {
+  if [ "$backend" = postgres ]; then psql "$url" -Atc "SELECT count(*) FROM memberships"
+  else sqlite3 "$url" "SELECT count(*) FROM memberships"; fi
+}
+# An owner's access token: login_token EMAIL TENANT (the seeded owners share OWNER_PASSWORD).
+login_token() {
+  printf '{"email":"%s","password":"%s","tenant_id":"%s"}' "$1" "$OWNER_PASSWORD" "$2" |
+    curl -s "$B/api/v1/auth/login" -H 'Content-Type: application/json' --data-binary @- | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p'
+}
+# One load of the scale figures: scale_load KEY BASE PATH AUTH LABEL, kept as fig[PHASE:KEY].
+scale_load() {
+  local out
+  out="$("$LOAD" "$2$3" "$DURATION" "$CONN" "$4")"
+  fig["$phase:$1"]="$out"
+  echo "  $5: $out"; sleep "$SETTLE"
+}
+# The figures on the database as it is now: scale_phase small|large.
+scale_phase() {
+  local phase="$1" auth sauth sampler cold_pid total
+  auth="Authorization: Bearer $(login_token "$OWNER_EMAIL" "$TENANT")"
+  sauth="Authorization: Bearer $(login_token "$SMALL_OWNER_EMAIL" "$SMALL_TENANT")"
+  total="$(curl -s "$B/api/v1/tenants/$SMALL_TENANT/users?limit=1" -H "$sauth" | sed -n 's/.*"total":\([0-9]*\).*/\1/p')"
+  dbs[$phase]="$(db_size_text)"; idle[$phase]="$(mem_now "$pid")"
+  echo "-- $phase database: $(member_rows) memberships, ${dbs[$phase]}; the small tenant's list total $total; server idle: $(mem_text "${idle[$phase]}")"
+  rm -f "$WORK/scale.done"; mem_peak_until "$pid" "$WORK/scale.done" >"$WORK/scale.peak" &
+  sampler=$!
+  scale_load get "$B" "/api/v1/tenants/$SMALL_TENANT/users/$SMALL_MEMBER" "$sauth" "get member (small tenant)"
+  scale_load list "$B" "/api/v1/tenants/$SMALL_TENANT/users?limit=50" "$sauth" "list, first page (small tenant)"
+  scale_load search "$B" "/api/v1/tenants/$SMALL_TENANT/users?q=$SMALL_Q&limit=50" "$sauth" "list q=$SMALL_Q (small tenant)"
+  scale_load big_search "$B" "/api/v1/tenants/$TENANT/users?q=larsen&limit=50" "$auth" "list q=larsen (big tenant)"
+  touch "$WORK/scale.done"; wait "$sampler"; loaded[$phase]="$(cat "$WORK/scale.peak")"
+  echo "  server under these loads, at most: $(mem_text "${loaded[$phase]}")"
+  # The two searches again on a second instance without the in-memory list results.
+  DATABASE_URL="$url" ROSTER_DATA_DIR="$WORK" ROSTER_BIND="127.0.0.1:$COLD_PORT" ROSTER_PUBLIC_URL="http://127.0.0.1:$PORT" ROSTER_DEMO=false ROSTER_LIST_CACHE_BYTES=0 \
+    ROSTER_DB_POOL_SIZE=32 RUST_LOG=warn "$BIN" serve >"$WORK/$backend-cold.log" 2>&1 &
+  cold_pid=$!; PIDS+=("$cold_pid")
+  wait_http "http://127.0.0.1:$COLD_PORT/healthz"
+  scale_load search_cold "http://127.0.0.1:$COLD_PORT" "/api/v1/tenants/$SMALL_TENANT/users?q=$SMALL_Q&limit=50" "$sauth" "  same, list cache off"
+  scale_load big_search_cold "http://127.0.0.1:$COLD_PORT" "/api/v1/tenants/$TENANT/users?q=larsen&limit=50" "$auth" "  same, list cache off"
+  kill "$cold_pid" 2>/dev/null || true; wait "$cold_pid" 2>/dev/null || true
+}
+scale_run() {
+  local -A fig=() dbs=() idle=() loaded=()
+  local k grown sampler
+  [ -n "${SMALL_TENANT:-}" ] || { echo "the scale mode needs SMALL_TENANTS of 1 or more" >&2; return 1; }
+  scale_phase small
+  grown=$(( (SCALE_TENANTS > SMALL_TENANTS ? SCALE_TENANTS - SMALL_TENANTS : 0) * SCALE_MEMBERS ))
+  echo "growing: $((SCALE_TENANTS > SMALL_TENANTS ? SCALE_TENANTS - SMALL_TENANTS : 0)) tenants of $SCALE_MEMBERS members ($grown) through the CSV import, $SCALE_IN_FLIGHT tenants at a time"
+  rm -f "$WORK/grow.done"; mem_peak_until "$pid" "$WORK/grow.done" >"$WORK/grow.peak" &
+  sampler=$!
+  "$SEED" grow "$B" "$PLATFORM" "$SMALL_TENANTS" "$SCALE_TENANTS" "$SCALE_MEMBERS" "$SCALE_IN_FLIGHT" >"$WORK/grow.env"
+  touch "$WORK/grow.done"; wait "$sampler"
+  # shellcheck disable=SC1091
+  . "$WORK/grow.env"
+  echo "grew by $grown members in ${GROW_SECS}s ($(awk -v n="$grown" -v s="$GROW_SECS" 'BEGIN{printf "%.0f", n/s}')/s); server during it, at most: $(mem_text "$(cat "$WORK/grow.peak")")"
+  if [ "$backend" = postgres ]; then psql "$url" -qc "ANALYZE" >/dev/null; fi
+  sleep "$SETTLE"
+  scale_phase large
+  echo "-- $backend summary (scale figures only): $((BIG + SMALL_TENANTS * SMALL_MEMBERS)) members, then $((BIG + SMALL_TENANTS * SMALL_MEMBERS + grown)) ($grown grown in ${GROW_SECS}s)"
+  for k in get list search big_search search_cold big_search_cold; do
+    awk -v k="$k" -v a="$(echo "${fig[small:$k]}" | field rps)" -v b="$(echo "${fig[large:$k]}" | field rps)" \
+      -v p="$(echo "${fig[small:$k]}" | field p99)" -v q="$(echo "${fig[large:$k]}" | field p99)" \
+      'BEGIN{c=a/b; r=q/p; printf "%-16s %7.0f/s -> %7.0f/s: cost x%.2f (%s); p99 %s -> %s ms: x%.2f (%s); target 1.2x\n", k, a, b, c, c<=1.2 ? "met" : "missed", p, q, r, r<=1.2 ? "met" : "missed"}'
+  done
+  echo "database: ${dbs[small]}, then ${dbs[large]}"
+  echo "server idle: $(mem_text "${idle[small]}"), then $(mem_text "${idle[large]}")"
+  echo "server under the cached loads, at most: $(mem_text "${loaded[small]}"), then $(mem_text "${loaded[large]}")"
+}
+
 run_backend() {
   local backend="$1" url
   if [ "$backend" = postgres ]; then
@@ -148,6 +253,12 @@ run_backend() {
     -d '{"name":"bench","kind":"api","role":"owner"}' | sed -n 's/.*"secret":"\([^"]*\)".*/\1/p')"
   [ -n "$key_secret" ] || { echo "could not create an API key" >&2; return 1; }
   local KEY_AUTH="Authorization: Bearer $key_secret"
+  if [ "$SCALE" = 1 ]; then
+    scale_run
+    kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+    if [ "$backend" = postgres ]; then psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS roster_bench_$$ WITH (FORCE)" >/dev/null; fi
+    return 0
+  fi
   if [ "$SCIM_ONLY" = 1 ]; then
     local SCIM_CREATE SCIM_FIND SCIM_FIND4
     scim_figures "$TENANT" "$AUTH" "$MEMBER"

@@ -360,6 +360,9 @@ fn connection_response(state: &AppState, status: actix_web::http::StatusCode, ro
 // ---------------------------------------------------------------- connections
 
 /// List the tenant's SSO connections (owners).
+///
+/// Every OIDC and SAML connection of the tenant, oldest first (sign-in by email uses the oldest
+/// enabled one), with what to give the identity provider; never a client secret.
 #[utoipa::path(tag = "sso", security(("bearer_auth" = [])),
     params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id")),
     responses((status = 200, body = ConnectionList), (status = 403, description = "Only owners (and owner-role API keys) manage SSO")))]
@@ -465,6 +468,9 @@ pub async fn create_connection(
 }
 
 /// Read an SSO connection (owners).
+///
+/// Its settings, what to give the identity provider (`oidc.redirect_uri`, or `saml.acs_url` and
+/// `saml.sp_entity_id`) and just-in-time membership; the `ETag` carries its version.
 #[utoipa::path(tag = "sso", security(("bearer_auth" = [])),
     params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id"), ("connection_id" = uuid::Uuid, Path, description = "The connection's id")),
     responses((status = 200, body = ConnectionView, headers(("ETag" = String))),
@@ -610,7 +616,7 @@ fn no_sso(what: &str) -> ApiError {
 /// Roster sends it on to `ROSTER_APP_URL/sso/callback` with `code` (exchange it at
 /// `POST /auth/sso/exchange` within a minute) or with `error` and `error_description`.
 /// `404 sso-not-configured`: show the password form.
-#[utoipa::path(tag = "sso", security(()),
+#[utoipa::path(tag = "sso", security(()), operation_id = "sso_start",
     request_body = SsoStartRequest,
     responses((status = 200, body = SsoStartResponse),
         (status = 404, description = "`sso-not-configured`: no verified domain with an enabled connection for this email (or no such enabled connection): use the password form"),
@@ -797,7 +803,7 @@ pub struct SsoExchangeRequest {
 /// `browser_secret` that `POST /auth/sso/start` gave the same browser. The answer is
 /// the same as a password sign-in's; the session is for the connection's tenant only (no
 /// switching to another tenant with it).
-#[utoipa::path(tag = "sso", security(()),
+#[utoipa::path(tag = "sso", security(()), operation_id = "sso_exchange",
     request_body = SsoExchangeRequest,
     responses((status = 200, description = "Signed in", body = crate::api::auth::TokenResponse),
         (status = 401, description = "The code is unknown, used or expired, the browser secret is not the one the sign-in started with, or the membership is no longer active"),

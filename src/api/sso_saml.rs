@@ -50,6 +50,7 @@ async fn saml_connection(state: &AppState, id: &str) -> Result<ConnectionRow, Ap
 #[utoipa::path(
     tag = "sso",
     security(()),
+    operation_id = "saml_metadata",
     params(SamlConnectionPath),
     responses(
         (status = 200, description = "The SP metadata (SAML 2.0 EntityDescriptor)", content_type = "application/samlmetadata+xml", body = String),
@@ -78,6 +79,7 @@ pub async fn sp_metadata(
 #[utoipa::path(
     tag = "sso",
     security(()),
+    operation_id = "saml_acs",
     params(SamlConnectionPath),
     request_body(content = AcsForm, content_type = "application/x-www-form-urlencoded"),
     responses(

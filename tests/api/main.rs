@@ -23,6 +23,7 @@ mod openapi;
 mod org;
 mod policy;
 mod saml_harness;
+mod schema_keys;
 mod scim;
 mod secrets;
 mod sessions;

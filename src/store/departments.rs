@@ -181,7 +181,7 @@ pub fn rename(
             if taken.get_result::<i64>(conn)? > 0 {
                 return Err(name_taken("department", name));
             }
-            diesel::update(d::departments.filter(d::id.eq(id)))
+            diesel::update(d::departments.filter(d::tenant_id.eq(&tenant)).filter(d::id.eq(id)))
                 .set((d::name.eq(name), d::version.eq(d::version + 1), d::updated_at.eq(now())))
                 .execute(conn)?;
             let moved =
@@ -242,8 +242,8 @@ pub fn delete(
                 .execute(conn)?;
             moved_to = Some(target.name);
         }
-        diesel::delete(s::sections.filter(s::department_id.eq(id))).execute(conn)?;
-        diesel::delete(d::departments.filter(d::id.eq(id))).execute(conn)?;
+        diesel::delete(s::sections.filter(s::tenant_id.eq(&tenant)).filter(s::department_id.eq(id))).execute(conn)?;
+        diesel::delete(d::departments.filter(d::tenant_id.eq(&tenant)).filter(d::id.eq(id))).execute(conn)?;
         audit_department(
             conn,
             ctx,
@@ -295,7 +295,11 @@ pub fn create_section(
     let tenant = ctx.tenant_text();
     super::tenant_write(conn, ctx, |conn| {
         load(conn, ctx, department)?;
-        let taken = s::sections.filter(s::department_id.eq(department)).filter(s::name.eq(name)).count();
+        let taken = s::sections
+            .filter(s::tenant_id.eq(&tenant))
+            .filter(s::department_id.eq(department))
+            .filter(s::name.eq(name))
+            .count();
         if taken.get_result::<i64>(conn)? > 0 {
             return Err(name_taken("section", name));
         }
@@ -327,11 +331,15 @@ pub fn rename_section(
         let before = load_section(conn, ctx, department, id)?;
         super::check_version("section", before.version, if_match)?;
         if before.name != name {
-            let taken = s::sections.filter(s::department_id.eq(department)).filter(s::name.eq(name)).count();
+            let taken = s::sections
+                .filter(s::tenant_id.eq(&tenant))
+                .filter(s::department_id.eq(department))
+                .filter(s::name.eq(name))
+                .count();
             if taken.get_result::<i64>(conn)? > 0 {
                 return Err(name_taken("section", name));
             }
-            diesel::update(s::sections.filter(s::id.eq(id)))
+            diesel::update(s::sections.filter(s::tenant_id.eq(&tenant)).filter(s::id.eq(id)))
                 .set((s::name.eq(name), s::version.eq(s::version + 1), s::updated_at.eq(now())))
                 .execute(conn)?;
             let moved = diesel::update(
@@ -387,7 +395,7 @@ pub fn delete_section(
                 .execute(conn)?;
             moved_to = Some(target.name);
         }
-        diesel::delete(s::sections.filter(s::id.eq(id))).execute(conn)?;
+        diesel::delete(s::sections.filter(s::tenant_id.eq(&tenant)).filter(s::id.eq(id))).execute(conn)?;
         audit_department(
             conn,
             ctx,

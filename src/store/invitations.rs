@@ -338,7 +338,7 @@ pub fn resend(
         }
         let token = generate_secret();
         let at = now();
-        diesel::update(i::invitations.filter(i::id.eq(id)))
+        diesel::update(i::invitations.filter(i::tenant_id.eq(ctx.tenant_text())).filter(i::id.eq(id)))
             .set((
                 i::token_digest.eq(digest_generated(&token)),
                 i::expires_at.eq(at + Duration::days(VALID_DAYS)),
@@ -363,7 +363,7 @@ pub fn revoke(conn: &mut AnyConnection, ctx: &TenantContext, id: &str) -> Result
             InvitationState::Revoked => return Ok(()),
             InvitationState::Pending | InvitationState::Expired => {}
         }
-        diesel::update(i::invitations.filter(i::id.eq(id)))
+        diesel::update(i::invitations.filter(i::tenant_id.eq(ctx.tenant_text())).filter(i::id.eq(id)))
             .set((i::status.eq(InvitationState::Revoked.as_str()), i::revoked_at.eq(Some(now()))))
             .execute(conn)?;
         let row = load(conn, ctx, id)?;
@@ -456,7 +456,11 @@ pub fn accept(
         }
         // Used once: of two requests with one token, only the first finds it pending.
         let taken = diesel::update(
-            i::invitations.filter(i::id.eq(&row.id)).filter(i::status.eq(PENDING)).filter(i::expires_at.gt(at)),
+            i::invitations
+                .filter(i::tenant_id.eq(&tenant))
+                .filter(i::id.eq(&row.id))
+                .filter(i::status.eq(PENDING))
+                .filter(i::expires_at.gt(at)),
         )
         .set((
             i::status.eq(InvitationState::Accepted.as_str()),

@@ -62,6 +62,7 @@ pub(in crate::store) fn ensure_section(
 ) -> Result<String, ApiError> {
     let find = |conn: &mut AnyConnection| {
         s::sections
+            .filter(s::tenant_id.eq(tenant))
             .filter(s::department_id.eq(department))
             .filter(s::name.eq(name))
             .select(s::id)
@@ -78,11 +79,9 @@ pub(in crate::store) fn ensure_section(
             s::created_at.eq(at),
             s::updated_at.eq(at),
         );
-        on_backend!(conn, |c| diesel::insert_into(s::sections)
-            .values(values)
-            .on_conflict((s::department_id, s::name))
-            .do_nothing()
-            .execute(c))
+        // No conflict target: the name's key is (department_id, name) on SQLite and
+        // (tenant_id, department_id, name) on PostgreSQL; a fresh id never conflicts.
+        on_backend!(conn, |c| diesel::insert_into(s::sections).values(values).on_conflict_do_nothing().execute(c))
     };
     find_or_insert(conn, "section", find, insert)
 }

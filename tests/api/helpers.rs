@@ -34,6 +34,9 @@ impl TestDb {
                 // Local test server: no TLS, so libpq never starts OpenSSL (whose exit-time
                 // cleanup can race with pool threads still reconnecting to a dropped database).
                 let url = format!("{base}/{name}?sslmode=disable");
+                if partitioned() {
+                    partition_by_tenant(&url);
+                }
                 Self { url, admin_url: Some(admin_url), name, _dir: None }
             }
             None => {
@@ -43,6 +46,29 @@ impl TestDb {
             }
         }
     }
+}
+
+/// `ROSTER_TEST_PARTITIONED=1` (with `TEST_DATABASE_URL`): each test database is migrated and
+/// its tenant-owned tables hash-partitioned by `tenant_id` (`tools/partition.sql`) before the
+/// application starts, so the suite runs on the keys a database sharded by tenant accepts.
+pub fn partitioned() -> bool {
+    std::env::var("ROSTER_TEST_PARTITIONED").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// How many partitions each tenant-owned table gets in the partitioned variant.
+const PARTITIONS: u32 = 4;
+
+fn partition_by_tenant(url: &str) {
+    let mut conn = roster::db::AnyConnection::Postgresql(
+        diesel::PgConnection::establish(url).expect("the fresh test database is reachable"),
+    );
+    roster::db::run_migrations(&mut conn).expect("migrations apply");
+    let globals = crate::schema_keys::GLOBAL_TABLES.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ");
+    conn.batch_execute(&format!(
+        "BEGIN; {} SELECT pg_temp.partition_by_tenant(ARRAY[{globals}]::text[], {PARTITIONS}); COMMIT;",
+        include_str!("../../tools/partition.sql")
+    ))
+    .expect("tenant-owned tables hash-partitioned by tenant_id (tools/partition.sql)");
 }
 
 impl Drop for TestDb {

@@ -24,6 +24,7 @@ mod org;
 mod policy;
 mod rate_limits;
 mod saml_harness;
+mod schema_keys;
 mod scim;
 mod secrets;
 mod sessions;

@@ -1,0 +1,4 @@
+-- Nothing to do on SQLite: this migration re-keys PostgreSQL's tenant-owned tables by
+-- `tenant_id` so that a distributed PostgreSQL can shard them by tenant (see the PostgreSQL
+-- migration of the same name). A SQLite database is one file and is never sharded; the folder
+-- is here so that both backends list the same migrations.

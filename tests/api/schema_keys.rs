@@ -35,6 +35,8 @@ pub const GLOBAL_TABLES: &[&str] = &[
     "domain_claims",
     // the mail queue, claimed by every instance across tenants (rows may have no tenant)
     "outbox",
+    // per-client and per-key rate limits shared by the instances, by a digest of their key
+    "rate_limits",
 ];
 
 #[derive(QueryableByName, Debug)]

@@ -26,7 +26,7 @@ HOOK_EVENTS="${HOOK_EVENTS:-2000}"; HOOKS_ONLY="${HOOKS_ONLY:-0}"; SCIM_ONLY="${
 SCALE_TENANTS="${SCALE_TENANTS:-10000}"; SCALE_MEMBERS="${SCALE_MEMBERS:-100}"; SCALE_IN_FLIGHT="${SCALE_IN_FLIGHT:-8}"; SMALL_Q="${SMALL_Q:-smith}"
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 PLATFORM=bench-platform-token
-PORT=18181; COLD_PORT=18182; CEILING_PORT=18191; RECEIVER_PORT=18195
+PORT=18181; COLD_PORT=18182; PAIR_PORT=18183; CEILING_PORT=18191; RECEIVER_PORT=18195
 WORK="$(mktemp -d /tmp/roster-bench.XXXXXX)"
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
@@ -288,6 +288,25 @@ run_backend() {
   # The same read with an API key, right after (same member, connections and duration).
   get_key="$("$LOAD" "$B/api/v1/tenants/$TENANT/users/$MEMBER" "$DURATION" "$CONN" "$KEY_AUTH")"
   echo "get member (API key): $get_key"; sleep "$SETTLE"
+  # PostgreSQL: two instances on the one database behind no balancer, loaded together (half the
+  # connections each): the pair's get member against the one instance's above, and no error.
+  local pair=""
+  if [ "$backend" = postgres ]; then
+    DATABASE_URL="$url" ROSTER_DATA_DIR="$WORK" ROSTER_BIND="127.0.0.1:$PAIR_PORT" ROSTER_PUBLIC_URL="http://127.0.0.1:$PORT" ROSTER_DEMO=false \
+      ROSTER_DB_POOL_SIZE=32 ROSTER_RATE_LOGIN_PER_MINUTE=0 RUST_LOG=warn "$BIN" serve >"$WORK/$backend-pair.log" 2>&1 &
+    local pair_pid=$!; PIDS+=("$pair_pid")
+    wait_http "http://127.0.0.1:$PAIR_PORT/healthz"
+    "$LOAD" "$B/api/v1/tenants/$TENANT/users/$MEMBER" "$DURATION" "$((CONN / 2))" "$AUTH" >"$WORK/pair.a" &
+    local pair_a=$!
+    "$LOAD" "http://127.0.0.1:$PAIR_PORT/api/v1/tenants/$TENANT/users/$MEMBER" "$DURATION" "$((CONN / 2))" "$AUTH" >"$WORK/pair.b"
+    wait "$pair_a"
+    kill "$pair_pid" 2>/dev/null || true; wait "$pair_pid" 2>/dev/null || true
+    pair="$(awk -v a="$(field rps <"$WORK/pair.a")" -v b="$(field rps <"$WORK/pair.b")" \
+      -v ea="$(sed -n 's/.*non2xx3xx=\([0-9]*\).*/\1/p' "$WORK/pair.a")" -v eb="$(sed -n 's/.*non2xx3xx=\([0-9]*\).*/\1/p' "$WORK/pair.b")" \
+      -v one="$(echo "$get" | field rps)" \
+      'BEGIN{printf "%.0f/s + %.0f/s = %.0f/s, %.2fx the one instance (%.0f/s); errors %d", a, b, a+b, (a+b)/one, one, ea+eb}')"
+    echo "get member, two instances on one database: $pair"; sleep "$SETTLE"
+  fi
   list="$("$LOAD" "$B/api/v1/tenants/$TENANT/users?q=larsen&limit=50" "$DURATION" "$CONN" "$AUTH")"
   touch "$WORK/reads.done"; wait "$reads_sampler"; mem_reads="$(cat "$WORK/reads.peak")"
   echo "list q=larsen (100k tenant, 1/60 of members match): $list"
@@ -419,6 +438,7 @@ run_backend() {
   awk -v g="$(echo "$get" | field rps)" -v c="$CEILING_RPS" 'BEGIN{printf "get member: %.0f/s = %.0f%% of the ceiling GET /db (%.0f/s)\n", g, 100*g/c, c}'
   awk -v k="$(echo "$get_key" | field rps)" -v g="$(echo "$get" | field rps)" \
     'BEGIN{printf "get member (API key): %.0f/s = %.0f%% of the same read with the access token (%.0f/s; goal 90%%)\n", k, 100*k/g, g}'
+  [ -z "$pair" ] || echo "get member, two instances on one database: $pair"
   echo "list q p99: $(echo "$list" | field p99) ms ($(echo "$cold" | field p99) ms with the list cache off); get p99 under logins: $(echo "$mixed_get" | field p99) ms; create: $(echo "$create" | field rps)/s"
   hook_summary
   echo "import of 10,000 rows: ${imported#* } s (target under 5 s on SQLite); export of $BIG+ members: ${exported#* } s"

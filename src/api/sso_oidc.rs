@@ -66,7 +66,12 @@ pub async fn oidc_callback(
     query: web::Query<CallbackQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    let Some(id) = query.state.filter(|s| !s.is_empty() && s.len() <= 256) else {
+    // Roster's states are URL-safe base64; anything else was never issued (and a NUL byte, say,
+    // must not reach the database).
+    let issued_shape = |s: &str| {
+        !s.is_empty() && s.len() <= 256 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let Some(id) = query.state.filter(|s| issued_shape(s)) else {
         return Ok(refused_redirect(&state, &invalid_state("the answer has no state")));
     };
     let master = state.master.clone();

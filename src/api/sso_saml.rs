@@ -38,7 +38,9 @@ pub struct AcsForm {
 }
 
 async fn saml_connection(state: &AppState, id: &str) -> Result<ConnectionRow, ApiError> {
-    let id_owned = id.to_string();
+    // Connection ids are UUIDs; anything else names none (and never reaches the database).
+    let Ok(id) = id.parse::<uuid::Uuid>() else { return Err(ApiError::not_found("SAML connection")) };
+    let id_owned = id.hyphenated().to_string();
     let found = crate::db::run(&state.pool, move |conn| crate::store::sso::find_connection(conn, &id_owned)).await?;
     found.filter(|c| c.protocol == PROTOCOL_SAML).ok_or_else(|| ApiError::not_found("SAML connection"))
 }

@@ -263,8 +263,14 @@ async fn an_unknown_missing_or_expired_state_is_refused() {
     let s = setup().await;
     // A parameter a provider adds that Roster does not know is no reason for a problem: the
     // browser still gets its redirect.
-    for query in ["code=abc&state=never-issued", "code=abc", "error=access_denied", "code=abc&state=x&client_info=eyJ"]
-    {
+    // A state that was never issued, of any shape (a NUL byte must not reach the database).
+    for query in [
+        "code=abc&state=never-issued",
+        "code=abc",
+        "error=access_denied",
+        "code=abc&state=x&client_info=eyJ",
+        "code=abc&state=%C3%BEm%00%C3%91",
+    ] {
         let location = deliver(&s.app, &format!("{REDIRECT_URI}?{query}")).await;
         assert_eq!(refused_reason(&location), "invalid-state", "{query}");
     }

@@ -5,11 +5,18 @@
 //! statement), so every instance shares it and a client spread over several gets the
 //! configured allowance, not a multiple of it. On SQLite (one instance by design), and on
 //! PostgreSQL should that statement fail, the state is this instance's memory (`governor`).
+//! A shared take moves a whole lease of [`Limit::lease_size`] requests (1% of the allowance, at
+//! least one) into the instance, which spends it from memory: a key making thousands of
+//! requests a second costs the database one statement per lease, not one per request, and no
+//! longer queues every request on one row's lock. Across instances a client still gets at most
+//! the allowance, and at least the allowance less one lease per instance.
 //! Clients are told apart by [`client_key`]. Must never key a limit on a header a client can
 //! set unless a trusted proxy set it (`auth::client_addr`).
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use governor::clock::{Clock, DefaultClock};
@@ -29,7 +36,19 @@ pub struct Limit {
     period: Duration,
     /// The database that holds the shared state (PostgreSQL only).
     shared: Option<Db>,
+    /// Requests already taken from the shared state and not yet spent, per key.
+    leases: Mutex<HashMap<String, Lease>>,
 }
+
+/// Part of a shared take that this instance has yet to spend.
+struct Lease {
+    left: u32,
+    /// Taken at: a lease older than the period is dropped unspent.
+    at: Instant,
+}
+
+/// More leased keys than this and the map is swept of stale leases.
+const LEASES_SWEPT_PAST: usize = 4096;
 
 /// Why a request did not fit.
 enum Refused {
@@ -46,7 +65,66 @@ impl Limit {
         let limiter = NonZeroU32::new(allowance)
             .and_then(|n| Quota::with_period(period / n.get()).map(|q| governor::RateLimiter::keyed(q.allow_burst(n))));
         let shared = shared.filter(|db| db.kind() == BackendKind::Postgres);
-        Self { limiter, name, what, allowance, period, shared }
+        Self { limiter, name, what, allowance, period, shared, leases: Mutex::new(HashMap::new()) }
+    }
+
+    /// Requests one shared take moves into the instance: 1% of the allowance, at least one
+    /// (so small allowances stay exact across instances).
+    pub fn lease_size(&self) -> u32 {
+        (self.allowance / 100).max(1)
+    }
+
+    /// Spends one request of `key`'s lease, if this instance holds one.
+    fn spend_lease(&self, key: &str) -> bool {
+        if self.shared.is_none() {
+            return false;
+        }
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        match leases.get_mut(key) {
+            Some(lease) if lease.left > 0 && lease.at.elapsed() < self.period => {
+                lease.left -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Keeps `left` requests of a shared take just made for `key`.
+    fn keep_lease(&self, key: &str, left: u32) {
+        if left == 0 {
+            return;
+        }
+        let period = self.period;
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        if leases.len() >= LEASES_SWEPT_PAST {
+            leases.retain(|_, lease| lease.left > 0 && lease.at.elapsed() < period);
+        }
+        // Requests that missed together each took a lease: their rests add up.
+        let lease = leases.entry(key.to_string()).or_insert(Lease { left: 0, at: Instant::now() });
+        if lease.at.elapsed() >= period {
+            *lease = Lease { left: 0, at: Instant::now() };
+        }
+        lease.left = lease.left.saturating_add(left);
+    }
+
+    /// What a take of `n` for `key` asks of the shared state: a whole lease when `n` is one
+    /// (with the single request to fall back on should the lease not fit), else `n`.
+    fn shared_plan(&self, key: &str, n: NonZeroU32) -> Option<SharedPlan> {
+        let size = if n == NonZeroU32::MIN { NonZeroU32::new(self.lease_size()).unwrap_or(n) } else { n };
+        let first = self.shared_take(key, size)?;
+        let fallback = (size > n).then(|| self.shared_take(key, n)).flatten();
+        Some(SharedPlan { first, leased: size.get() - n.get(), fallback })
+    }
+
+    /// Settles a plan's answer: keeps the lease's rest for `key` when it was taken.
+    fn settle(&self, key: &str, leased: u32, answer: PlanAnswer) -> Result<(), Refused> {
+        match answer {
+            PlanAnswer::Leased => {
+                self.keep_lease(key, leased);
+                Ok(())
+            }
+            PlanAnswer::Single(wait) => fitted(wait),
+        }
     }
 
     /// Takes one request for the client of `req` ([`client_key`]): 429 with the wait when its
@@ -97,9 +175,12 @@ impl Limit {
     /// there and no further round trip.
     pub fn check_on(&self, conn: &mut db::AnyConnection, key: &str) -> Result<(), ApiError> {
         let n = NonZeroU32::MIN;
-        let taken = match self.shared_take(key, n) {
-            Some(take) if conn.kind() == BackendKind::Postgres => match take_shared(conn, &take) {
-                Ok(wait) => fitted(wait),
+        if self.allowance == 0 || self.spend_lease(key) {
+            return Ok(());
+        }
+        let taken = match self.shared_plan(key, n) {
+            Some(plan) if conn.kind() == BackendKind::Postgres => match run_plan(conn, &plan) {
+                Ok(answer) => self.settle(key, plan.leased, answer),
                 Err(e) => {
                     log::warn!("shared rate limit unavailable, this instance's applies: {e}");
                     self.take_here(key, n)
@@ -129,9 +210,13 @@ impl Limit {
         if n.get() > self.allowance {
             return Err(Refused::TooMany);
         }
-        if let (Some(db), Some(take)) = (&self.shared, self.shared_take(key, n)) {
-            match db::run(db, move |conn| take_shared(conn, &take)).await {
-                Ok(wait) => return fitted(wait),
+        if n == NonZeroU32::MIN && self.spend_lease(key) {
+            return Ok(());
+        }
+        if let (Some(db), Some(plan)) = (&self.shared, self.shared_plan(key, n)) {
+            let leased = plan.leased;
+            match db::run(db, move |conn| run_plan(conn, &plan)).await {
+                Ok(answer) => return self.settle(key, leased, answer),
                 Err(e) => log::warn!("shared rate limit unavailable, this instance's applies: {e}"),
             }
         }
@@ -171,6 +256,32 @@ struct SharedTake {
     bucket: String,
     cost_us: i64,
     period_us: i64,
+}
+
+/// A take from the shared state: `first` (a lease of `leased` more than asked, or just what
+/// was asked), then `fallback` (just what was asked) should a lease not fit.
+struct SharedPlan {
+    first: SharedTake,
+    leased: u32,
+    fallback: Option<SharedTake>,
+}
+
+/// What a [`SharedPlan`] came to.
+enum PlanAnswer {
+    /// The first take fitted.
+    Leased,
+    /// Only what was asked was tried last: fitted (`None`) or the wait in microseconds.
+    Single(Option<i64>),
+}
+
+/// Runs a plan: one statement, two when a lease did not fit.
+fn run_plan(conn: &mut db::AnyConnection, plan: &SharedPlan) -> Result<PlanAnswer, ApiError> {
+    let wait = take_shared(conn, &plan.first)?;
+    match (wait, &plan.fallback) {
+        (None, _) => Ok(PlanAnswer::Leased),
+        (Some(wait), None) => Ok(PlanAnswer::Single(Some(wait))),
+        (Some(_), Some(one)) => Ok(PlanAnswer::Single(take_shared(conn, one)?)),
+    }
 }
 
 /// A shared take's answer: fitted (`None`) or the wait in microseconds.

@@ -341,34 +341,43 @@ pub fn refresh(
                 .first::<String>(conn)
                 .optional()?;
             let Some(family) = family else { return Ok(Refreshed::Invalid) };
-            if let Some(user) = end(conn, &family, EndReason::RefreshTokenReused)? {
-                audit::record_for_person(
-                    conn,
-                    crate::domain::ids::parse_stored(&user),
-                    meta,
-                    "session.refresh_token_reused",
-                    json!({"session_id": family, "ended": true}),
-                )?;
-            }
-            return Ok(Refreshed::Reused);
+            return end_reused(conn, &family, meta);
         };
         if ended.is_some() || expires <= at || last_used + limits.idle <= at {
             return Ok(Refreshed::Invalid);
         }
         let next = generate_secret();
         // Compare-and-swap on the digest: of two requests with one token, one rotates it and
-        // the other finds it rotated (and ends the family).
-        let swapped = diesel::update(s::sessions.filter(s::id.eq(&id)).filter(s::refresh_digest.eq(&digest)))
+        // the other finds it rotated (and ends the family); a session ended meanwhile stays so.
+        let live =
+            s::sessions.filter(s::id.eq(&id)).filter(s::refresh_digest.eq(&digest)).filter(s::ended_at.is_null());
+        let swapped = diesel::update(live)
             .set((s::refresh_digest.eq(digest_generated(&next)), s::last_used_at.eq(at)))
             .execute(conn)?;
         if swapped != 1 {
-            return Ok(Refreshed::Invalid);
+            // Exchanged (or ended) by a concurrent request since it was read (on PostgreSQL the
+            // update waited for that one's commit): a second use of one token, like any other.
+            return end_reused(conn, &id, meta);
         }
         diesel::insert_into(rt::rotated_refresh_tokens)
             .values((rt::token_digest.eq(&digest), rt::session_id.eq(&id), rt::rotated_at.eq(at)))
             .execute(conn)?;
         Ok(Refreshed::Rotated { session_id: id, user_id, tenant_id, refresh_token: next })
     })
+}
+
+/// A refresh token presented again: ends its session (`family`) and records why.
+fn end_reused(conn: &mut AnyConnection, family: &str, meta: &RequestMeta) -> Result<Refreshed, ApiError> {
+    if let Some(user) = end(conn, family, EndReason::RefreshTokenReused)? {
+        audit::record_for_person(
+            conn,
+            crate::domain::ids::parse_stored(&user),
+            meta,
+            "session.refresh_token_reused",
+            json!({"session_id": family, "ended": true}),
+        )?;
+    }
+    Ok(Refreshed::Reused)
 }
 
 /// Ends one session; returns its person when it was still going.

@@ -204,3 +204,45 @@ async fn an_api_key_spread_over_two_instances_gets_one_allowance_on_postgres() {
     assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), expected, "{statuses:?}");
     assert!(statuses.iter().all(|s| *s == StatusCode::OK || *s == LIMITED), "{statuses:?}");
 }
+
+/// A larger allowance is taken from the shared state a lease (1%) at a time: across two
+/// instances the key still gets no more than the allowance, and no less than the allowance
+/// less one lease per instance.
+#[tokio::test]
+async fn leased_allowances_hold_across_two_instances() {
+    const LIMIT: u32 = 200;
+    let app = spawn_app_with(|c| c.rate_api_key_per_minute = LIMIT).await;
+    if !app.db.url.starts_with("postgres") {
+        return;
+    }
+    let other = app.second_instance_with(|c| c.rate_api_key_per_minute = LIMIT).await;
+    let owner = app.new_owner("plus").await;
+    let keys = format!("/api/v1/tenants/{}/api-keys", owner.tenant_id);
+    let created =
+        app.send_json(Method::POST, &keys, &owner.token, json!({"name": "K", "kind": "api", "role": "viewer"}));
+    let created: Value = created.await.json().await.unwrap();
+    let key = created["secret"].as_str().unwrap().to_string();
+    let users = format!("/api/v1/tenants/{}/users", owner.tenant_id);
+    let started = std::time::Instant::now();
+    let (mut ok, mut limited) = (0, 0);
+    for round in 0..30 {
+        // Ten at once, split over the two instances.
+        let answers = futures_util::future::join_all((0..10).map(|i| {
+            let target = if (round + i) % 2 == 0 { &app } else { &other };
+            target.get(&users, &key)
+        }))
+        .await;
+        for res in answers {
+            match res.status() {
+                StatusCode::OK => ok += 1,
+                LIMITED => limited += 1,
+                other => panic!("unexpected {other}"),
+            }
+        }
+    }
+    // One more request each 60/LIMIT seconds while the test ran.
+    let refilled = (started.elapsed().as_secs_f64() * f64::from(LIMIT) / 60.0).ceil() as usize;
+    let lease = (LIMIT / 100) as usize;
+    let (least, most) = (LIMIT as usize - 2 * lease, LIMIT as usize + refilled);
+    assert!(ok >= least && ok <= most, "{ok} allowed (expected {least}..={most}), {limited} limited");
+}

@@ -1,5 +1,6 @@
-//! The webhook delivery worker (DESIGN.md section 14). It claims due deliveries (a lease, so
-//! several instances share them and each attempt is made once), sends each as its own task with
+//! The webhook delivery worker (DESIGN.md section 14). It claims due deliveries (on PostgreSQL
+//! a lease, so several instances share them and each attempt is made once; on SQLite, one
+//! instance, the worker's own list of what it holds, so claiming writes nothing), sends each as its own task with
 //! Standard Webhooks headers, signed at this attempt with the endpoint's current secret (and the
 //! previous one during a rotation), and records how it went: delivered, or retried after the
 //! next wait of the schedule, or given up. At most [`PER_ENDPOINT`] attempts per endpoint and
@@ -8,7 +9,7 @@
 //! recorded together, in one transaction, so the worker takes the database (SQLite's one
 //! writer) a few times per batch rather than per delivery.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,6 +45,26 @@ impl Busy {
             if *n == 0 {
                 map.remove(endpoint);
             }
+        }
+    }
+}
+
+/// Deliveries claimed and not yet recorded: the next claims pass them over (on SQLite, where
+/// nothing else marks them; on PostgreSQL their lease does too).
+#[derive(Default)]
+struct Held(Mutex<HashSet<String>>);
+
+impl Held {
+    fn snapshot(&self) -> HashSet<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    fn hold(&self, ids: impl IntoIterator<Item = String>) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend(ids);
+    }
+    fn release(&self, ids: &[String]) {
+        let mut held = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for id in ids {
+            held.remove(id);
         }
     }
 }
@@ -109,9 +130,9 @@ async fn deliver(outbound: Arc<Outbound>, claimed: Claimed, ended: Arc<Ended>) {
 }
 
 /// Records ended attempts, all those waiting in one transaction, while the server runs; tells
-/// the owners of an endpoint it turned off. A delivery stays leased until its attempt is
-/// recorded, so no other claim takes it meanwhile.
-async fn record_ended(state: actix_web::web::Data<AppState>, ended: Arc<Ended>) {
+/// the owners of an endpoint it turned off. A delivery stays held (and on PostgreSQL leased)
+/// until its attempt is recorded, so no other claim takes it meanwhile.
+async fn record_ended(state: actix_web::web::Data<AppState>, ended: Arc<Ended>, held: Arc<Held>) {
     loop {
         ended.added.notified().await;
         loop {
@@ -122,6 +143,8 @@ async fn record_ended(state: actix_web::web::Data<AppState>, ended: Arc<Ended>) 
             let ids: Vec<String> = batch.iter().map(|(d, _)| d.id.clone()).collect();
             let schedule = state.config.webhook_retry_secs.clone();
             let recorded = db::run_write(&state.pool, move |conn| webhooks::record_all(conn, batch, &schedule)).await;
+            // Recorded, or not (then they are due again, to be sent again with the same id).
+            held.release(&ids);
             match recorded {
                 Ok(disabled) => {
                     for disabled in disabled {
@@ -148,17 +171,19 @@ pub async fn run_worker(state: actix_web::web::Data<AppState>, outbound: Arc<Out
     let busy = Arc::new(Busy::default());
     let finished = Arc::new(tokio::sync::Notify::new());
     let ended = Arc::new(Ended::default());
-    tokio::spawn(record_ended(state.clone(), ended.clone()));
+    let held = Arc::new(Held::default());
+    tokio::spawn(record_ended(state.clone(), ended.clone(), held.clone()));
     loop {
         let in_flight = busy.snapshot();
         let total: usize = in_flight.values().sum();
         if total < IN_FLIGHT {
             let master = state.master.clone();
             let room = IN_FLIGHT - total;
+            let holding = held.snapshot();
             let claimed = match db::run(&state.pool, webhooks::any_due).await {
                 Ok(true) => {
                     db::run_write(&state.pool, move |conn| {
-                        webhooks::claim(conn, &master, &in_flight, PER_ENDPOINT, room)
+                        webhooks::claim(conn, &master, &in_flight, &holding, PER_ENDPOINT, room)
                     })
                     .await
                 }
@@ -167,6 +192,7 @@ pub async fn run_worker(state: actix_web::web::Data<AppState>, outbound: Arc<Out
             };
             match claimed {
                 Ok(batch) => {
+                    held.hold(batch.iter().map(|c| c.delivery.id.clone()));
                     for claimed in batch {
                         let endpoint = claimed.delivery.webhook_id.clone();
                         busy.add(&endpoint);

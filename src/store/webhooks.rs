@@ -4,7 +4,7 @@
 //! with them) and leave only through the answers to create and rotate. The delivery worker's
 //! side is at the bottom: claim due deliveries, record how each attempt went.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
@@ -20,7 +20,7 @@ use crate::db::models::{DeliveryRow, WebhookRow};
 use crate::db::schema::{
     events::dsl as ev, memberships::dsl as m, users::dsl as u, webhook_deliveries::dsl as d, webhooks::dsl as w,
 };
-use crate::db::{AnyConnection, on_backend, write_tx};
+use crate::db::{AnyConnection, BackendKind, on_backend, write_tx};
 use crate::domain::{MemberStatus, Role, now};
 use crate::error::ApiError;
 use crate::store::outbox::{self, Notice};
@@ -361,17 +361,22 @@ pub fn any_due(conn: &mut AnyConnection) -> Result<bool, ApiError> {
     Ok(diesel::select(diesel::dsl::exists(due)).get_result(conn)?)
 }
 
-/// Claims due deliveries of enabled endpoints for [`LEASE_SECS`] (another instance skips
-/// them), with their endpoints' secrets opened and their events' payloads: at most `room` in
-/// all, and for each endpoint no more than `per_endpoint` less those of it `busy` (in flight
-/// here) already. A few statements for the whole batch, not a few per delivery.
+/// Claims due deliveries of enabled endpoints, with their endpoints' secrets opened and their
+/// events' payloads: at most `room` in all, and for each endpoint no more than `per_endpoint`
+/// less those of it `busy` (in flight here) already. A few statements for the whole batch, not
+/// a few per delivery. On PostgreSQL each is leased for [`LEASE_SECS`], so another instance
+/// skips it. SQLite has one instance, which knows what it holds: the deliveries in `held`
+/// (claimed and not yet recorded) are passed over and nothing is written, so claiming never
+/// queues in the one writer.
 pub fn claim(
     conn: &mut AnyConnection,
     master: &MasterKey,
     busy: &HashMap<String, usize>,
+    held: &HashSet<String>,
     per_endpoint: usize,
     room: usize,
 ) -> Result<Vec<Claimed>, ApiError> {
+    let leased = conn.kind() == BackendKind::Postgres;
     let (rows, hooks, payloads) = write_tx(conn, |conn| {
         let at = now();
         // Deliveries of enabled endpoints only; rows another instance is claiming right now
@@ -387,7 +392,7 @@ pub fn claim(
             .filter(d::locked_until.is_null().or(d::locked_until.lt(at)))
             .filter(diesel::dsl::exists(enabled))
             .order(d::next_attempt_at)
-            .limit(BATCH);
+            .limit(BATCH + held.len() as i64);
         // All columns, in the table's order (`DeliveryRow` follows it): one query for both backends.
         let deliveries: Vec<DeliveryRow> = on_backend!(&mut *conn,
             postgres: |c| due.for_update().skip_locked().load::<DeliveryRow>(c)?,
@@ -396,6 +401,9 @@ pub fn claim(
         let mut taken: HashMap<String, usize> = busy.clone();
         let mut rows = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
+            if held.contains(&delivery.id) {
+                continue;
+            }
             let n = taken.entry(delivery.webhook_id.clone()).or_default();
             if *n >= per_endpoint || rows.len() >= room {
                 continue;
@@ -411,10 +419,12 @@ pub fn claim(
         let mut hooks: HashMap<(String, String), WebhookRow> = HashMap::new();
         let mut payloads: HashMap<(String, String), String> = HashMap::new();
         for (tenant, batch) in tenants {
-            let ids: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
-            diesel::update(d::webhook_deliveries.filter(d::tenant_id.eq(tenant)).filter(d::id.eq_any(&ids)))
-                .set(d::locked_until.eq(Some(at + Duration::seconds(LEASE_SECS))))
-                .execute(conn)?;
+            if leased {
+                let ids: Vec<&str> = batch.iter().map(|r| r.id.as_str()).collect();
+                diesel::update(d::webhook_deliveries.filter(d::tenant_id.eq(tenant)).filter(d::id.eq_any(&ids)))
+                    .set(d::locked_until.eq(Some(at + Duration::seconds(LEASE_SECS))))
+                    .execute(conn)?;
+            }
             let mut endpoints: Vec<&str> = batch.iter().map(|r| r.webhook_id.as_str()).collect();
             endpoints.sort_unstable();
             endpoints.dedup();

@@ -1,4 +1,9 @@
-//! The webhook delivery worker (DESIGN.md section 14). It claims due deliveries (on PostgreSQL
+//! The webhook delivery worker (DESIGN.md section 14). New events reach an endpoint through its
+//! cursor: the worker takes the events after it that the endpoint's types select, makes their
+//! first attempts (at most [`PER_ENDPOINT`] at once), then writes the deliveries with how they
+//! went and moves the cursor past them, in one transaction (a change itself writes only its
+//! event, so endpoints cost it nothing). Deliveries to try again are rows: the worker claims due
+//! deliveries (on PostgreSQL
 //! a lease, so several instances share them and each attempt is made once; on SQLite, one
 //! instance, the worker's own list of what it holds, so claiming writes nothing), sends each as its own task with
 //! Standard Webhooks headers, signed at this attempt with the endpoint's current secret (and the
@@ -166,12 +171,107 @@ async fn tell_owners(state: &actix_web::web::Data<AppState>, disabled: webhooks:
     }
 }
 
+/// Endpoints with a batch of fresh events in flight here: the next claims pass them over.
+#[derive(Default)]
+struct FreshHeld(Mutex<HashSet<(String, String)>>);
+
+impl FreshHeld {
+    fn snapshot(&self) -> HashSet<(String, String)> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    fn hold(&self, key: (String, String)) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
+    }
+    fn release(&self, key: &(String, String)) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+}
+
+/// Takes the endpoints that have new events and sends each its batch as a task of its own.
+async fn take_fresh(
+    state: &actix_web::web::Data<AppState>,
+    outbound: &Arc<Outbound>,
+    held: &Arc<FreshHeld>,
+    busy: &Arc<Busy>,
+    finished: &Arc<tokio::sync::Notify>,
+) {
+    let holding = held.snapshot();
+    let probe = holding.clone();
+    match db::run(&state.pool, move |conn| webhooks::any_fresh(conn, &probe)).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => return log::warn!("cannot read the webhook cursors: {e}"),
+    }
+    let master = state.master.clone();
+    let batches = match db::run_write(&state.pool, move |conn| webhooks::claim_fresh(conn, &master, &holding)).await {
+        Ok(batches) => batches,
+        Err(e) => return log::warn!("cannot read the new events for webhooks: {e}"),
+    };
+    for fresh in batches {
+        let key = (fresh.tenant_id.clone(), fresh.webhook_id.clone());
+        held.hold(key.clone());
+        let (state, outbound, held, busy, finished) =
+            (state.clone(), outbound.clone(), held.clone(), busy.clone(), finished.clone());
+        tokio::spawn(async move {
+            send_fresh(&state, &outbound, &busy, fresh).await;
+            held.release(&key);
+            finished.notify_one();
+        });
+    }
+}
+
+/// Makes the first attempts at an endpoint's fresh events, [`PER_ENDPOINT`] at a time, then
+/// records them all and moves its cursor on.
+async fn send_fresh(
+    state: &actix_web::web::Data<AppState>,
+    outbound: &Arc<Outbound>,
+    busy: &Arc<Busy>,
+    mut fresh: webhooks::Fresh,
+) {
+    use futures_util::StreamExt;
+    let deliveries = std::mem::take(&mut fresh.deliveries);
+    let (url, secrets) = (fresh.url.clone(), fresh.secrets.clone());
+    let attempts: Vec<(DeliveryRow, Attempt)> = futures_util::stream::iter(deliveries)
+        .map(|(delivery, body)| {
+            let claimed = Claimed { delivery, url: url.clone(), body, secrets: secrets.clone() };
+            async move {
+                busy.add(&claimed.delivery.webhook_id);
+                let result = attempt(outbound, &claimed).await;
+                busy.done(&claimed.delivery.webhook_id);
+                if !result.ok {
+                    log::info!(
+                        "webhook delivery of event {} to {} failed (attempt 1): {}",
+                        claimed.delivery.event_id,
+                        claimed.url,
+                        result.error.as_deref().unwrap_or("")
+                    );
+                }
+                (claimed.delivery, result)
+            }
+        })
+        .buffer_unordered(PER_ENDPOINT)
+        .collect()
+        .await;
+    let schedule = state.config.webhook_retry_secs.clone();
+    let batch = vec![(fresh, attempts)];
+    match db::run_write(&state.pool, move |conn| webhooks::record_fresh(conn, batch, &schedule)).await {
+        Ok(disabled) => {
+            for disabled in disabled {
+                tell_owners(state, disabled).await;
+            }
+        }
+        // Not recorded: the cursor stays, and the events are sent again (with the same ids).
+        Err(e) => log::warn!("cannot record webhook deliveries: {e}"),
+    }
+}
+
 /// Delivers webhooks while the server runs.
 pub async fn run_worker(state: actix_web::web::Data<AppState>, outbound: Arc<Outbound>) {
     let busy = Arc::new(Busy::default());
     let finished = Arc::new(tokio::sync::Notify::new());
     let ended = Arc::new(Ended::default());
     let held = Arc::new(Held::default());
+    let fresh_held = Arc::new(FreshHeld::default());
     tokio::spawn(record_ended(state.clone(), ended.clone(), held.clone()));
     loop {
         let in_flight = busy.snapshot();
@@ -208,6 +308,7 @@ pub async fn run_worker(state: actix_web::web::Data<AppState>, outbound: Arc<Out
                 Err(e) => log::warn!("cannot read the webhook deliveries: {e}"),
             }
         }
+        take_fresh(&state, &outbound, &fresh_held, &busy, &finished).await;
         tokio::select! {
             _ = state.webhook_queued.notified() => {}
             _ = finished.notified() => {}

@@ -197,22 +197,6 @@ pub struct DeliveryRow {
     pub delivered_at: Option<NaiveDateTime>,
 }
 
-/// A delivery as the writing transaction queues it: due now, no attempt yet, and no body (the
-/// payload is the event's, in `events`).
-#[derive(Insertable)]
-#[diesel(table_name = webhook_deliveries)]
-pub struct QueuedDelivery<'a> {
-    pub tenant_id: &'a str,
-    pub id: String,
-    pub webhook_id: &'a str,
-    pub event_id: &'a str,
-    pub event_type: &'a str,
-    pub status: &'static str,
-    pub attempts: i32,
-    pub next_attempt_at: NaiveDateTime,
-    pub created_at: NaiveDateTime,
-}
-
 /// The lower-cased text the `q` filter searches: name, username and email.
 pub fn search_text(full_name: &str, username: Option<&str>, email: &str) -> String {
     format!("{} {} {}", full_name.to_lowercase(), username.unwrap_or("").to_lowercase(), email.to_lowercase())

@@ -331,7 +331,16 @@ diesel::table! {
 }
 
 diesel::table! {
-    webhook_deliveries (tenant_id, id) {
+    webhook_cursors (tenant_id, webhook_id) {
+        tenant_id -> Text,
+        webhook_id -> Text,
+        cursor_seq -> BigInt,
+        locked_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (tenant_id, webhook_id, id) {
         tenant_id -> Text,
         id -> Text,
         webhook_id -> Text,
@@ -526,6 +535,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     events,
     webhooks,
     webhook_deliveries,
+    webhook_cursors,
     scim_users,
     groups,
     group_members,

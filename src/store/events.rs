@@ -13,10 +13,8 @@ use serde_json::{Value, json};
 
 use crate::auth::TenantContext;
 use crate::auth::policy::TenantAction;
-use crate::db::models::{AuditRow, QueuedDelivery};
-use crate::db::schema::{
-    event_counters::dsl as c, events::dsl as ev, webhook_deliveries::dsl as d, webhooks::dsl as w,
-};
+use crate::db::models::AuditRow;
+use crate::db::schema::{event_counters::dsl as c, events::dsl as ev, webhooks::dsl as w};
 use crate::db::{AnyConnection, escape_like, on_backend};
 use crate::error::ApiError;
 
@@ -258,52 +256,13 @@ pub(in crate::store) fn emit(conn: &mut AnyConnection, tenant: &str, audits: &[A
     write(conn, tenant, &events)
 }
 
-/// Numbers and writes `events`, and a delivery for each matching enabled webhook.
-///
-/// The deliveries go first: they refer to their event by its id (the payload is stored once, in
-/// `events`) and need no number, and the counter's row, once taken, holds every other writer of
-/// this tenant's events until commit. After it, one statement per event (or per 500 of them).
+/// Numbers and writes `events`. Webhook endpoints follow them with their cursors (the worker
+/// sends each endpoint what comes after its cursor and then writes the delivery rows), so a
+/// change writes nothing per endpoint. After the counter, one statement per event (or per 500).
 pub(in crate::store) fn write(conn: &mut AnyConnection, tenant: &str, events: &[NewEvent]) -> Result<(), ApiError> {
     if events.is_empty() {
         return Ok(());
     }
-    let endpoints: Vec<(String, String)> = w::webhooks
-        .filter(w::tenant_id.eq(tenant))
-        .filter(w::enabled.eq(true))
-        .select((w::id, w::event_types))
-        .load(conn)?;
-    let at = crate::domain::now();
-    let mut deliveries = Vec::new();
-    for (webhook, types) in &endpoints {
-        let types: Vec<String> = serde_json::from_str(types).unwrap_or_default();
-        deliveries.extend(events.iter().filter(|e| types.iter().any(|t| matches(t, &e.event_type))).map(|e| {
-            QueuedDelivery {
-                tenant_id: tenant,
-                id: uuid::Uuid::now_v7().to_string(),
-                webhook_id: webhook,
-                event_id: &e.id,
-                event_type: &e.event_type,
-                status: "pending",
-                attempts: 0,
-                next_attempt_at: at,
-                created_at: at,
-            }
-        }));
-    }
-    // SQLite runs in this process: a cached one-row statement per delivery costs less than
-    // parsing a many-row one. PostgreSQL pays a round trip per statement: one for them all.
-    on_backend!(&mut *conn,
-        postgres: |c| {
-            for chunk in deliveries.chunks(500) {
-                diesel::insert_into(d::webhook_deliveries).values(chunk).execute(c)?;
-            }
-        },
-        sqlite: |c| {
-            for row in &deliveries {
-                diesel::insert_into(d::webhook_deliveries).values(row).execute(c)?;
-            }
-        },
-    );
     let first = take_numbers(conn, tenant, events.len() as i64)?;
     // The row of event `$e` numbered `$seq`.
     macro_rules! row {

@@ -18,7 +18,8 @@ use crate::auth::master_key::MasterKey;
 use crate::auth::policy::TenantAction;
 use crate::db::models::{DeliveryRow, WebhookRow};
 use crate::db::schema::{
-    events::dsl as ev, memberships::dsl as m, users::dsl as u, webhook_deliveries::dsl as d, webhooks::dsl as w,
+    event_counters::dsl as ec, events::dsl as ev, memberships::dsl as m, users::dsl as u, webhook_cursors::dsl as wc,
+    webhook_deliveries::dsl as d, webhooks::dsl as w,
 };
 use crate::db::{AnyConnection, BackendKind, on_backend, write_tx};
 use crate::domain::{MemberStatus, Role, now};
@@ -34,6 +35,9 @@ pub const DISABLE_AFTER_DAYS: i64 = 5;
 pub const LEASE_SECS: i64 = 30;
 /// Deliveries one worker claims at a time.
 const BATCH: i64 = 50;
+/// Endpoints whose new events one worker takes at a time, and events per endpoint.
+pub const FRESH_ENDPOINTS: i64 = 16;
+pub const FRESH_EVENTS: i64 = 50;
 
 /// An endpoint to create.
 pub struct NewWebhook {
@@ -124,9 +128,28 @@ pub fn create(
             version: 1,
         };
         diesel::insert_into(w::webhooks).values(&row).execute(conn)?;
+        start_cursor(conn, &tenant, &row.id)?;
         audit_change(conn, ctx, "webhook.created", &row.id, None, Some(state(&row)))?;
         Ok((row, secret))
     })
+}
+
+/// Starts (or starts again) an endpoint's cursor at its tenant's last event: it is sent the
+/// events that follow (among them the audit of the change that started it).
+fn start_cursor(conn: &mut AnyConnection, tenant: &str, webhook: &str) -> Result<(), ApiError> {
+    let last: i64 =
+        ec::event_counters.filter(ec::tenant_id.eq(tenant)).select(ec::last_seq).first(conn).optional()?.unwrap_or(0);
+    diesel::delete(wc::webhook_cursors.filter(wc::tenant_id.eq(tenant)).filter(wc::webhook_id.eq(webhook)))
+        .execute(conn)?;
+    diesel::insert_into(wc::webhook_cursors)
+        .values((
+            wc::tenant_id.eq(tenant),
+            wc::webhook_id.eq(webhook),
+            wc::cursor_seq.eq(last),
+            wc::locked_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Newest first, keyset on the time-ordered id; with the total.
@@ -194,6 +217,10 @@ pub fn update(
                 w::version.eq(after.version),
             ))
             .execute(conn)?;
+        if reenabled {
+            // What happened while it was off is not sent: it goes on from now.
+            start_cursor(conn, &tenant, id)?;
+        }
         audit_change(conn, ctx, "webhook.updated", id, Some(state(&before)), Some(state(&after)))?;
         Ok(after)
     })
@@ -206,6 +233,8 @@ pub fn delete(conn: &mut AnyConnection, ctx: &TenantContext, id: &str) -> Result
     super::tenant_write(conn, ctx, |conn| {
         let before = load(conn, ctx, id)?;
         diesel::delete(d::webhook_deliveries.filter(d::tenant_id.eq(&tenant)).filter(d::webhook_id.eq(id)))
+            .execute(conn)?;
+        diesel::delete(wc::webhook_cursors.filter(wc::tenant_id.eq(&tenant)).filter(wc::webhook_id.eq(id)))
             .execute(conn)?;
         diesel::delete(w::webhooks.filter(w::tenant_id.eq(&tenant)).filter(w::id.eq(id))).execute(conn)?;
         audit_change(conn, ctx, "webhook.deleted", id, Some(state(&before)), None)
@@ -329,6 +358,7 @@ pub fn retry(conn: &mut AnyConnection, ctx: &TenantContext, id: &str, delivery: 
         }
         let row: DeliveryRow = d::webhook_deliveries
             .filter(d::tenant_id.eq(&tenant))
+            .filter(d::webhook_id.eq(id))
             .filter(d::id.eq(delivery))
             .select(DeliveryRow::as_select())
             .first(conn)?;
@@ -350,11 +380,18 @@ pub struct Claimed {
     pub secrets: Vec<SecretString>,
 }
 
+/// `status = 'pending'` written out, not bound: the due index holds only pending deliveries,
+/// and a planner uses such a partial index only when the query's condition is the index's own
+/// (a bound `status = ?` could be anything when the statement is prepared).
+fn pending() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql::<diesel::sql_types::Bool>("webhook_deliveries.status = 'pending'")
+}
+
 /// Whether any delivery is due: a read, so an idle system never takes SQLite's writer.
 pub fn any_due(conn: &mut AnyConnection) -> Result<bool, ApiError> {
     let at = now();
     let due = d::webhook_deliveries
-        .filter(d::status.eq("pending"))
+        .filter(pending())
         .filter(d::next_attempt_at.le(at))
         .filter(d::locked_until.is_null().or(d::locked_until.lt(at)))
         .select(d::id);
@@ -387,7 +424,7 @@ pub fn claim(
             .filter(w::enabled.eq(true))
             .select(w::id);
         let due = d::webhook_deliveries
-            .filter(d::status.eq("pending"))
+            .filter(pending())
             .filter(d::next_attempt_at.le(at))
             .filter(d::locked_until.is_null().or(d::locked_until.lt(at)))
             .filter(diesel::dsl::exists(enabled))
@@ -465,28 +502,14 @@ pub fn claim(
                 }
             },
         };
-        let context = seal_context(&hook.tenant_id, &hook.id);
-        let open = |sealed: &str| {
-            master
-                .open(sealed, &context)
-                .and_then(|b| String::from_utf8(b).map_err(|e| e.to_string()))
-                .map(SecretString::from)
-        };
-        let mut secrets = Vec::new();
-        match open(&hook.sealed_secret) {
-            Ok(secret) => secrets.push(secret),
+        let secrets = match open_secrets(master, hook, at) {
+            Ok(secrets) => secrets,
             Err(e) => {
                 let failed = Attempt::failed(None, 0, format!("cannot open the endpoint's secret: {e}"));
                 unsendable.push((delivery, failed));
                 continue;
             }
-        }
-        if let (Some(previous), Some(until)) = (&hook.previous_sealed_secret, hook.previous_expires_at)
-            && until > at
-            && let Ok(secret) = open(previous)
-        {
-            secrets.push(secret);
-        }
+        };
         claimed.push(Claimed { delivery, url: hook.url.clone(), body, secrets });
     }
     if !unsendable.is_empty() {
@@ -494,6 +517,221 @@ pub fn claim(
         record_all(conn, unsendable, &[])?;
     }
     Ok(claimed)
+}
+
+/// Events an endpoint is to be sent for the first time: those after its cursor that its types
+/// select, in order.
+pub struct Fresh {
+    pub tenant_id: String,
+    pub webhook_id: String,
+    pub url: String,
+    /// The current secret, then the previous one while it still signs.
+    pub secrets: Vec<SecretString>,
+    /// Where the cursor stood, and where it moves once the attempts are recorded (the last
+    /// event read, sent or not).
+    pub from: i64,
+    pub upto: i64,
+    /// A delivery to be (its attempt not yet made) and its payload, for each selected event.
+    pub deliveries: Vec<(DeliveryRow, String)>,
+}
+
+/// Up to `limit` cursors of enabled endpoints behind their tenant's events and not leased:
+/// `(tenant, endpoint, cursor)`.
+fn behind(conn: &mut AnyConnection, at: NaiveDateTime, limit: i64) -> Result<Vec<(String, String, i64)>, ApiError> {
+    let enabled = w::webhooks
+        .filter(w::tenant_id.eq(wc::tenant_id))
+        .filter(w::id.eq(wc::webhook_id))
+        .filter(w::enabled.eq(true))
+        .select(w::id);
+    let newer = ec::event_counters
+        .filter(ec::tenant_id.eq(wc::tenant_id))
+        .filter(ec::last_seq.gt(wc::cursor_seq))
+        .select(ec::tenant_id);
+    Ok(wc::webhook_cursors
+        .filter(wc::locked_until.is_null().or(wc::locked_until.lt(at)))
+        .filter(diesel::dsl::exists(enabled))
+        .filter(diesel::dsl::exists(newer))
+        .select((wc::tenant_id, wc::webhook_id, wc::cursor_seq))
+        .limit(limit)
+        .load(conn)?)
+}
+
+/// Whether an endpoint not in `held` has events to be sent: a read, so an idle system never
+/// takes SQLite's writer.
+pub fn any_fresh(conn: &mut AnyConnection, held: &HashSet<(String, String)>) -> Result<bool, ApiError> {
+    let found = behind(conn, now(), held.len() as i64 + 1)?;
+    Ok(found.into_iter().any(|(t, w, _)| !held.contains(&(t, w))))
+}
+
+/// Takes, for up to [`FRESH_ENDPOINTS`] enabled endpoints behind their tenant's events (and not
+/// in `held`, those with a batch in flight here), the next [`FRESH_EVENTS`] events. On
+/// PostgreSQL each cursor is leased for [`LEASE_SECS`], so another instance passes it over; an
+/// endpoint none of whose events are selected just moves its cursor on.
+pub fn claim_fresh(
+    conn: &mut AnyConnection,
+    master: &MasterKey,
+    held: &HashSet<(String, String)>,
+) -> Result<Vec<Fresh>, ApiError> {
+    let leased = conn.kind() == BackendKind::Postgres;
+    write_tx(conn, |conn| {
+        let at = now();
+        let candidates = behind(conn, at, FRESH_ENDPOINTS + held.len() as i64)?;
+        let mut fresh = Vec::new();
+        for (tenant, webhook, from) in candidates {
+            if fresh.len() as i64 >= FRESH_ENDPOINTS || held.contains(&(tenant.clone(), webhook.clone())) {
+                continue;
+            }
+            let cursor = wc::webhook_cursors
+                .filter(wc::tenant_id.eq(&tenant))
+                .filter(wc::webhook_id.eq(&webhook))
+                .filter(wc::cursor_seq.eq(from));
+            if leased {
+                // Taken only if no other instance took it meanwhile.
+                let lease = Some(at + Duration::seconds(LEASE_SECS));
+                let taken = diesel::update(cursor.filter(wc::locked_until.is_null().or(wc::locked_until.lt(at))))
+                    .set(wc::locked_until.eq(lease))
+                    .execute(conn)?;
+                if taken != 1 {
+                    continue;
+                }
+            }
+            let Some(hook) = w::webhooks
+                .filter(w::tenant_id.eq(&tenant))
+                .filter(w::id.eq(&webhook))
+                .select(WebhookRow::as_select())
+                .first(conn)
+                .optional()?
+            else {
+                continue;
+            };
+            let read: Vec<(i64, String, String, String)> = ev::events
+                .filter(ev::tenant_id.eq(&tenant))
+                .filter(ev::seq.gt(from))
+                .order(ev::seq.asc())
+                .limit(FRESH_EVENTS)
+                .select((ev::seq, ev::id, ev::event_type, ev::payload))
+                .load(conn)?;
+            let Some(upto) = read.last().map(|e| e.0) else { continue };
+            let types = hook.types();
+            let deliveries: Vec<(DeliveryRow, String)> = read
+                .into_iter()
+                .filter(|(_, _, event_type, _)| types.iter().any(|t| events::matches(t, event_type)))
+                .map(|(_, event_id, event_type, payload)| {
+                    let event = NewEvent { id: event_id, event_type, occurred_at: at, payload: String::new() };
+                    let mut row = events::queued(&tenant, &webhook, &event);
+                    row.body = None;
+                    (row, payload)
+                })
+                .collect();
+            if deliveries.is_empty() {
+                diesel::update(cursor)
+                    .set((wc::cursor_seq.eq(upto), wc::locked_until.eq(None::<NaiveDateTime>)))
+                    .execute(conn)?;
+                continue;
+            }
+            let secrets = match open_secrets(master, &hook, at) {
+                Ok(secrets) => secrets,
+                Err(e) => {
+                    log::warn!("webhook endpoint {webhook}: cannot open its secret: {e}");
+                    continue;
+                }
+            };
+            fresh.push(Fresh {
+                tenant_id: tenant,
+                webhook_id: webhook,
+                url: hook.url,
+                secrets,
+                from,
+                upto,
+                deliveries,
+            });
+        }
+        Ok(fresh)
+    })
+}
+
+/// The endpoint's secrets that sign now: the current one, then the previous one during a
+/// rotation.
+fn open_secrets(master: &MasterKey, hook: &WebhookRow, at: NaiveDateTime) -> Result<Vec<SecretString>, String> {
+    let context = seal_context(&hook.tenant_id, &hook.id);
+    let open = |sealed: &str| {
+        master
+            .open(sealed, &context)
+            .and_then(|b| String::from_utf8(b).map_err(|e| e.to_string()))
+            .map(SecretString::from)
+    };
+    let mut secrets = vec![open(&hook.sealed_secret)?];
+    if let (Some(previous), Some(until)) = (&hook.previous_sealed_secret, hook.previous_expires_at)
+        && until > at
+        && let Ok(secret) = open(previous)
+    {
+        secrets.push(secret);
+    }
+    Ok(secrets)
+}
+
+/// Records the first attempts at an endpoint's fresh events and moves its cursor past them, in
+/// one transaction; nothing when the endpoint is gone or its cursor was taken over meanwhile
+/// (its lease ran out and another instance sent them). A delivery row is written here, for the
+/// first time, with how its attempt went.
+pub fn record_fresh(
+    conn: &mut AnyConnection,
+    batches: Vec<(Fresh, Vec<(DeliveryRow, Attempt)>)>,
+    schedule: &[i64],
+) -> Result<Vec<Disabled>, ApiError> {
+    write_tx(conn, |conn| {
+        let at = now();
+        let mut disabled = Vec::new();
+        for (fresh, attempts) in batches {
+            let moved = diesel::update(
+                wc::webhook_cursors
+                    .filter(wc::tenant_id.eq(&fresh.tenant_id))
+                    .filter(wc::webhook_id.eq(&fresh.webhook_id))
+                    .filter(wc::cursor_seq.eq(fresh.from)),
+            )
+            .set((wc::cursor_seq.eq(fresh.upto), wc::locked_until.eq(None::<NaiveDateTime>)))
+            .execute(conn)?;
+            if moved != 1 {
+                continue;
+            }
+            let mut rows = Vec::with_capacity(attempts.len());
+            let (mut delivered, mut failed) = (false, false);
+            for (delivery, attempt) in &attempts {
+                let mut row = delivery.clone();
+                row.attempts = 1;
+                row.last_status = attempt.status.map(i32::from);
+                row.last_duration_ms = Some(duration_ms(attempt));
+                row.created_at = at;
+                if attempt.ok {
+                    row.status = "succeeded".into();
+                    row.next_attempt_at = None;
+                    row.delivered_at = Some(at);
+                    delivered = true;
+                } else {
+                    let wait = schedule.first().copied();
+                    row.status = if wait.is_some() { "pending" } else { "failed" }.into();
+                    row.next_attempt_at = wait.map(|s| at + Duration::seconds(s));
+                    row.last_error = attempt.error.as_deref().map(|e| e.chars().take(500).collect());
+                    failed = true;
+                }
+                rows.push(row);
+            }
+            on_backend!(&mut *conn, |c| {
+                for chunk in rows.chunks(200) {
+                    diesel::insert_into(d::webhook_deliveries).values(chunk).execute(c)?;
+                }
+            });
+            if delivered {
+                let hook = w::webhooks.filter(w::tenant_id.eq(&fresh.tenant_id)).filter(w::id.eq(&fresh.webhook_id));
+                diesel::update(hook.filter(w::failing_since.is_not_null()))
+                    .set(w::failing_since.eq(None::<NaiveDateTime>))
+                    .execute(conn)?;
+            } else if failed {
+                disabled.extend(endpoint_failed(conn, &fresh.tenant_id, &fresh.webhook_id, at)?);
+            }
+        }
+        Ok(disabled)
+    })
 }
 
 /// How one attempt went.
@@ -524,8 +762,10 @@ pub fn record_all(
         let (succeeded, failed): (Vec<_>, Vec<_>) = attempts.into_iter().partition(|(_, a)| a.ok);
         let mut delivered_to: Vec<(&str, &str)> = Vec::new();
         for (delivery, attempt) in &succeeded {
-            let target =
-                d::webhook_deliveries.filter(d::tenant_id.eq(&delivery.tenant_id)).filter(d::id.eq(&delivery.id));
+            let target = d::webhook_deliveries
+                .filter(d::tenant_id.eq(&delivery.tenant_id))
+                .filter(d::webhook_id.eq(&delivery.webhook_id))
+                .filter(d::id.eq(&delivery.id));
             diesel::update(target)
                 .set((
                     d::status.eq("succeeded"),
@@ -571,8 +811,10 @@ fn record_failure(
     at: NaiveDateTime,
 ) -> Result<Option<Disabled>, ApiError> {
     let attempts = delivery.attempts + 1;
-    let target = d::webhook_deliveries.filter(d::tenant_id.eq(&delivery.tenant_id)).filter(d::id.eq(&delivery.id));
-    let hook = w::webhooks.filter(w::tenant_id.eq(&delivery.tenant_id)).filter(w::id.eq(&delivery.webhook_id));
+    let target = d::webhook_deliveries
+        .filter(d::tenant_id.eq(&delivery.tenant_id))
+        .filter(d::webhook_id.eq(&delivery.webhook_id))
+        .filter(d::id.eq(&delivery.id));
     let wait = schedule.get((attempts - 1) as usize).copied();
     diesel::update(target)
         .set((
@@ -585,10 +827,22 @@ fn record_failure(
             d::last_error.eq(attempt.error.as_deref().map(|e| e.chars().take(500).collect::<String>())),
         ))
         .execute(conn)?;
+    endpoint_failed(conn, &delivery.tenant_id, &delivery.webhook_id, at)
+}
+
+/// An endpoint's attempt failed: it is failing since now, unless it already was; one failing
+/// for [`DISABLE_AFTER_DAYS`] is turned off (answered, so that its tenant's owners are told).
+fn endpoint_failed(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    webhook: &str,
+    at: NaiveDateTime,
+) -> Result<Option<Disabled>, ApiError> {
+    let hook = w::webhooks.filter(w::tenant_id.eq(tenant)).filter(w::id.eq(webhook));
     diesel::update(hook.filter(w::failing_since.is_null())).set(w::failing_since.eq(Some(at))).execute(conn)?;
     let row: Option<WebhookRow> = w::webhooks
-        .filter(w::tenant_id.eq(&delivery.tenant_id))
-        .filter(w::id.eq(&delivery.webhook_id))
+        .filter(w::tenant_id.eq(tenant))
+        .filter(w::id.eq(webhook))
         .select(WebhookRow::as_select())
         .first(conn)
         .optional()?;

@@ -1040,6 +1040,7 @@ async fn a_killed_server_loses_no_delivery() {
     server.kill();
     // The leases of what was in flight run out (made to have passed, not waited for).
     db_sql(&db.url, "UPDATE webhook_deliveries SET locked_until = NULL WHERE status = 'pending'");
+    db_sql(&db.url, "UPDATE webhook_cursors SET locked_until = NULL");
     let _restarted = start().await;
     let got = receiver
         .wait_until("all 60 events", |r| by_id(&accepted(r).into_iter().cloned().collect::<Vec<_>>()).len() >= 60)

@@ -1,3 +1,4 @@
+DROP TABLE webhook_cursors;
 CREATE TABLE webhook_deliveries_old (
     tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
     id TEXT NOT NULL,

@@ -296,11 +296,20 @@ pub(in crate::store) fn write(conn: &mut AnyConnection, tenant: &str, events: &[
 fn take_numbers(conn: &mut AnyConnection, tenant: &str, n: i64) -> Result<i64, ApiError> {
     let bump = |conn: &mut AnyConnection| -> Result<Option<i64>, ApiError> {
         let counter = c::event_counters.filter(c::tenant_id.eq(tenant));
-        Ok(on_backend!(conn, |conn| diesel::update(counter)
-            .set(c::last_seq.eq(c::last_seq + n))
-            .returning(c::last_seq)
-            .get_result::<i64>(conn)
-            .optional())?)
+        Ok(on_backend!(conn,
+            // One round trip.
+            postgres: |conn| diesel::update(counter)
+                .set(c::last_seq.eq(c::last_seq + n))
+                .returning(c::last_seq)
+                .get_result::<i64>(conn)
+                .optional()?,
+            // In process, two statements the connection keeps prepared cost less than one it
+            // prepares anew each time (Diesel does not keep `RETURNING` statements on SQLite).
+            sqlite: |conn| match diesel::update(counter).set(c::last_seq.eq(c::last_seq + n)).execute(conn)? {
+                0 => None,
+                _ => Some(counter.select(c::last_seq).first::<i64>(conn)?),
+            },
+        ))
     };
     if let Some(last) = bump(conn)? {
         return Ok(last - n + 1);

@@ -683,6 +683,9 @@ pub fn record_fresh(
         let at = now();
         let mut disabled = Vec::new();
         for (fresh, attempts) in batches {
+            // The tenant first, as every writer of the tenant's endpoints takes it: deleting an
+            // endpoint holds it while it deletes the cursor this would hold (PostgreSQL).
+            crate::db::lock_tenant_shared(conn, &fresh.tenant_id)?;
             let moved = diesel::update(
                 wc::webhook_cursors
                     .filter(wc::tenant_id.eq(&fresh.tenant_id))

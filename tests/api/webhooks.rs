@@ -1187,3 +1187,30 @@ async fn events_of_other_objects_carry_their_version() {
         ]
     );
 }
+
+/// Endpoints deleted while the worker is sending their events and recording the attempts:
+/// each delete answers 204 (on PostgreSQL a delete and a record once took the tenant and the
+/// endpoint's cursor in opposite orders and deadlocked), and nothing of them is left.
+#[tokio::test]
+async fn endpoints_deleted_while_their_events_are_sent_are_deleted_cleanly() {
+    let receiver = Receiver::start();
+    receiver.admin("/mode", json!({"status": 200, "delay_ms": 5})).await;
+    let app = spawn_app().await;
+    let owner = app.new_owner("enterprise").await;
+    for round in 0..3 {
+        let mut ids = Vec::new();
+        for i in 0..4 {
+            ids.push(hook_to(&app, &owner, &receiver, &format!("/gone{round}-{i}"), &["member.*"]).await);
+        }
+        import(&app, &owner, csv_of(600, &format!("gone{round}-"))).await;
+        let before = receiver.received().await.len();
+        receiver.wait_until("some deliveries", |r| r.len() >= before + 400).await;
+        for id in &ids {
+            let res = app.request(Method::DELETE, &hook(&owner, id), Some(&owner.token)).send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::NO_CONTENT, "{}", res.text().await.unwrap());
+            assert_problem(app.get(&format!("{}/deliveries", hook(&owner, id)), &owner.token).await, 404).await;
+        }
+    }
+    let left = app.execute_sql("UPDATE webhook_deliveries SET status = status");
+    assert_eq!(left, 0, "deliveries of deleted endpoints are left");
+}

@@ -54,22 +54,31 @@ impl Busy {
     }
 }
 
-/// Deliveries claimed and not yet recorded: the next claims pass them over (on SQLite, where
-/// nothing else marks them; on PostgreSQL their lease does too).
-#[derive(Default)]
-struct Held(Mutex<HashSet<String>>);
+/// What the worker holds and has not recorded yet, so that its next claims pass it over:
+/// deliveries claimed for an attempt (on SQLite nothing else marks them; on PostgreSQL their
+/// lease does too), and endpoints with a batch of fresh events in flight.
+struct Held<K>(Mutex<HashSet<K>>);
 
-impl Held {
-    fn snapshot(&self) -> HashSet<String> {
+impl<K> Default for Held<K> {
+    fn default() -> Self {
+        Self(Mutex::new(HashSet::new()))
+    }
+}
+
+impl<K: Clone + Eq + std::hash::Hash> Held<K> {
+    fn snapshot(&self) -> HashSet<K> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
-    fn hold(&self, ids: impl IntoIterator<Item = String>) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend(ids);
+    fn hold(&self, keys: impl IntoIterator<Item = K>) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend(keys);
     }
-    fn release(&self, ids: &[String]) {
+    fn release<'a>(&self, keys: impl IntoIterator<Item = &'a K>)
+    where
+        K: 'a,
+    {
         let mut held = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        for id in ids {
-            held.remove(id);
+        for key in keys {
+            held.remove(key);
         }
     }
 }
@@ -137,7 +146,7 @@ async fn deliver(outbound: Arc<Outbound>, claimed: Claimed, ended: Arc<Ended>) {
 /// Records ended attempts, all those waiting in one transaction, while the server runs; tells
 /// the owners of an endpoint it turned off. A delivery stays held (and on PostgreSQL leased)
 /// until its attempt is recorded, so no other claim takes it meanwhile.
-async fn record_ended(state: actix_web::web::Data<AppState>, ended: Arc<Ended>, held: Arc<Held>) {
+async fn record_ended(state: actix_web::web::Data<AppState>, ended: Arc<Ended>, held: Arc<Held<String>>) {
     loop {
         ended.added.notified().await;
         loop {
@@ -171,27 +180,11 @@ async fn tell_owners(state: &actix_web::web::Data<AppState>, disabled: webhooks:
     }
 }
 
-/// Endpoints with a batch of fresh events in flight here: the next claims pass them over.
-#[derive(Default)]
-struct FreshHeld(Mutex<HashSet<(String, String)>>);
-
-impl FreshHeld {
-    fn snapshot(&self) -> HashSet<(String, String)> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-    fn hold(&self, key: (String, String)) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
-    }
-    fn release(&self, key: &(String, String)) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
-    }
-}
-
 /// Takes the endpoints that have new events and sends each its batch as a task of its own.
 async fn take_fresh(
     state: &actix_web::web::Data<AppState>,
     outbound: &Arc<Outbound>,
-    held: &Arc<FreshHeld>,
+    held: &Arc<Held<(String, String)>>,
     busy: &Arc<Busy>,
     finished: &Arc<tokio::sync::Notify>,
 ) {
@@ -209,12 +202,12 @@ async fn take_fresh(
     };
     for fresh in batches {
         let key = (fresh.tenant_id.clone(), fresh.webhook_id.clone());
-        held.hold(key.clone());
+        held.hold([key.clone()]);
         let (state, outbound, held, busy, finished) =
             (state.clone(), outbound.clone(), held.clone(), busy.clone(), finished.clone());
         tokio::spawn(async move {
             send_fresh(&state, &outbound, &busy, fresh).await;
-            held.release(&key);
+            held.release([&key]);
             finished.notify_one();
         });
     }
@@ -270,8 +263,8 @@ pub async fn run_worker(state: actix_web::web::Data<AppState>, outbound: Arc<Out
     let busy = Arc::new(Busy::default());
     let finished = Arc::new(tokio::sync::Notify::new());
     let ended = Arc::new(Ended::default());
-    let held = Arc::new(Held::default());
-    let fresh_held = Arc::new(FreshHeld::default());
+    let held = Arc::new(Held::<String>::default());
+    let fresh_held = Arc::new(Held::<(String, String)>::default());
     tokio::spawn(record_ended(state.clone(), ended.clone(), held.clone()));
     loop {
         let in_flight = busy.snapshot();

@@ -197,6 +197,37 @@ pub struct DeliveryRow {
     pub delivered_at: Option<NaiveDateTime>,
 }
 
+impl DeliveryRow {
+    /// A delivery of event `event_id` to `webhook`, due at `at`, no attempt yet; `body` only for
+    /// an event that is not in the feed (otherwise the payload is the event's, in `events`).
+    pub fn due(
+        tenant: &str,
+        webhook: &str,
+        event_id: String,
+        event_type: String,
+        body: Option<String>,
+        at: NaiveDateTime,
+    ) -> Self {
+        DeliveryRow {
+            tenant_id: tenant.to_string(),
+            id: uuid::Uuid::now_v7().to_string(),
+            webhook_id: webhook.to_string(),
+            event_id,
+            event_type,
+            body,
+            status: "pending".into(),
+            attempts: 0,
+            next_attempt_at: Some(at),
+            locked_until: None,
+            last_status: None,
+            last_duration_ms: None,
+            last_error: None,
+            created_at: at,
+            delivered_at: None,
+        }
+    }
+}
+
 /// The lower-cased text the `q` filter searches: name, username and email.
 pub fn search_text(full_name: &str, username: Option<&str>, email: &str) -> String {
     format!("{} {} {}", full_name.to_lowercase(), username.unwrap_or("").to_lowercase(), email.to_lowercase())

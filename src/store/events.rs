@@ -325,23 +325,8 @@ fn take_numbers(conn: &mut AnyConnection, tenant: &str, n: i64) -> Result<i64, A
 /// A delivery of `event` to `webhook` alone, due now, carrying its body (an event that is not
 /// in the feed: `webhook.test`).
 pub(in crate::store) fn queued(tenant: &str, webhook: &str, event: &NewEvent) -> crate::db::models::DeliveryRow {
-    crate::db::models::DeliveryRow {
-        tenant_id: tenant.to_string(),
-        id: uuid::Uuid::now_v7().to_string(),
-        webhook_id: webhook.to_string(),
-        event_id: event.id.clone(),
-        event_type: event.event_type.clone(),
-        body: Some(event.payload.clone()),
-        status: "pending".into(),
-        attempts: 0,
-        next_attempt_at: Some(crate::domain::now()),
-        locked_until: None,
-        last_status: None,
-        last_duration_ms: None,
-        last_error: None,
-        created_at: crate::domain::now(),
-        delivered_at: None,
-    }
+    let (id, event_type, payload) = (event.id.clone(), event.event_type.clone(), Some(event.payload.clone()));
+    crate::db::models::DeliveryRow::due(tenant, webhook, id, event_type, payload, crate::domain::now())
 }
 
 /// A page of the feed: events after `after`, oldest first, of the selected types.

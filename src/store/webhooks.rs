@@ -617,10 +617,7 @@ pub fn claim_fresh(
                 .into_iter()
                 .filter(|(_, _, event_type, _)| types.iter().any(|t| events::matches(t, event_type)))
                 .map(|(_, event_id, event_type, payload)| {
-                    let event = NewEvent { id: event_id, event_type, occurred_at: at, payload: String::new() };
-                    let mut row = events::queued(&tenant, &webhook, &event);
-                    row.body = None;
-                    (row, payload)
+                    (DeliveryRow::due(&tenant, &webhook, event_id, event_type, None, at), payload)
                 })
                 .collect();
             if deliveries.is_empty() {

@@ -2,7 +2,8 @@
 # Roster benchmark. Builds the release server, starts it on a fresh database, seeds one tenant
 # with BIG members and SMALL_TENANTS tenants with SMALL_MEMBERS members, and loads it with wrk
 # (../shared/bench/load.sh) at CONNECTIONS connections. Measures the bare actix-web + diesel
-# ceiling (../shared/bench/ceiling) in the same run. Prints figures; asserts nothing.
+# ceiling (../shared/bench/ceiling) in the same run, on SQLite and (when PostgreSQL is benchmarked)
+# on PostgreSQL; each backend is printed against its own. Prints figures; asserts nothing.
 #
 #   bench/run.sh [sqlite|postgres|both]        (default: both)
 #
@@ -51,15 +52,31 @@ field() { sed -n "s/.*\(^\| \)$1=\([0-9.]*\).*/\2/p"; }
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  connections: $CONN  duration: ${DURATION}s"
 
-# The ceiling, alone on the machine (the scale mode compares the app with itself, not with it).
+# The ceilings, alone on the machine (the scale mode compares the app with itself, not with them):
+# GET /db from SQLite, and, when PostgreSQL is benchmarked, the same from PostgreSQL (a database of
+# its own, CEILING_DATABASE_URL). Each backend's get member is judged against its own ceiling.
+# measure_ceiling LABEL [POSTGRES_URL] prints the figure line and sets CEILING_RPS_<LABEL>.
+measure_ceiling() {
+  local label="$1" pg="${2:-}" cpid line
+  (cd "$SHARED/ceiling" && CEILING_DB="$WORK/ceiling.db" CEILING_DATABASE_URL="$pg" CEILING_TARGET="$TARGET/ceiling" exec ./run.sh "$CEILING_PORT") >"$WORK/ceiling-$label.log" 2>&1 &
+  cpid=$!; PIDS+=("$cpid")
+  wait_http "http://127.0.0.1:$CEILING_PORT/json"
+  line="$("$LOAD" "http://127.0.0.1:$CEILING_PORT/db" "$DURATION" "$CONN")"
+  printf -v "CEILING_RPS_$label" '%s' "$(echo "$line" | field rps)"
+  echo "ceiling GET /db ($label): $line"
+  kill "$cpid" 2>/dev/null || true; wait "$cpid" 2>/dev/null || true
+  sleep "$SETTLE"
+}
+CEILING_RPS_sqlite=""; CEILING_RPS_postgres=""
 if [ "$HOOKS_ONLY" != 1 ] && [ "$SCALE" != 1 ]; then
-(cd "$SHARED/ceiling" && CEILING_DB="$WORK/ceiling.db" CEILING_TARGET="$TARGET/ceiling" exec ./run.sh "$CEILING_PORT") >"$WORK/ceiling.log" 2>&1 &
-CPID=$!; PIDS+=("$CPID")
-wait_http "http://127.0.0.1:$CEILING_PORT/json"
-CEILING_LINE="$("$LOAD" "http://127.0.0.1:$CEILING_PORT/db" "$DURATION" "$CONN")"
-CEILING_RPS="$(echo "$CEILING_LINE" | field rps)"
-echo "ceiling GET /db: $CEILING_LINE"
-kill "$CPID" 2>/dev/null || true; wait "$CPID" 2>/dev/null || true
+  measure_ceiling sqlite
+  if [ "$WHICH" != sqlite ]; then
+    CEILING_PG_DB="roster_ceiling_$$"
+    psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $CEILING_PG_DB WITH (FORCE)" >/dev/null
+    psql "$PG_ADMIN_URL" -qc "CREATE DATABASE $CEILING_PG_DB" >/dev/null
+    measure_ceiling postgres "${PG_ADMIN_URL%/*}/$CEILING_PG_DB"
+    psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $CEILING_PG_DB WITH (FORCE)" >/dev/null
+  fi
 fi
 
 # The webhook receiver, for both backends: 204 to every POST, GET /count says how many so far.
@@ -435,7 +452,8 @@ run_backend() {
   echo "-- $backend summary"
   awk -v l="$(echo "$login" | field rps)" -v b="$bound" -v c="$cores" -v p="$HASH_PARALLEL_MS" \
     'BEGIN{printf "login: %.1f/s = %.0f%% of the argon2 bound (%s/s = cores / hash time); %.0f%% of what all cores hash at once (%.1f/s)\n", l, 100*l/b, b, 100*l/(c*1000/p), c*1000/p}'
-  awk -v g="$(echo "$get" | field rps)" -v c="$CEILING_RPS" 'BEGIN{printf "get member: %.0f/s = %.0f%% of the ceiling GET /db (%.0f/s)\n", g, 100*g/c, c}'
+  local ceiling_var="CEILING_RPS_$backend"
+  awk -v g="$(echo "$get" | field rps)" -v c="${!ceiling_var}" -v b="$backend" 'BEGIN{printf "get member: %.0f/s = %.0f%% of the %s ceiling GET /db (%.0f/s; target 50%%)\n", g, 100*g/c, b, c}'
   awk -v k="$(echo "$get_key" | field rps)" -v g="$(echo "$get" | field rps)" \
     'BEGIN{printf "get member (API key): %.0f/s = %.0f%% of the same read with the access token (%.0f/s; goal 90%%)\n", k, 100*k/g, g}'
   [ -z "$pair" ] || echo "get member, two instances on one database: $pair"

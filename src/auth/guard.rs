@@ -170,6 +170,19 @@ fn refuse_password_change_only(claims: &Claims) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The caller's membership as the guard checks it: role, status, the membership's and the
+/// identity's auth versions, the tenant's `admins_can_manage_users`, and whether the token's
+/// session is still going. Loaded by the guard, or with a read's own row
+/// ([`TenantAccess::run_joined`]).
+pub type CallerFacts = (String, String, i32, i32, bool, bool);
+
+/// Who a person's access token names, for a read that loads the [`CallerFacts`] with its row.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    pub user: &'a str,
+    pub session: &'a str,
+}
+
 /// What the guard loads about the caller's membership.
 struct MembershipAuth {
     role: String,
@@ -183,26 +196,35 @@ struct MembershipAuth {
     tenant_regions: Vec<(String, Option<String>)>,
 }
 
-fn load_membership_auth(
+fn load_caller_facts(
     conn: &mut AnyConnection,
     tenant: &str,
     user: &str,
     session: &str,
-) -> Result<Option<MembershipAuth>, ApiError> {
+) -> Result<Option<CallerFacts>, ApiError> {
     let live = s::sessions
         .filter(s::id.eq(session))
         .filter(s::user_id.eq(user))
         .filter(s::ended_at.is_null())
         .filter(s::expires_at.gt(crate::domain::now()));
-    let row = m::memberships
+    Ok(m::memberships
         .inner_join(u::users)
         .inner_join(t::tenants)
         .filter(m::tenant_id.eq(tenant))
         .filter(m::user_id.eq(user))
         .select((m::role, m::status, m::auth_version, u::auth_version, t::admins_can_manage_users, exists(live)))
-        .first::<(String, String, i32, i32, bool, bool)>(conn)
-        .optional()?;
-    let Some((role, status, mv, uv, acm, session_live)) = row else { return Ok(None) };
+        .first::<CallerFacts>(conn)
+        .optional()?)
+}
+
+/// The caller's facts with, for an admin, their regions and the tenant's (to expand them).
+fn membership_auth(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    user: &str,
+    facts: CallerFacts,
+) -> Result<MembershipAuth, ApiError> {
+    let (role, status, mv, uv, acm, session_live) = facts;
     let (regions, tenant_regions) = if role == Role::Admin.as_str() {
         let mine = mr::membership_regions
             .filter(mr::tenant_id.eq(tenant))
@@ -214,7 +236,7 @@ fn load_membership_auth(
     } else {
         (Vec::new(), Vec::new())
     };
-    Ok(Some(MembershipAuth {
+    Ok(MembershipAuth {
         role,
         status,
         session_live,
@@ -223,7 +245,7 @@ fn load_membership_auth(
         admins_can_manage_users: acm,
         regions,
         tenant_regions,
-    }))
+    })
 }
 
 /// Whether `session` belongs to `user` and is still going (asked on every request).
@@ -369,8 +391,20 @@ impl TenantAccess {
         claims: &Claims,
     ) -> Result<TenantContext, ApiError> {
         let session = session_of(claims)?;
-        let found = load_membership_auth(conn, &self.tenant_id.as_text(), &user_id.as_text(), session)?
-            .ok_or_else(|| ApiError::Unauthorized("the access token has been revoked".into()))?;
+        let facts = load_caller_facts(conn, &self.tenant_id.as_text(), &user_id.as_text(), session)?;
+        self.check_token(conn, user_id, claims, facts)
+    }
+
+    /// Checks a person's token against the caller's facts (`None`: no membership here).
+    fn check_token(
+        &self,
+        conn: &mut AnyConnection,
+        user_id: UserId,
+        claims: &Claims,
+        facts: Option<CallerFacts>,
+    ) -> Result<TenantContext, ApiError> {
+        let facts = facts.ok_or_else(|| ApiError::Unauthorized("the access token has been revoked".into()))?;
+        let found = membership_auth(conn, &self.tenant_id.as_text(), &user_id.as_text(), facts)?;
         if !found.session_live {
             return Err(session_ended());
         }
@@ -409,6 +443,45 @@ impl TenantAccess {
         T: Send + 'static,
     {
         run_checked(self, db, f).await
+    }
+
+    /// Like [`TenantAccess::run`], for a read whose first statement can carry the caller's
+    /// facts as well. On PostgreSQL, with a person's token, `read` gets the [`Caller`] and
+    /// returns their [`CallerFacts`] with its row: one round trip instead of two (each
+    /// statement there is one). Where its row is missing it may return no facts, and the guard
+    /// loads them itself. Otherwise (SQLite, API keys) the caller is checked first and `read`
+    /// gets `None`. Either way `then` sees the row only with a context the guard has checked,
+    /// and nothing is written before it.
+    pub async fn run_joined<R, T, L, F>(self, db: &db::Db, read: L, then: F) -> Result<T, ApiError>
+    where
+        L: FnOnce(&mut AnyConnection, &str, Option<Caller<'_>>) -> Result<(Option<CallerFacts>, R), ApiError>
+            + Send
+            + 'static,
+        F: FnOnce(&mut AnyConnection, &TenantContext, R) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let joined = db.kind() == db::BackendKind::Postgres && matches!(self.credential, Credential::Token { .. });
+        if !joined {
+            return run_checked(self, db, move |conn, ctx| {
+                let (_, row) = read(conn, &ctx.tenant_text(), None)?;
+                then(conn, ctx, row)
+            })
+            .await;
+        }
+        db::run(db, move |conn| {
+            let Credential::Token { user_id, claims } = &self.credential else {
+                return Err(ApiError::internal("a joined read without a person's token"));
+            };
+            let (tenant, user, session) = (self.tenant_id.as_text(), user_id.as_text(), session_of(claims)?);
+            let (facts, row) = read(conn, &tenant, Some(Caller { user: &user, session }))?;
+            let facts = match facts {
+                Some(facts) => Some(facts),
+                None => load_caller_facts(conn, &tenant, &user, session)?,
+            };
+            let ctx = self.check_token(conn, *user_id, claims, facts)?;
+            then(conn, &ctx, row)
+        })
+        .await
     }
 
     /// Like [`TenantAccess::run`], on the writer.

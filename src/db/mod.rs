@@ -2,9 +2,11 @@
 //!
 //! Owns how we talk to SQLite and PostgreSQL, and the one place that reaches the backend's own
 //! connection ([`on_backend!`]); knows nothing about tenants or policy. Every call through here
-//! is synchronous: callers run it on the blocking pool (`run`).
+//! is synchronous: callers run it through `run` or `run_write` (SQLite: on the blocking pool,
+//! writes on the group-commit writer; PostgreSQL: on one thread per connection, `lanes`).
 
 pub mod among;
+mod lanes;
 pub mod models;
 pub mod schema;
 pub mod writer;
@@ -161,6 +163,8 @@ pub struct Db {
     kind: BackendKind,
     /// SQLite only: the group-commit writer over `write`.
     writer: Option<writer::SqliteWriter>,
+    /// PostgreSQL only: the threads that run database work, one per connection (`lanes`).
+    lanes: Option<lanes::Lanes>,
 }
 
 impl Db {
@@ -171,7 +175,11 @@ impl Db {
             BackendKind::Sqlite => build_pool(url, 1)?,
             BackendKind::Postgres => read.clone(),
         };
-        Ok(Self { read, write, kind, writer: None })
+        let lanes = match kind {
+            BackendKind::Postgres => Some(lanes::Lanes::start(read.clone())?),
+            BackendKind::Sqlite => None,
+        };
+        Ok(Self { read, write, kind, writer: None, lanes })
     }
 
     /// Starts SQLite's group-commit writer (call once start-up work on the writer is done).
@@ -357,7 +365,10 @@ where
     F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
 {
-    on_blocking_pool(db.read.clone(), f).await
+    match &db.lanes {
+        Some(lanes) => lanes.run(f).await,
+        None => on_blocking_pool(db.read.clone(), f).await,
+    }
 }
 
 /// Runs a synchronous write (use `write_tx` inside) on the blocking pool with the writer.
@@ -368,7 +379,11 @@ where
 {
     match &db.writer {
         Some(writer) => writer.run(f).await,
-        None => on_blocking_pool(db.write.clone(), f).await,
+        // PostgreSQL: the write pool is the read pool, and its lanes run both.
+        None => match &db.lanes {
+            Some(lanes) => lanes.run(f).await,
+            None => on_blocking_pool(db.write.clone(), f).await,
+        },
     }
 }
 

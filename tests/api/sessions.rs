@@ -457,3 +457,77 @@ async fn housekeeping_removes_sessions_long_over() {
     // The remaining session still works.
     assert_eq!(app.get("/api/v1/me", &a2).await.status(), StatusCode::OK);
 }
+
+/// Reading one member checks the caller in the statement that reads the member on PostgreSQL
+/// (`TenantAccess::run_joined`), and before it on SQLite: either way every refusal the guard
+/// gives on other routes holds, and a refused caller learns nothing about the member.
+#[tokio::test]
+async fn reading_a_member_refuses_every_caller_the_guard_refuses() {
+    let app = spawn_app().await;
+    let owner = app.new_owner("plus").await;
+    let elsewhere = app.new_owner("plus").await;
+    let north = app.create_region(&owner, "North", None).await;
+    let south = app.create_region(&owner, "South", None).await;
+    let admin = app.new_member(&owner, "admin", &[&north]).await;
+    let viewer = app.new_member(&owner, "viewer", &[]).await;
+    let in_north = app.create_member(&owner, "operator", &[&north]).await["id"].as_str().unwrap().to_string();
+    let in_south = app.create_member(&owner, "operator", &[&south]).await["id"].as_str().unwrap().to_string();
+    let path = |id: &str| format!("/api/v1/tenants/{}/users/{id}", owner.tenant_id);
+    let read = |token: &str, id: &str| {
+        let (app, url, token) = (&app, path(id), token.to_string());
+        async move { app.get(&url, &token).await }
+    };
+    // Allowed: the owner reads anyone, the admin within North and themself, the viewer themself;
+    // each answer is the member asked for, with its regions.
+    for (who, id) in [(&owner, &in_south), (&admin, &in_north), (&admin, &admin.user_id), (&viewer, &viewer.user_id)] {
+        let res = read(&who.token, id).await;
+        assert_eq!(res.status(), StatusCode::OK, "{} reads {id}", who.email);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["id"], id.as_str());
+    }
+    let body: Value = read(&owner.token, &in_south).await.json().await.unwrap();
+    assert_eq!(body["regions"], json!([south]));
+    // Not for them, no such member, another tenant's member: 404 alike.
+    for (who, id) in [
+        (&admin, in_south.as_str()),
+        (&viewer, in_north.as_str()),
+        (&owner, "01900000-0000-7000-8000-000000000000"),
+        (&owner, elsewhere.user_id.as_str()),
+    ] {
+        assert_problem(read(&who.token, id).await, 404).await;
+    }
+    // Another tenant's owner: their token sees no such tenant.
+    assert_problem(app.get(&path(&owner.user_id), &elsewhere.token).await, 404).await;
+    // A token that must change its password first reads nothing, not even its own member.
+    let fresh = app.create_member(&owner, "viewer", &[]).await;
+    let login = app
+        .login_ok(
+            fresh["email"].as_str().unwrap(),
+            fresh["temporary_password"].as_str().unwrap(),
+            Some(&owner.tenant_id),
+        )
+        .await;
+    let temp_token = login["access_token"].as_str().unwrap();
+    let res = assert_problem(read(temp_token, fresh["id"].as_str().unwrap()).await, 403).await;
+    assert_eq!(res["type"], "urn:roster:problem:password-change-required");
+    // The admin's session ended (logout): 401, for a member that exists and for one that does not.
+    let (ended, _, _) = sign_in(&app, &admin).await;
+    let res = app.request(Method::POST, "/api/v1/auth/logout", Some(&ended)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    for id in [in_north.as_str(), "01900000-0000-7000-8000-000000000000"] {
+        let res = assert_problem(read(&ended, id).await, 401).await;
+        assert!(res["detail"].as_str().unwrap().contains("session"), "{res}");
+    }
+    // The viewer disabled: their token is revoked at once.
+    assert_eq!(app.set_status(&owner, &viewer.user_id, "disabled").await.status(), StatusCode::OK);
+    assert_problem(read(&viewer.token, &viewer.user_id).await, 401).await;
+    // The admin's role changed: the token carries the old version.
+    let res = app.send_json(Method::PATCH, &path(&admin.user_id), &owner.token, json!({"role": "operator"})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_problem(read(&admin.token, &in_north).await, 401).await;
+    // The admin removed from the tenant (disabled, then deleted): 401 (no membership).
+    assert_eq!(app.set_status(&owner, &admin.user_id, "disabled").await.status(), StatusCode::OK);
+    let res = app.request(Method::DELETE, &path(&admin.user_id), Some(&owner.token)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_problem(read(&admin.token, &in_south).await, 401).await;
+}

@@ -261,7 +261,13 @@ pub async fn get_member(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let user = user_id(&req)?;
-    let rec = access.run(&state.pool, move |conn, ctx| members::get(conn, ctx, user)).await?;
+    let rec = access
+        .run_joined(
+            &state.pool,
+            move |conn, tenant, caller| members::load_for_get(conn, tenant, user, caller),
+            move |_, ctx, rec| members::check_get(ctx, user, rec),
+        )
+        .await?;
     Ok(member_response(actix_web::http::StatusCode::OK, rec))
 }
 

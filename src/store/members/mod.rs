@@ -41,7 +41,7 @@ pub use list_cache::ListCache;
 pub use passwords::{email_password_reset, reset_password};
 pub(in crate::store) use query::visible_only;
 pub use query::{ListFilter, SortKey, StatusFilter};
-pub use record::{MemberRecord, get};
+pub use record::{MemberRecord, check_get, get, load_for_get};
 pub(in crate::store) use record::{event_object, load_record};
 pub use reports::reports;
 pub use update::{MemberPatch, update};

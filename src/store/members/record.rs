@@ -8,16 +8,19 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use crate::auth::TenantContext;
+use crate::auth::guard::{Caller, CallerFacts};
 use crate::auth::policy::{MemberAction, TargetFacts};
-use crate::db::AnyConnection;
 use crate::db::among::among;
 use crate::db::models::MembershipRow;
 use crate::db::schema::{
-    member_os_usernames::dsl as os, membership_regions::dsl as mr, memberships::dsl as m, users::dsl as u,
+    member_os_usernames::dsl as os, membership_regions::dsl as mr, memberships::dsl as m, sessions::dsl as s,
+    tenants::dsl as t, users::dsl as u,
 };
+use crate::db::{AnyConnection, on_backend};
 use crate::domain::ids::parse_stored;
 use crate::domain::{RegionId, Role, UserId};
 use crate::error::ApiError;
+use diesel::dsl::exists;
 
 /// A member as stored: membership, identity fields and regions.
 #[derive(Debug, Clone)]
@@ -109,34 +112,68 @@ fn os_username_here(tenant: &str) -> diesel::helper_types::On<os::member_os_user
     os::member_os_usernames.on(os::user_id.eq(u::id).and(os::tenant_id.eq(tenant.to_string())))
 }
 
+diesel::define_sql_function!(#[aggregate] fn array_agg<ST: diesel::sql_types::SingleValue>(x: ST) -> diesel::sql_types::Array<ST>);
+
+/// The columns of a member's row besides its regions: membership, identity fields, OS username.
+type RecordRow = (MembershipRow, String, Option<String>, String, Option<NaiveDateTime>, Option<String>);
+
 pub(in crate::store) fn load_record(
     conn: &mut AnyConnection,
     tenant: &str,
     user: &str,
 ) -> Result<Option<MemberRecord>, ApiError> {
-    let row = m::memberships
+    // One member: fixed-shape queries, so their prepared statements are cached. On PostgreSQL
+    // the regions come in the same statement (an array of the member's region rows), as every
+    // statement there is a round trip to the server; SQLite reads them with a second one.
+    let member = m::memberships
         .inner_join(u::users)
         .left_join(os_username_here(tenant))
         .filter(m::tenant_id.eq(tenant))
-        .filter(m::user_id.eq(user))
-        .select((
-            MembershipRow::as_select(),
-            u::email,
-            u::username,
-            u::full_name,
-            u::locked_until,
-            os::os_username.nullable(),
-        ))
-        .first::<(MembershipRow, String, Option<String>, String, Option<NaiveDateTime>, Option<String>)>(conn)
-        .optional()?;
-    let Some((membership, email, username, full_name, locked_until, os_username)) = row else { return Ok(None) };
-    // One member: a fixed-shape query, so its prepared statement is cached.
-    let regions = mr::membership_regions
-        .filter(mr::tenant_id.eq(tenant))
-        .filter(mr::user_id.eq(&membership.user_id))
-        .select(mr::region_id)
-        .order(mr::region_id)
-        .load::<String>(conn)?;
+        .filter(m::user_id.eq(user));
+    let (row, regions) = on_backend!(conn,
+        postgres: |c| {
+            // Bound, not correlated, so the statement is fixed-shape and stays prepared.
+            let regions = mr::membership_regions
+                .filter(mr::tenant_id.eq(tenant))
+                .filter(mr::user_id.eq(user))
+                .select(array_agg(mr::region_id))
+                .single_value();
+            let found = member
+                .select((
+                    MembershipRow::as_select(),
+                    u::email,
+                    u::username,
+                    u::full_name,
+                    u::locked_until,
+                    os::os_username.nullable(),
+                    regions,
+                ))
+                .first::<(MembershipRow, String, Option<String>, String, Option<NaiveDateTime>, Option<String>, Option<Vec<String>>)>(c)
+                .optional()?;
+            let Some((membership, email, username, full_name, locked_until, os_username, regions)) = found else {
+                return Ok(None);
+            };
+            // `array_agg` of no rows is NULL, and its order is the scan's: sorted here.
+            let mut regions = regions.unwrap_or_default();
+            regions.sort_unstable();
+            ((membership, email, username, full_name, locked_until, os_username), regions)
+        },
+        sqlite: |c| {
+            let found = member
+                .select((MembershipRow::as_select(), u::email, u::username, u::full_name, u::locked_until, os::os_username.nullable()))
+                .first::<RecordRow>(c)
+                .optional()?;
+            let Some(row) = found else { return Ok(None) };
+            let regions = mr::membership_regions
+                .filter(mr::tenant_id.eq(tenant))
+                .filter(mr::user_id.eq(&row.0.user_id))
+                .select(mr::region_id)
+                .order(mr::region_id)
+                .load::<String>(c)?;
+            (row, regions)
+        },
+    );
+    let (membership, email, username, full_name, locked_until, os_username) = row;
     Ok(Some(MemberRecord { membership, email, username, full_name, regions, locked_until, os_username }))
 }
 
@@ -150,8 +187,21 @@ pub(super) fn load_checked(
     if user != ctx.actor().user_id {
         ctx.actor().can_ever(action).or_refuse()?;
     }
-    let rec = load_record(conn, &ctx.tenant_text(), &user.as_text())?
-        .ok_or_else(|| ApiError::not_found("member not found"))?;
+    let rec = load_record(conn, &ctx.tenant_text(), &user.as_text())?;
+    check_loaded(ctx, user, action, rec)
+}
+
+/// [`load_checked`]'s check, on a member already loaded (`None`: no such member).
+fn check_loaded(
+    ctx: &TenantContext,
+    user: UserId,
+    action: MemberAction,
+    rec: Option<MemberRecord>,
+) -> Result<MemberRecord, ApiError> {
+    if user != ctx.actor().user_id {
+        ctx.actor().can_ever(action).or_refuse()?;
+    }
+    let rec = rec.ok_or_else(|| ApiError::not_found("member not found"))?;
     let regions = rec.region_ids();
     ctx.actor().can_member(action, TargetFacts { user_id: user, role: rec.role(), regions: &regions }).or_refuse()?;
     Ok(rec)
@@ -159,6 +209,97 @@ pub(super) fn load_checked(
 
 pub fn get(conn: &mut AnyConnection, ctx: &TenantContext, user: UserId) -> Result<MemberRecord, ApiError> {
     load_checked(conn, ctx, user, MemberAction::Read)
+}
+
+/// A member for [`TenantAccess::run_joined`](crate::auth::TenantAccess::run_joined): with a
+/// [`Caller`], on PostgreSQL, the caller's facts come in the same statement as the member
+/// (none when there is no such member: the guard then loads them).
+pub fn load_for_get(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    user: UserId,
+    caller: Option<Caller<'_>>,
+) -> Result<(Option<CallerFacts>, Option<MemberRecord>), ApiError> {
+    let user = user.as_text();
+    match (caller, &mut *conn) {
+        (Some(caller), AnyConnection::Postgresql(c)) => load_record_with_caller(c, tenant, &user, caller),
+        _ => Ok((None, load_record(conn, tenant, &user)?)),
+    }
+}
+
+/// The check of a member loaded by [`load_for_get`].
+pub fn check_get(ctx: &TenantContext, user: UserId, rec: Option<MemberRecord>) -> Result<MemberRecord, ApiError> {
+    check_loaded(ctx, user, MemberAction::Read, rec)
+}
+
+/// PostgreSQL: the member (as [`load_record`] reads it) and the caller's facts (as the guard
+/// reads them), in one statement: the facts are scalar subqueries on the caller's rows.
+fn load_record_with_caller(
+    c: &mut diesel::PgConnection,
+    tenant: &str,
+    user: &str,
+    caller: Caller<'_>,
+) -> Result<(Option<CallerFacts>, Option<MemberRecord>), ApiError> {
+    // The caller's rows under other names: the statement reads memberships and users already.
+    let (cm, cu) = diesel::alias!(crate::db::schema::memberships as caller_m, crate::db::schema::users as caller_u);
+    let theirs = || cm.filter(cm.field(m::tenant_id).eq(tenant)).filter(cm.field(m::user_id).eq(caller.user));
+    let live = s::sessions
+        .filter(s::id.eq(caller.session))
+        .filter(s::user_id.eq(caller.user))
+        .filter(s::ended_at.is_null())
+        .filter(s::expires_at.gt(crate::domain::now()));
+    let facts = (
+        theirs().select(cm.field(m::role)).single_value(),
+        theirs().select(cm.field(m::status)).single_value(),
+        theirs().select(cm.field(m::auth_version)).single_value(),
+        cu.filter(cu.field(u::id).eq(caller.user)).select(cu.field(u::auth_version)).single_value(),
+        t::tenants.filter(t::id.eq(tenant)).select(t::admins_can_manage_users).single_value(),
+        exists(live),
+    );
+    let regions = mr::membership_regions
+        .filter(mr::tenant_id.eq(tenant))
+        .filter(mr::user_id.eq(user))
+        .select(array_agg(mr::region_id))
+        .single_value();
+    type FactsRow = (Option<String>, Option<String>, Option<i32>, Option<i32>, Option<bool>, bool);
+    type Row = (
+        MembershipRow,
+        String,
+        Option<String>,
+        String,
+        Option<NaiveDateTime>,
+        Option<String>,
+        Option<Vec<String>>,
+        FactsRow,
+    );
+    let found = m::memberships
+        .inner_join(u::users)
+        .left_join(os_username_here(tenant))
+        .filter(m::tenant_id.eq(tenant))
+        .filter(m::user_id.eq(user))
+        .select((
+            MembershipRow::as_select(),
+            u::email,
+            u::username,
+            u::full_name,
+            u::locked_until,
+            os::os_username.nullable(),
+            regions,
+            facts,
+        ))
+        .first::<Row>(c)
+        .optional()?;
+    let Some((membership, email, username, full_name, locked_until, os_username, regions, facts)) = found else {
+        return Ok((None, None));
+    };
+    let facts = match facts {
+        (Some(role), Some(status), Some(mv), Some(uv), Some(acm), live) => Some((role, status, mv, uv, acm, live)),
+        _ => None,
+    };
+    // `array_agg` of no rows is NULL, and its order is the scan's: sorted here.
+    let mut regions = regions.unwrap_or_default();
+    regions.sort_unstable();
+    Ok((facts, Some(MemberRecord { membership, email, username, full_name, regions, locked_until, os_username })))
 }
 
 /// Adds identity fields and regions to a page of memberships, keeping its order.

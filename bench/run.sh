@@ -19,6 +19,8 @@
 #      the big one (bench_seed grow: the CSV import, SCALE_IN_FLIGHT tenants at a time, 8), with the
 #      ratios, the database's size and the server's memory
 set -euo pipefail
+# psql: no NOTICE lines for the databases dropped "if exists".
+export PGOPTIONS="${PGOPTIONS:--c client_min_messages=warning}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SHARED="${SHARED_BENCH:-$ROOT/../shared/bench}"
 WHICH="${1:-both}"

@@ -90,12 +90,14 @@ impl Contract {
 
     fn from_document(doc: &Value) -> Contract {
         let components = doc.pointer("/components/schemas").cloned().unwrap_or_else(|| json!({}));
-        let root = json!({ "components": { "schemas": components.clone() } });
         let mut bodies = HashMap::new();
         if let Some(schemas) = components.as_object() {
             for name in schemas.keys() {
-                let mut schema = root.clone();
-                schema["$ref"] = json!(format!("#/components/schemas/{name}"));
+                // Each validator gets the schemas its own references reach, not all of them:
+                // with every component in every root the validators took 200 MiB.
+                let top = json!({ "$ref": format!("#/components/schemas/{name}") });
+                let mut schema = json!({ "components": { "schemas": reachable(schemas, &top) } });
+                schema["$ref"] = top["$ref"].clone();
                 match compile(&schema) {
                     Ok(v) => {
                         bodies.insert(name.clone(), v);
@@ -241,11 +243,13 @@ impl QuerySpec {
             properties.insert(name.to_string(), schema);
         }
         let has_required = !required.is_empty();
+        let properties = Value::Object(properties);
+        let reached = components.as_object().map(|all| reachable(all, &properties)).unwrap_or_default();
         let schema = json!({
             "type": "object",
             "properties": properties,
             "required": required,
-            "components": { "schemas": components },
+            "components": { "schemas": reached },
         });
         let validator = match compile(&schema) {
             Ok(v) => Some(v),
@@ -269,6 +273,35 @@ fn compile(schema: &Value) -> Result<Validator, ValidationError<'static>> {
         .should_ignore_unknown_formats(true)
         .with_format("email", |s: &str| crate::domain::EmailAddress::parse(s).is_ok())
         .build(schema)
+}
+
+/// The component schemas `top` refers to, directly or through others.
+fn reachable(schemas: &Map<String, Value>, top: &Value) -> Map<String, Value> {
+    fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(target) = map.get("$ref").and_then(Value::as_str) {
+                    out.extend(target.strip_prefix("#/components/schemas/"));
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut found = Map::new();
+    let mut todo = Vec::new();
+    refs(top, &mut todo);
+    while let Some(next) = todo.pop() {
+        if found.contains_key(next) {
+            continue;
+        }
+        if let Some(schema) = schemas.get(next) {
+            found.insert(next.to_string(), schema.clone());
+            refs(schema, &mut todo);
+        }
+    }
+    found
 }
 
 /// The document as JSON (what `/api-docs/openapi.json` serves).

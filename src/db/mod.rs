@@ -379,9 +379,9 @@ where
 {
     match &db.writer {
         Some(writer) => writer.run(f).await,
-        // PostgreSQL: the write pool is the read pool, and its lanes run both.
+        // PostgreSQL: the write pool is the read pool; writes run on its write lanes.
         None => match &db.lanes {
-            Some(lanes) => lanes.run(f).await,
+            Some(lanes) => lanes.run_write(f).await,
             None => on_blocking_pool(db.write.clone(), f).await,
         },
     }

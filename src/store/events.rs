@@ -2,10 +2,14 @@
 //! documented type, numbered per tenant, kept for the feed (`GET .../events?after=`) and written,
 //! in the same transaction, as a delivery for each enabled webhook whose types match.
 //!
-//! Numbering: `event_counters` holds each tenant's last number, taken with an update inside the
-//! writing transaction. Its row stays locked until that transaction ends, so the next number is
-//! only handed out after the previous event is committed (or rolled back and reused): the feed
-//! never shows number 7 while 6 could still appear, and a cursor never skips an event.
+//! Numbering: `event_counters` holds each tenant's last number, and a number is handed out only
+//! while its row is locked, until the transaction that took it ends: the next number only after
+//! the previous event is committed (or rolled back and reused), so the feed never shows number 7
+//! while 6 could still appear, and a cursor never skips an event. On SQLite (one writer at a
+//! time) the numbers are taken with the event. On PostgreSQL the events are written unnumbered
+//! and a deferred trigger numbers them as the transaction commits (migration
+//! `events_numbered_at_commit`): the row is held only while PostgreSQL commits, not across the
+//! rest of the transaction's round trips, so a tenant's writers run side by side.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -263,6 +267,9 @@ pub(in crate::store) fn write(conn: &mut AnyConnection, tenant: &str, events: &[
     if events.is_empty() {
         return Ok(());
     }
+    if conn.kind() == crate::db::BackendKind::Postgres {
+        return write_unnumbered(conn, tenant, events);
+    }
     let first = take_numbers(conn, tenant, events.len() as i64)?;
     // The row of event `$e` numbered `$seq`.
     macro_rules! row {
@@ -290,25 +297,62 @@ pub(in crate::store) fn write(conn: &mut AnyConnection, tenant: &str, events: &[
     Ok(())
 }
 
-/// Takes the next `n` numbers of the tenant's events and answers the first. The counter's row
-/// stays locked until the transaction ends. An update (a statement the connection keeps
-/// prepared); only a tenant's first event inserts the row.
+/// Events written for the trigger that numbers them at commit (PostgreSQL only; its migration
+/// `events_numbered_at_commit` says why). Never holds a committed row.
+mod pending {
+    diesel::table! {
+        events_unnumbered (tenant_id, pos) {
+            tenant_id -> Text,
+            pos -> BigInt,
+            id -> Text,
+            event_type -> Text,
+            occurred_at -> Timestamp,
+            payload -> Text,
+        }
+    }
+}
+
+/// [`write`] on PostgreSQL: the events in the order given, numbered when the transaction
+/// commits. One statement per event (or per 500), each one the connection keeps prepared.
+fn write_unnumbered(conn: &mut AnyConnection, tenant: &str, events: &[NewEvent]) -> Result<(), ApiError> {
+    use pending::events_unnumbered::dsl as p;
+    let crate::db::AnyConnection::Postgresql(conn) = conn else {
+        return Err(ApiError::internal("unnumbered events are PostgreSQL's"));
+    };
+    let row = |e: &NewEvent| {
+        (
+            p::tenant_id.eq(tenant.to_string()),
+            p::id.eq(e.id.clone()),
+            p::event_type.eq(e.event_type.clone()),
+            p::occurred_at.eq(e.occurred_at),
+            p::payload.eq(e.payload.clone()),
+        )
+    };
+    if let [event] = events {
+        diesel::insert_into(p::events_unnumbered).values(row(event)).execute(conn)?;
+        return Ok(());
+    }
+    for chunk in events.chunks(500) {
+        let rows: Vec<_> = chunk.iter().map(row).collect();
+        diesel::insert_into(p::events_unnumbered).values(rows).execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Takes the next `n` numbers of the tenant's events and answers the first (SQLite, where the
+/// writer's lock already holds the counter until the transaction ends). Only a tenant's first
+/// event inserts the row.
 fn take_numbers(conn: &mut AnyConnection, tenant: &str, n: i64) -> Result<i64, ApiError> {
     let bump = |conn: &mut AnyConnection| -> Result<Option<i64>, ApiError> {
         let counter = c::event_counters.filter(c::tenant_id.eq(tenant));
-        Ok(on_backend!(conn,
-            // One round trip.
-            postgres: |conn| diesel::update(counter)
-                .set(c::last_seq.eq(c::last_seq + n))
-                .returning(c::last_seq)
-                .get_result::<i64>(conn)
-                .optional()?,
-            // In process, two statements the connection keeps prepared cost less than one it
-            // prepares anew each time (Diesel does not keep `RETURNING` statements on SQLite).
-            sqlite: |conn| match diesel::update(counter).set(c::last_seq.eq(c::last_seq + n)).execute(conn)? {
+        // Two statements the connection keeps prepared cost less than one it prepares anew each
+        // time (Diesel does not keep `RETURNING` statements on SQLite).
+        Ok(on_backend!(
+            conn,
+            |conn| match diesel::update(counter).set(c::last_seq.eq(c::last_seq + n)).execute(conn)? {
                 0 => None,
                 _ => Some(counter.select(c::last_seq).first::<i64>(conn)?),
-            },
+            }
         ))
     };
     if let Some(last) = bump(conn)? {

@@ -4,14 +4,15 @@
 use diesel::prelude::*;
 
 use super::invariants::{
-    ensure_manager, ensure_regions_exist, ensure_seat, ensure_username_free, insert_regions, seat_limit,
+    ensure_manager, ensure_regions_exist, ensure_seat_within, ensure_username_free, insert_regions,
+    lock_tenant_shared_seat_limit, seat_limit,
 };
 use super::joining::{Joining, Person, SignIn, new_member_rows};
 use super::record::MemberRecord;
 use crate::auth::TenantContext;
 use crate::auth::policy::TenantAction;
 use crate::db::schema::{memberships::dsl as m, tenants::dsl as t, users::dsl as u};
-use crate::db::{AnyConnection, lock_tenant, lock_tenant_shared};
+use crate::db::{AnyConnection, lock_tenant};
 use crate::domain::{EmailAddress, MemberStatus, RegionId, Role, UserId, now};
 use crate::error::ApiError;
 use crate::store::audit::{self, AuditEntry};
@@ -72,18 +73,22 @@ pub fn create(
         // A seat limit (or an idempotency key) needs this tenant's creates in single file;
         // otherwise they run side by side and only keep the tenant's settings from changing.
         // Decide the lock before taking any: upgrading a shared lock deadlocks.
-        let exclusive = idem.is_some() || (new.status.takes_seat() && seat_limit(conn, &tenant)?.is_some());
-        if exclusive {
+        let takes_seat = new.status.takes_seat();
+        let exclusive = idem.is_some() || (takes_seat && seat_limit(conn, &tenant)?.is_some());
+        // The seat limit as it stands under the lock (`None` also when the member takes no seat).
+        let limit = if exclusive {
             lock_tenant(conn, &tenant)?;
+            if takes_seat { seat_limit(conn, &tenant)? } else { None }
         } else {
-            lock_tenant_shared(conn, &tenant)?;
-            if new.status.takes_seat() && seat_limit(conn, &tenant)?.is_some() {
+            // The lock and the settings in one statement: still no limit, or the plan changed.
+            if lock_tenant_shared_seat_limit(conn, &tenant)?.is_some() && takes_seat {
                 return Err(ApiError::conflict(
                     "tenant-changed",
                     "the tenant's plan changed during this request; try again",
                 ));
             }
-        }
+            None
+        };
         ctx.recheck(conn)?;
         if let Some(replay) = idem.map(|(key, _)| idempotency::find(conn, &tenant, &actor, key)).transpose()?.flatten()
         {
@@ -112,9 +117,7 @@ pub fn create(
         }
         ensure_regions_exist(conn, &tenant, &new.regions)?;
         crate::store::placement::ensure_for_member(conn, &tenant, new.department.as_deref(), new.section.as_deref())?;
-        if new.status.takes_seat() {
-            ensure_seat(conn, &tenant)?;
-        }
+        ensure_seat_within(conn, &tenant, limit)?;
         let user_id = UserId::new().as_text();
         if let Some(mgr) = new.manager_id {
             ensure_manager(conn, &tenant, &user_id, &mgr.as_text())?;

@@ -35,8 +35,32 @@ pub(in crate::store) fn seats_used(conn: &mut AnyConnection, tenant: &str) -> Re
     Ok(members + invited)
 }
 
+/// [`seat_limit`], read with a shared lock on the tenant's row on PostgreSQL (as
+/// [`crate::db::lock_tenant_shared`] takes it): one statement for both.
+pub(in crate::store) fn lock_tenant_shared_seat_limit(
+    conn: &mut AnyConnection,
+    tenant: &str,
+) -> Result<Option<i64>, ApiError> {
+    let settings = t::tenants.filter(t::id.eq(tenant)).select((t::plan, t::seat_limit_override));
+    let (plan, over) = crate::db::on_backend!(conn,
+        postgres: |c| settings.for_share().first::<(String, Option<i32>)>(c)?,
+        sqlite: |c| settings.first::<(String, Option<i32>)>(c)?,
+    );
+    Ok(over.or_else(|| Plan::parse(&plan).and_then(Plan::default_seats)).map(i64::from))
+}
+
 pub(in crate::store) fn ensure_seat(conn: &mut AnyConnection, tenant: &str) -> Result<(), ApiError> {
-    if let Some(limit) = seat_limit(conn, tenant)? {
+    let limit = seat_limit(conn, tenant)?;
+    ensure_seat_within(conn, tenant, limit)
+}
+
+/// [`ensure_seat`] with the tenant's seat limit already read (in this transaction, under its lock).
+pub(in crate::store) fn ensure_seat_within(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    limit: Option<i64>,
+) -> Result<(), ApiError> {
+    if let Some(limit) = limit {
         let used = seats_used(conn, tenant)?;
         if used >= limit {
             return Err(ApiError::conflict(

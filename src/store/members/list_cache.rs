@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use diesel::prelude::*;
 use quick_cache::Weighter;
-use quick_cache::sync::Cache;
+use quick_cache::sync::{Cache, GuardResult};
 
 use super::list::Page;
 use crate::db::AnyConnection;
@@ -182,15 +182,12 @@ impl ListCache {
         key: Option<ListKey>,
         load: impl FnOnce() -> Result<Page, ApiError>,
     ) -> Result<Arc<Page>, ApiError> {
-        let (Some(cache), Some(key)) = (&self.inner, key) else {
-            return Ok(Arc::new(load()?));
-        };
-        if let Some(Entry::Page(p)) = cache.get(&key) {
-            return Ok(p);
-        }
-        let p = Arc::new(load()?);
-        cache.insert(key, Entry::Page(p.clone()));
-        Ok(p)
+        self.held_or_load(
+            key,
+            |e| if let Entry::Page(p) = e { Some(p.clone()) } else { None },
+            || Ok(Arc::new(load()?)),
+            |p| (Entry::Page(p.clone()), true),
+        )
     }
 
     /// The ordered matches under `key`, computed by `load` when not held.
@@ -199,17 +196,13 @@ impl ListCache {
         key: Option<ListKey>,
         load: impl FnOnce() -> Result<Vec<(SortVal, String)>, ApiError>,
     ) -> Result<OrderedMatches, ApiError> {
-        let (Some(cache), Some(key)) = (&self.inner, key) else {
-            return Ok(Arc::new(load()?));
-        };
-        if let Some(Entry::Matches(m)) = cache.get(&key) {
-            return Ok(m);
-        }
-        let m = Arc::new(load()?);
-        if m.len() as u64 * (MATCH + 60) <= self.largest {
-            cache.insert(key, Entry::Matches(m.clone()));
-        }
-        Ok(m)
+        let largest = self.largest;
+        self.held_or_load(
+            key,
+            |e| if let Entry::Matches(m) = e { Some(m.clone()) } else { None },
+            || Ok(Arc::new(load()?)),
+            |m| (Entry::Matches(m.clone()), m.len() as u64 * (MATCH + 60) <= largest),
+        )
     }
 
     /// The total under `key`, counted by `count` when not held.
@@ -218,17 +211,52 @@ impl ListCache {
         key: Option<ListKey>,
         count: impl FnOnce() -> Result<i64, ApiError>,
     ) -> Result<i64, ApiError> {
+        self.held_or_load(
+            key,
+            |e| if let Entry::Total(n) = e { Some(*n) } else { None },
+            count,
+            |n| (Entry::Total(*n), true),
+        )
+    }
+
+    /// The value held under `key`, or `load`'s. Requests that miss the same key together wait
+    /// for one of them to load it (up to [`LOAD_WAIT`]) instead of each doing the same work: the
+    /// first page of a large tenant's search costs milliseconds, and a burst of visitors would
+    /// otherwise compute it once each, queued behind one another. `entry` says what to keep and
+    /// whether to keep it (a result too large to keep is still handed to those waiting).
+    fn held_or_load<T>(
+        &self,
+        key: Option<ListKey>,
+        pick: impl Fn(&Entry) -> Option<T>,
+        load: impl FnOnce() -> Result<T, ApiError>,
+        entry: impl FnOnce(&T) -> (Entry, bool),
+    ) -> Result<T, ApiError> {
         let (Some(cache), Some(key)) = (&self.inner, key) else {
-            return count();
+            return load();
         };
-        if let Some(Entry::Total(n)) = cache.get(&key) {
-            return Ok(n);
+        match cache.get_value_or_guard(&key, Some(LOAD_WAIT)) {
+            GuardResult::Value(held) => match pick(&held) {
+                Some(value) => Ok(value),
+                None => load(),
+            },
+            // Waited too long for another request's load: do it here, keep nothing.
+            GuardResult::Timeout => load(),
+            // Ours to load; an error drops the guard, and the next waiter loads instead.
+            GuardResult::Guard(guard) => {
+                let value = load()?;
+                let (held, keep) = entry(&value);
+                // Err: the key was replaced meanwhile, which leaves nothing to do.
+                if guard.insert(held).is_ok() && !keep {
+                    cache.remove(&key);
+                }
+                Ok(value)
+            }
         }
-        let n = count()?;
-        cache.insert(key, Entry::Total(n));
-        Ok(n)
     }
 }
+
+/// How long a request waits for another request loading the same list before loading it itself.
+const LOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[cfg(test)]
 mod tests {
@@ -289,5 +317,31 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(loads, 2);
+    }
+
+    #[test]
+    fn requests_missing_together_load_once() {
+        let cache = ListCache::new(1024 * 1024);
+        let loads = std::sync::atomic::AtomicUsize::new(0);
+        let start = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    start.wait();
+                    let got = cache
+                        .matches(key("burst"), || {
+                            loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            std::thread::sleep(std::time::Duration::from_millis(200));
+                            Ok(matches(10))
+                        })
+                        .unwrap();
+                    assert_eq!(got.len(), 10);
+                });
+            }
+        });
+        assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // A failed load keeps nothing: the next request loads again.
+        assert!(cache.total(key("failing"), || Err(ApiError::internal("boom"))).is_err());
+        assert_eq!(cache.total(key("failing"), || Ok(7)).unwrap(), 7);
     }
 }

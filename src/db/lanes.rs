@@ -14,8 +14,8 @@
 //! meet at its counter rows (events, member lists), which each holds while it commits, so past
 //! a few writers more of them only queue inside PostgreSQL, where every commit wakes the
 //! waiters to fight for the row again. Member creation on 2 cores: 550/s with all 32
-//! connections writing, 1,000-1,300/s with 4 to 16. Reads keep the rest, so a burst of writes
-//! never holds up the reads.
+//! connections writing, 1,000-1,350/s with 2 to 6 of them. Reads keep the rest, so a burst of
+//! writes never holds up the reads.
 //!
 //! A job that waited longer than the pool's checkout timeout is answered 503 without running,
 //! as a pool checkout that timed out was. A job that panics is answered as failed; its lane

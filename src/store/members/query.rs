@@ -105,8 +105,8 @@ fn uses_fts(f: &ListFilter, backend: BackendKind) -> bool {
 
 /// The starting query: this tenant's memberships, narrowed by `q`. Through the trigram index
 /// on SQLite the full-text matches drive the lookup (`+tenant_id` keeps the planner from
-/// walking the whole tenant instead); PostgreSQL's pg_trgm index serves a plain `LIKE`; short
-/// text on SQLite is a `LIKE` scan.
+/// walking the whole tenant instead); PostgreSQL's pg_trgm index serves a plain `LIKE`, planned
+/// for each search; short text on SQLite is a `LIKE` scan.
 fn base(tenant: &str, f: &ListFilter, backend: BackendKind) -> MemberQuery {
     let Some(text) = needle(f) else {
         return m::memberships.filter(m::tenant_id.eq(tenant.to_string())).into_boxed();
@@ -130,7 +130,18 @@ fn base(tenant: &str, f: &ListFilter, backend: BackendKind) -> MemberQuery {
             .into_boxed()
     } else {
         // Backslash is PostgreSQL's default LIKE escape; no ESCAPE clause keeps the index usable.
-        m::memberships.filter(m::tenant_id.eq(tenant.to_string())).filter(m::search_text.like(pattern)).into_boxed()
+        // The condition goes in as an SQL fragment so that diesel does not keep the statement
+        // prepared: PostgreSQL then plans it for this pattern and this tenant. A prepared one
+        // gets a generic plan after five runs, which also walks the tenant's whole primary-key
+        // range (1.1 ms against 0.2 ms for `larsen` in a 20,000-member tenant); for a small
+        // tenant in a large database the right plan is that range alone.
+        m::memberships
+            .filter(m::tenant_id.eq(tenant.to_string()))
+            .filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>("memberships.search_text LIKE ")
+                    .bind::<diesel::sql_types::Text, _>(pattern),
+            )
+            .into_boxed()
     }
 }
 

@@ -1,0 +1,1 @@
+ALTER INDEX memberships_search_trgm RESET (gin_pending_list_limit);

@@ -55,6 +55,21 @@ impl RequestMeta {
     }
 }
 
+/// How [`TenantContext::lock_and_recheck`] locks the tenant's row: shared by writers that need
+/// only its settings to stay put, exclusive for the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantLock {
+    Shared,
+    Exclusive,
+}
+
+/// A tenant's plan settings as read under its lock.
+#[derive(Debug, Clone)]
+pub struct TenantPlan {
+    pub plan: String,
+    pub seat_limit_override: Option<i32>,
+}
+
 /// A caller checked against one tenant: its membership is active and its token current.
 #[derive(Debug, Clone)]
 pub struct TenantContext {
@@ -81,32 +96,55 @@ impl TenantContext {
         &self.meta
     }
 
-    /// Inside a write transaction: confirms the caller's membership has not changed since the
-    /// guard loaded it (role, regions and status changes bump its auth version).
-    pub fn recheck(&self, conn: &mut AnyConnection) -> Result<(), ApiError> {
+    /// Inside a write transaction: locks the tenant's row (PostgreSQL; SQLite's writer lock
+    /// is already held) and confirms, in the same statement, that the caller has not changed
+    /// since the guard loaded it: the membership's auth version (role, regions and status
+    /// changes bump it) and active status, or the API key's version and that it is not revoked.
+    /// Returns the tenant's plan and seat-limit override as they stand under the lock.
+    pub fn lock_and_recheck(&self, conn: &mut AnyConnection, lock: TenantLock) -> Result<TenantPlan, ApiError> {
+        let tenant = self.tenant_text();
+        let actor = self.actor.user_id.as_text();
+        // The tenant's row, locked as asked, with one more column or two read beside it.
+        macro_rules! locked {
+            ($select:expr, $row:ty) => {{
+                let q = t::tenants.filter(t::id.eq(&tenant)).select($select);
+                crate::db::on_backend!(conn,
+                    postgres: |c| match lock {
+                        TenantLock::Shared => q.for_share().first::<$row>(c)?,
+                        TenantLock::Exclusive => q.for_update().first::<$row>(c)?,
+                    },
+                    sqlite: |c| q.first::<$row>(c)?,
+                )
+            }};
+        }
         if self.actor.is_key() {
-            let current = k::api_keys
-                .filter(k::tenant_id.eq(self.tenant_text()))
-                .filter(k::id.eq(self.actor.user_id.as_text()))
+            let version = k::api_keys
+                .filter(k::tenant_id.eq(&tenant))
+                .filter(k::id.eq(&actor))
                 .filter(k::revoked_at.is_null())
                 .select(k::version)
-                .first::<i32>(conn)
-                .optional()?;
-            return match current {
-                Some(v) if v == self.actor_auth_version => Ok(()),
-                _ => Err(ApiError::Unauthorized("the API key changed during this request; try again".into())),
-            };
+                .single_value();
+            let (plan, seat_limit_override, current) =
+                locked!((t::plan, t::seat_limit_override, version), (String, Option<i32>, Option<i32>));
+            if current != Some(self.actor_auth_version) {
+                return Err(ApiError::Unauthorized("the API key changed during this request; try again".into()));
+            }
+            return Ok(TenantPlan { plan, seat_limit_override });
         }
-        let current = m::memberships
-            .filter(m::tenant_id.eq(self.tenant_text()))
-            .filter(m::user_id.eq(self.actor.user_id.as_text()))
-            .select((m::auth_version, m::status))
-            .first::<(i32, String)>(conn)
-            .optional()?;
-        match current {
-            Some((v, s)) if v == self.actor_auth_version && s == MemberStatus::Active.as_str() => Ok(()),
-            _ => Err(ApiError::Unauthorized("your access changed during this request; sign in again".into())),
+        let mine = m::memberships.filter(m::tenant_id.eq(&tenant)).filter(m::user_id.eq(&actor));
+        let (plan, seat_limit_override, version, status) = locked!(
+            (
+                t::plan,
+                t::seat_limit_override,
+                mine.select(m::auth_version).single_value(),
+                mine.select(m::status).single_value()
+            ),
+            (String, Option<i32>, Option<i32>, Option<String>)
+        );
+        if version != Some(self.actor_auth_version) || status.as_deref() != Some(MemberStatus::Active.as_str()) {
+            return Err(ApiError::Unauthorized("your access changed during this request; sign in again".into()));
         }
+        Ok(TenantPlan { plan, seat_limit_override })
     }
 }
 

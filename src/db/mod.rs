@@ -351,6 +351,23 @@ pub fn lock_tenant_shared(conn: &mut AnyConnection, tenant_id: &str) -> Result<(
     Ok(())
 }
 
+/// Puts a tenant's seat-taking writes that hold its row shared ([`lock_tenant_shared`]) in
+/// single file, for the rest of the transaction: a PostgreSQL advisory lock keyed on the tenant
+/// (two tenants whose keys collide merely wait for each other). Writers that hold the row
+/// exclusively are kept apart from these by the row lock itself. No-op on SQLite, whose writer
+/// lock already puts every write in single file.
+pub fn lock_tenant_seats(conn: &mut AnyConnection, tenant_id: &str) -> Result<(), ApiError> {
+    on_backend!(conn,
+        postgres: |c| {
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind::<diesel::sql_types::Text, _>(tenant_id)
+                .execute(c)?;
+        },
+        sqlite: |_| {},
+    );
+    Ok(())
+}
+
 /// The database's own name for logs: "SQLite" or "PostgreSQL".
 pub fn backend_name(kind: BackendKind) -> &'static str {
     match kind {

@@ -202,8 +202,7 @@ pub fn create(
     let tenant = ctx.tenant_text();
     let actor = ctx.actor().user_id.as_text();
     write_tx(conn, |conn| {
-        lock_tenant(conn, &tenant)?;
-        ctx.recheck(conn)?;
+        ctx.lock_and_recheck(conn, crate::auth::guard::TenantLock::Exclusive)?;
         if let Some((key, _, _)) = idem
             && let Some(replay) = idempotency::find(conn, &tenant, &actor, key)?
         {

@@ -32,20 +32,18 @@ pub mod tenants;
 pub mod webhooks;
 
 use crate::auth::TenantContext;
-use crate::db::{AnyConnection, lock_tenant, write_tx};
+use crate::db::{AnyConnection, write_tx};
 use crate::error::ApiError;
 
 /// A write to one tenant's data: a write transaction, the tenant locked (PostgreSQL), and the
-/// caller's membership confirmed unchanged inside it.
+/// caller's membership confirmed unchanged inside it (one statement for both).
 pub(crate) fn tenant_write<T>(
     conn: &mut AnyConnection,
     ctx: &TenantContext,
     f: impl FnOnce(&mut AnyConnection) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    let tenant = ctx.tenant_text();
     write_tx(conn, |conn| {
-        lock_tenant(conn, &tenant)?;
-        ctx.recheck(conn)?;
+        ctx.lock_and_recheck(conn, crate::auth::guard::TenantLock::Exclusive)?;
         f(conn)
     })
 }

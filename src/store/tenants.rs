@@ -165,7 +165,7 @@ pub struct TenantRecord {
 
 impl TenantRecord {
     pub fn seat_limit(&self) -> Option<i32> {
-        self.row.seat_limit_override.or_else(|| Plan::parse(&self.row.plan).and_then(Plan::default_seats))
+        super::members::limit_of(&self.row.plan, self.row.seat_limit_override)
     }
 }
 

@@ -3,21 +3,27 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::spawn_app;
+use crate::helpers::{Persona, TestApp, spawn_app};
 
-#[tokio::test]
-async fn twenty_parallel_creates_fill_exactly_the_free_seats() {
-    let app = spawn_app().await;
+/// The owner of a new tenant whose seat limit is `seats` (the owner holds one).
+async fn owner_with_seats(app: &TestApp, seats: i64) -> Persona {
     let owner = app.new_owner("free").await;
     let res = app
         .send_json(
             Method::PATCH,
             &format!("/api/v1/tenants/{}", owner.tenant_id),
             &owner.token,
-            json!({"seat_limit": 4}),
+            json!({"seat_limit": seats}),
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
+    owner
+}
+
+#[tokio::test]
+async fn twenty_parallel_creates_fill_exactly_the_free_seats() {
+    let app = spawn_app().await;
+    let owner = owner_with_seats(&app, 4).await;
     let path = format!("/api/v1/tenants/{}/users", owner.tenant_id);
     let mut tasks = Vec::new();
     for i in 0..20 {
@@ -46,6 +52,43 @@ async fn twenty_parallel_creates_fill_exactly_the_free_seats() {
     }
     assert_eq!((created, refused), (3, 17));
     assert_eq!(app.member_count(&owner).await, 4);
+}
+
+/// Creates hold the tenant's row shared and queue for its seats among themselves; invitations
+/// lock the row outright. Mixed and in parallel, they still fill exactly the free seats.
+#[tokio::test]
+async fn parallel_creates_and_invitations_fill_exactly_the_free_seats() {
+    let app = spawn_app().await;
+    let owner = owner_with_seats(&app, 6).await;
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let client = app.client.clone();
+        let what = if i % 2 == 0 { "users" } else { "invitations" };
+        let url = format!("{}/api/v1/tenants/{}/{what}", app.address, owner.tenant_id);
+        let token = owner.token.clone();
+        tasks.push(tokio::spawn(async move {
+            let email = format!("m{i}@example.test");
+            let body = if what == "users" {
+                json!({"email": email, "full_name": format!("M {i}"), "role": "viewer"})
+            } else {
+                json!({"email": email, "role": "viewer"})
+            };
+            (what, client.post(url).bearer_auth(token).json(&body).send().await.unwrap().status())
+        }));
+    }
+    let mut taken = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            (_, StatusCode::CREATED) => taken += 1,
+            (_, StatusCode::CONFLICT) => {}
+            (what, other) => panic!("unexpected {other} from {what}"),
+        }
+    }
+    // The owner holds one seat; five more were free.
+    assert_eq!(taken, 5);
+    let tenant: Value =
+        app.get(&format!("/api/v1/tenants/{}", owner.tenant_id), &owner.token).await.json().await.unwrap();
+    assert_eq!(tenant["seats_used"], 6, "{tenant}");
 }
 
 #[tokio::test]

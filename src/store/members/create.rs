@@ -4,15 +4,15 @@
 use diesel::prelude::*;
 
 use super::invariants::{
-    ensure_manager, ensure_regions_exist, ensure_seat_within, ensure_username_free, insert_regions,
-    lock_tenant_shared_seat_limit, seat_limit,
+    ensure_manager, ensure_regions_exist, ensure_seat_within, ensure_username_free, insert_regions, limit_of,
 };
 use super::joining::{Joining, Person, SignIn, new_member_rows};
 use super::record::MemberRecord;
 use crate::auth::TenantContext;
+use crate::auth::guard::TenantLock;
 use crate::auth::policy::TenantAction;
+use crate::db::AnyConnection;
 use crate::db::schema::{memberships::dsl as m, tenants::dsl as t, users::dsl as u};
-use crate::db::{AnyConnection, lock_tenant};
 use crate::domain::{EmailAddress, MemberStatus, RegionId, Role, UserId, now};
 use crate::error::ApiError;
 use crate::store::audit::{self, AuditEntry};
@@ -70,58 +70,28 @@ pub fn create(
     let tenant = ctx.tenant_text();
     let actor = ctx.actor().user_id.as_text();
     crate::db::write_tx(conn, |conn| {
-        // A seat limit (or an idempotency key) needs this tenant's creates in single file;
-        // otherwise they run side by side and only keep the tenant's settings from changing.
-        // Decide the lock before taking any: upgrading a shared lock deadlocks.
-        let takes_seat = new.status.takes_seat();
-        let exclusive = idem.is_some() || (takes_seat && seat_limit(conn, &tenant)?.is_some());
-        // The seat limit as it stands under the lock (`None` also when the member takes no seat).
-        let limit = if exclusive {
-            lock_tenant(conn, &tenant)?;
-            if takes_seat { seat_limit(conn, &tenant)? } else { None }
-        } else {
-            // The lock and the settings in one statement: still no limit, or the plan changed.
-            if lock_tenant_shared_seat_limit(conn, &tenant)?.is_some() && takes_seat {
-                return Err(ApiError::conflict(
-                    "tenant-changed",
-                    "the tenant's plan changed during this request; try again",
-                ));
-            }
-            None
-        };
-        ctx.recheck(conn)?;
+        // The tenant's row shared: creates run side by side, its settings stay put. An
+        // idempotency key needs this tenant's creates in single file, and a seat limit needs
+        // the seat-taking ones so (the advisory lock; the other seat-taking writes lock the
+        // row exclusively, which waits for this shared lock).
+        let lock = if idem.is_some() { TenantLock::Exclusive } else { TenantLock::Shared };
+        let plan = ctx.lock_and_recheck(conn, lock)?;
+        let limit = if new.status.takes_seat() { limit_of(&plan.plan, plan.seat_limit_override) } else { None };
+        if limit.is_some() && lock == TenantLock::Shared {
+            crate::db::lock_tenant_seats(conn, &tenant)?;
+        }
         if let Some(replay) = idem.map(|(key, _)| idempotency::find(conn, &tenant, &actor, key)).transpose()?.flatten()
         {
             return Ok(Created::Replayed(replay));
         }
-        let existing =
-            u::users.filter(u::email.eq(new.email.as_str())).select(u::id).first::<String>(conn).optional()?;
-        if let Some(existing) = existing {
-            let here = m::memberships
-                .filter(m::tenant_id.eq(&tenant))
-                .filter(m::user_id.eq(&existing))
-                .count()
-                .get_result::<i64>(conn)?;
-            if here > 0 {
-                return Err(ApiError::conflict(
-                    "already-member",
-                    format!("{} is already a member of this tenant", new.email),
-                ));
-            }
-            // Never changed or shown here: the person is invited and joins with their own
-            // credentials.
-            return Ok(Created::HasAccount);
-        }
         if let Some(name) = &new.username {
+            // The email's answer comes first, before the name's.
+            if let Some(found) = has_account(conn, &tenant, &new.email)? {
+                return Ok(found);
+            }
             ensure_username_free(conn, name, None)?;
         }
-        ensure_regions_exist(conn, &tenant, &new.regions)?;
-        crate::store::placement::ensure_for_member(conn, &tenant, new.department.as_deref(), new.section.as_deref())?;
-        ensure_seat_within(conn, &tenant, limit)?;
         let user_id = UserId::new().as_text();
-        if let Some(mgr) = new.manager_id {
-            ensure_manager(conn, &tenant, &user_id, &mgr.as_text())?;
-        }
         let sign_in = match &credential {
             Credential::Temporary(hash) => SignIn::Temporary(hash.clone()),
             Credential::EmailLink(_) => SignIn::NoPasswordYet,
@@ -144,7 +114,24 @@ pub fn create(
         };
         let (user, membership) = new_member_rows(person, joining, now());
         let user = user.ok_or_else(|| ApiError::internal("a new member without an identity"))?;
-        diesel::insert_into(u::users).values(&user).execute(conn)?;
+        // The identity first: an email that already has one writes nothing here (and waits
+        // for a create of the same email in flight to end), and the member is in this tenant
+        // already or is invited instead.
+        let inserted = crate::db::on_backend!(&mut *conn, |c| diesel::insert_into(u::users)
+            .values(&user)
+            .on_conflict(u::email)
+            .do_nothing()
+            .execute(c))?;
+        if inserted == 0 {
+            return has_account(conn, &tenant, &new.email)?
+                .ok_or_else(|| ApiError::internal("an email taken and then free again inside one transaction"));
+        }
+        ensure_regions_exist(conn, &tenant, &new.regions)?;
+        crate::store::placement::ensure_for_member(conn, &tenant, new.department.as_deref(), new.section.as_deref())?;
+        ensure_seat_within(conn, &tenant, limit.map(i64::from))?;
+        if let Some(mgr) = new.manager_id {
+            ensure_manager(conn, &tenant, &user_id, &mgr.as_text())?;
+        }
         if let Credential::EmailLink(mailer) = credential {
             let tenant_name: String = t::tenants.filter(t::id.eq(&tenant)).select(t::name).first(conn)?;
             let creator: String = u::users.filter(u::id.eq(&actor)).select(u::full_name).first(conn)?;
@@ -184,4 +171,23 @@ pub fn create(
         }
         Ok(Created::New(Box::new(rec)))
     })
+}
+
+/// What a create answers for an email that already has an identity: `already-member` when it
+/// is a member here, else [`Created::HasAccount`]; `None` when the email has no identity.
+fn has_account(conn: &mut AnyConnection, tenant: &str, email: &EmailAddress) -> Result<Option<Created>, ApiError> {
+    let Some(existing) = u::users.filter(u::email.eq(email.as_str())).select(u::id).first::<String>(conn).optional()?
+    else {
+        return Ok(None);
+    };
+    let here = m::memberships
+        .filter(m::tenant_id.eq(tenant))
+        .filter(m::user_id.eq(&existing))
+        .count()
+        .get_result::<i64>(conn)?;
+    if here > 0 {
+        return Err(ApiError::conflict("already-member", format!("{email} is already a member of this tenant")));
+    }
+    // Never changed or shown here: the person is invited and joins with their own credentials.
+    Ok(Some(Created::HasAccount))
 }

@@ -17,7 +17,12 @@ pub(in crate::store) fn seat_limit(conn: &mut AnyConnection, tenant: &str) -> Re
         .filter(t::id.eq(tenant))
         .select((t::plan, t::seat_limit_override))
         .first::<(String, Option<i32>)>(conn)?;
-    Ok(over.or_else(|| Plan::parse(&plan).and_then(Plan::default_seats)).map(i64::from))
+    Ok(limit_of(&plan, over).map(i64::from))
+}
+
+/// The seat limit of a plan with the tenant's override, if any (`None`: no limit).
+pub(in crate::store) fn limit_of(plan: &str, seat_limit_override: Option<i32>) -> Option<i32> {
+    seat_limit_override.or_else(|| Plan::parse(plan).and_then(Plan::default_seats))
 }
 
 /// Seats taken: members whose status holds one, and invitations still open.
@@ -33,20 +38,6 @@ pub(in crate::store) fn seats_used(conn: &mut AnyConnection, tenant: &str) -> Re
         .count()
         .get_result(conn)?;
     Ok(members + invited)
-}
-
-/// [`seat_limit`], read with a shared lock on the tenant's row on PostgreSQL (as
-/// [`crate::db::lock_tenant_shared`] takes it): one statement for both.
-pub(in crate::store) fn lock_tenant_shared_seat_limit(
-    conn: &mut AnyConnection,
-    tenant: &str,
-) -> Result<Option<i64>, ApiError> {
-    let settings = t::tenants.filter(t::id.eq(tenant)).select((t::plan, t::seat_limit_override));
-    let (plan, over) = crate::db::on_backend!(conn,
-        postgres: |c| settings.for_share().first::<(String, Option<i32>)>(c)?,
-        sqlite: |c| settings.first::<(String, Option<i32>)>(c)?,
-    );
-    Ok(over.or_else(|| Plan::parse(&plan).and_then(Plan::default_seats)).map(i64::from))
 }
 
 pub(in crate::store) fn ensure_seat(conn: &mut AnyConnection, tenant: &str) -> Result<(), ApiError> {

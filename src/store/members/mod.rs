@@ -30,8 +30,8 @@ pub use approval::{approve, devices, reject};
 pub use create::{Created, Credential, NewMember, RenderReplay, create};
 pub use facets::{Facets, facets, visible_departments};
 pub(in crate::store) use invariants::{
-    ensure_manager, ensure_regions_exist, ensure_seat, ensure_username_free, insert_regions, is_managed, seat_limit,
-    seats_used,
+    ensure_manager, ensure_regions_exist, ensure_seat, ensure_username_free, insert_regions, is_managed, limit_of,
+    seat_limit, seats_used,
 };
 pub(in crate::store) use joining::{Joining, Person, SignIn, new_member_rows};
 pub(in crate::store) use lifecycle::remove_membership;

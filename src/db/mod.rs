@@ -351,7 +351,7 @@ pub fn lock_tenant_shared(conn: &mut AnyConnection, tenant_id: &str) -> Result<(
     Ok(())
 }
 
-/// Puts a tenant's seat-taking writes that hold its row shared ([`lock_tenant_shared`]) in
+/// Puts a tenant's seat-taking writes that hold its row shared (`FOR SHARE`: member creates) in
 /// single file, for the rest of the transaction: a PostgreSQL advisory lock keyed on the tenant
 /// (two tenants whose keys collide merely wait for each other). Writers that hold the row
 /// exclusively are kept apart from these by the row lock itself. No-op on SQLite, whose writer

@@ -19,7 +19,7 @@ use crate::db::schema::{
     audit_events::dsl as a, membership_regions::dsl as mr, memberships::dsl as m, regions::dsl as r, tenants::dsl as t,
     users::dsl as u,
 };
-use crate::db::{AnyConnection, on_backend, write_tx};
+use crate::db::{AnyConnection, on_backend};
 use crate::domain::password::{digest_generated, generate_secret};
 use crate::domain::{EmailAddress, MemberStatus, Role, UserId, now};
 use crate::error::{ApiError, FieldError};
@@ -305,8 +305,7 @@ pub fn run(
     ctx.actor().require(TenantAction::CreateMember)?;
     let tenant = ctx.tenant_text();
     let actor = ctx.actor().clone();
-    write_tx(conn, |conn| {
-        ctx.lock_and_recheck(conn, crate::auth::guard::TenantLock::Exclusive)?;
+    crate::store::tenant_write(conn, ctx, |conn| {
         let region_rows: Vec<(String, String)> =
             r::regions.filter(r::tenant_id.eq(&tenant)).select((r::id, r::name)).load(conn)?;
         let mut region_ids: HashMap<String, String> = HashMap::new();

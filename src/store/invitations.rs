@@ -201,8 +201,7 @@ pub fn create(
     ctx.actor().require_grant(new.role, &new.regions)?;
     let tenant = ctx.tenant_text();
     let actor = ctx.actor().user_id.as_text();
-    write_tx(conn, |conn| {
-        ctx.lock_and_recheck(conn, crate::auth::guard::TenantLock::Exclusive)?;
+    crate::store::tenant_write(conn, ctx, |conn| {
         if let Some((key, _, _)) = idem
             && let Some(replay) = idempotency::find(conn, &tenant, &actor, key)?
         {

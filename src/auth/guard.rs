@@ -212,13 +212,27 @@ fn refuse_password_change_only(claims: &Claims) -> Result<(), ApiError> {
 /// identity's auth versions, the tenant's `admins_can_manage_users`, and whether the token's
 /// session is still going. Loaded by the guard, or with a read's own row
 /// ([`TenantAccess::run_joined`]).
-pub type CallerFacts = (String, String, i32, i32, bool, bool);
+pub type MemberFacts = (String, String, i32, i32, bool, bool);
 
-/// Who a person's access token names, for a read that loads the [`CallerFacts`] with its row.
+/// What a read joined to the caller ([`TenantAccess::run_joined`]) loads about them with its
+/// row, as the guard would load it.
+#[derive(Debug)]
+pub enum CallerFacts {
+    /// A person's membership.
+    Member(MemberFacts),
+    /// An API key of this tenant, not revoked, whose current or previous secret has the
+    /// digest (the previous one still in its grace period), with its tenant's
+    /// `admins_can_manage_users`. Its expiry is checked by the guard.
+    Key(Box<ApiKeyRow>, bool),
+}
+
+/// Who a request's credential names, for a read that loads the [`CallerFacts`] with its row.
 #[derive(Debug, Clone, Copy)]
-pub struct Caller<'a> {
-    pub user: &'a str,
-    pub session: &'a str,
+pub enum Caller<'a> {
+    /// A person's access token: the identity and the token's session.
+    Member { user: &'a str, session: &'a str },
+    /// An API key: its secret's digest, and the time its grace periods are judged at.
+    Key { digest: &'a str, at: chrono::NaiveDateTime },
 }
 
 /// What the guard loads about the caller's membership.
@@ -239,7 +253,7 @@ fn load_caller_facts(
     tenant: &str,
     user: &str,
     session: &str,
-) -> Result<Option<CallerFacts>, ApiError> {
+) -> Result<Option<MemberFacts>, ApiError> {
     let live = s::sessions
         .filter(s::id.eq(session))
         .filter(s::user_id.eq(user))
@@ -251,7 +265,7 @@ fn load_caller_facts(
         .filter(m::tenant_id.eq(tenant))
         .filter(m::user_id.eq(user))
         .select((m::role, m::status, m::auth_version, u::auth_version, t::admins_can_manage_users, exists(live)))
-        .first::<CallerFacts>(conn)
+        .first::<MemberFacts>(conn)
         .optional()?)
 }
 
@@ -260,7 +274,7 @@ fn membership_auth(
     conn: &mut AnyConnection,
     tenant: &str,
     user: &str,
-    facts: CallerFacts,
+    facts: MemberFacts,
 ) -> Result<MembershipAuth, ApiError> {
     let (role, status, mv, uv, acm, session_live) = facts;
     let (regions, tenant_regions) = if role == Role::Admin.as_str() {
@@ -345,15 +359,34 @@ fn bad_key() -> ApiError {
 /// statement (a key's tenant always exists: its keys go with it). Anything else answers as a
 /// bad token.
 fn find_key(conn: &mut AnyConnection, digest: &str, at: chrono::NaiveDateTime) -> Result<(ApiKeyRow, bool), ApiError> {
-    k::api_keys
+    let found = k::api_keys
         .inner_join(t::tenants)
-        .filter(k::secret_digest.eq(digest).or(k::previous_digest.eq(digest).and(k::previous_expires_at.gt(at))))
+        .filter(key_digest_is(digest, at))
         .filter(k::revoked_at.is_null())
         .select((ApiKeyRow::as_select(), t::admins_can_manage_users))
         .first::<(ApiKeyRow, bool)>(conn)
-        .optional()?
-        .filter(|(key, _)| key.expires_at.is_none_or(|e| e > at))
-        .ok_or_else(bad_key)
+        .optional()?;
+    unexpired(found, at)
+}
+
+/// The key's current secret has `digest`, or its previous one does and is still in its grace
+/// period at `at`.
+pub type KeyDigestIs<'a> = diesel::dsl::Or<
+    diesel::dsl::Eq<k::secret_digest, &'a str>,
+    diesel::dsl::And<
+        diesel::dsl::Eq<k::previous_digest, &'a str>,
+        diesel::dsl::Gt<k::previous_expires_at, chrono::NaiveDateTime>,
+    >,
+>;
+
+/// [`KeyDigestIs`]: how [`find_key`] and the reads joined to a key pick it.
+pub fn key_digest_is(digest: &str, at: chrono::NaiveDateTime) -> KeyDigestIs<'_> {
+    k::secret_digest.eq(digest).or(k::previous_digest.eq(digest).and(k::previous_expires_at.gt(at)))
+}
+
+/// A key found by its digest, unless it has expired by `at`; else answers as a bad token.
+fn unexpired(found: Option<(ApiKeyRow, bool)>, at: chrono::NaiveDateTime) -> Result<(ApiKeyRow, bool), ApiError> {
+    found.filter(|(key, _)| key.expires_at.is_none_or(|e| e > at)).ok_or_else(bad_key)
 }
 
 /// The tenant admins' regions, expanded, or the whole tenant for owners.
@@ -390,7 +423,18 @@ impl TenantAccess {
         limit: Option<&ApiKeyLimit>,
     ) -> Result<TenantContext, ApiError> {
         let at = crate::domain::now();
-        let (key, acm) = find_key(conn, digest, at)?;
+        let found = find_key(conn, digest, at)?;
+        self.check_key(conn, found, at, limit)
+    }
+
+    /// Checks a live key found by its digest ([`find_key`]) against the route and its limit.
+    fn check_key(
+        &self,
+        conn: &mut AnyConnection,
+        (key, acm): (ApiKeyRow, bool),
+        at: chrono::NaiveDateTime,
+        limit: Option<&ApiKeyLimit>,
+    ) -> Result<TenantContext, ApiError> {
         let tenant = self.tenant_id.as_text();
         if key.tenant_id != tenant {
             return Err(ApiError::not_found(format!("tenant {tenant} not found (your API key is for another tenant)")));
@@ -439,7 +483,7 @@ impl TenantAccess {
         conn: &mut AnyConnection,
         user_id: UserId,
         claims: &Claims,
-        facts: Option<CallerFacts>,
+        facts: Option<MemberFacts>,
     ) -> Result<TenantContext, ApiError> {
         let facts = facts.ok_or_else(|| ApiError::Unauthorized("the access token has been revoked".into()))?;
         let found = membership_auth(conn, &self.tenant_id.as_text(), &user_id.as_text(), facts)?;
@@ -484,12 +528,11 @@ impl TenantAccess {
     }
 
     /// Like [`TenantAccess::run`], for a read whose first statement can carry the caller's
-    /// facts as well. On PostgreSQL, with a person's token, `read` gets the [`Caller`] and
-    /// returns their [`CallerFacts`] with its row: one round trip instead of two (each
-    /// statement there is one). Where its row is missing it may return no facts, and the guard
-    /// loads them itself. Otherwise (SQLite, API keys) the caller is checked first and `read`
-    /// gets `None`. Either way `then` sees the row only with a context the guard has checked,
-    /// and nothing is written before it.
+    /// facts as well. On PostgreSQL `read` gets the [`Caller`] and returns their
+    /// [`CallerFacts`] with its row: one round trip instead of two (each statement there is
+    /// one). Where its row is missing it may return no facts, and the guard loads them itself.
+    /// On SQLite the caller is checked first and `read` gets `None`. Either way `then` sees the
+    /// row only with a context the guard has checked, and nothing is written before it.
     pub async fn run_joined<R, T, L, F>(self, db: &db::Db, read: L, then: F) -> Result<T, ApiError>
     where
         L: FnOnce(&mut AnyConnection, &str, Option<Caller<'_>>) -> Result<(Option<CallerFacts>, R), ApiError>
@@ -498,28 +541,42 @@ impl TenantAccess {
         F: FnOnce(&mut AnyConnection, &TenantContext, R) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        let joined = db.kind() == db::BackendKind::Postgres && matches!(self.credential, Credential::Token { .. });
-        if !joined {
+        if db.kind() != db::BackendKind::Postgres {
             return run_checked(self, db, move |conn, ctx| {
                 let (_, row) = read(conn, &ctx.tenant_text(), None)?;
                 then(conn, ctx, row)
             })
             .await;
         }
-        db::run(db, move |conn| {
-            let Credential::Token { user_id, claims } = &self.credential else {
-                return Err(ApiError::internal("a joined read without a person's token"));
+        let (out, touch) = db::run(db, move |conn| {
+            let tenant = self.tenant_id.as_text();
+            let (ctx, row) = match &self.credential {
+                Credential::Token { user_id, claims } => {
+                    let (user, session) = (user_id.as_text(), session_of(claims)?);
+                    let (facts, row) = read(conn, &tenant, Some(Caller::Member { user: &user, session }))?;
+                    let facts = match facts {
+                        Some(CallerFacts::Member(facts)) => Some(facts),
+                        _ => load_caller_facts(conn, &tenant, &user, session)?,
+                    };
+                    (self.check_token(conn, *user_id, claims, facts)?, row)
+                }
+                Credential::Key { digest, limit } => {
+                    let at = crate::domain::now();
+                    let (facts, row) = read(conn, &tenant, Some(Caller::Key { digest, at }))?;
+                    // No key of this tenant joined: find it anywhere, for the answer the guard gives.
+                    let found = match facts {
+                        Some(CallerFacts::Key(key, acm)) => unexpired(Some((*key, acm)), at)?,
+                        _ => find_key(conn, digest, at)?,
+                    };
+                    (self.check_key(conn, found, at, limit.as_ref().map(|l| l.get_ref()))?, row)
+                }
             };
-            let (tenant, user, session) = (self.tenant_id.as_text(), user_id.as_text(), session_of(claims)?);
-            let (facts, row) = read(conn, &tenant, Some(Caller { user: &user, session }))?;
-            let facts = match facts {
-                Some(facts) => Some(facts),
-                None => load_caller_facts(conn, &tenant, &user, session)?,
-            };
-            let ctx = self.check_token(conn, *user_id, claims, facts)?;
-            then(conn, &ctx, row)
+            let touch = ctx.key_to_touch();
+            then(conn, &ctx, row).map(|out| (out, touch))
         })
-        .await
+        .await?;
+        touch_key_later(db, touch).await;
+        Ok(out)
     }
 
     /// Like [`TenantAccess::run`], on the writer.

@@ -360,3 +360,80 @@ async fn each_key_has_its_own_request_limit() {
     // The owner's own token is not limited by its keys.
     assert_eq!(app.get(&users(&owner), &owner.token).await.status(), StatusCode::OK);
 }
+
+/// Get member reads the key with the member in one statement on PostgreSQL
+/// (`TenantAccess::run_joined`): every check of the key holds there as on the other routes.
+#[tokio::test]
+async fn reading_one_member_checks_the_key_as_every_route_does() {
+    let app = spawn_app_with(|c| c.rate_api_key_per_minute = 3).await;
+    let (a, b) = (app.new_owner("plus").await, app.new_owner("plus").await);
+    let north = app.create_region(&a, "North", None).await;
+    let south = app.create_region(&a, "South", None).await;
+    let in_north = app.create_member(&a, "viewer", &[&north]).await;
+    let in_south = app.create_member(&a, "viewer", &[&south]).await;
+    let member = |m: &Value| format!("{}/{}", users(&a), m["id"].as_str().unwrap());
+    let b_member = app.create_member(&b, "viewer", &[]).await;
+    let b_path = format!("{}/{}", users(&b), b_member["id"].as_str().unwrap());
+    let missing = format!("{}/{}", users(&a), uuid::Uuid::now_v7());
+
+    // A live key reads, within its regions, and its use is recorded.
+    let admin = create_key(&app, &a, json!({"name": "N", "kind": "api", "role": "admin", "regions": [north]})).await;
+    let (admin_secret, admin_id) = (secret(&admin), admin["key"]["id"].as_str().unwrap().to_string());
+    let res = app.get(&member(&in_north), &admin_secret).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let read: Value = res.json().await.unwrap();
+    assert_eq!((&read["id"], &read["regions"]), (&in_north["id"], &json!([north])));
+    let view: Value = app.get(&format!("{}/{admin_id}", keys_path(&a)), &a.token).await.json().await.unwrap();
+    assert!(view["last_used_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{view}");
+    assert_problem(app.get(&member(&in_south), &admin_secret).await, 404).await;
+    assert_problem(app.get(&missing, &admin_secret).await, 404).await;
+    // Its limit counts these reads too (three a minute, one taken by each read above).
+    let body = assert_problem(app.get(&member(&in_north), &admin_secret).await, 429).await;
+    assert!(body["detail"].as_str().unwrap().contains("requests with this API key"), "{body}");
+
+    // Another tenant's key: 404, as on every route, whether or not the member exists.
+    let owner_key = secret(&create_key(&app, &a, json!({"name": "O", "kind": "api", "role": "owner"})).await);
+    let foreign = assert_problem(app.get(&b_path, &owner_key).await, 404).await;
+    assert!(foreign["detail"].as_str().unwrap().contains("your API key is for another tenant"), "{foreign}");
+    // Other kinds are refused.
+    let agent = secret(&create_key(&app, &a, json!({"name": "G", "kind": "agent", "role": "viewer"})).await);
+    let body = assert_problem(app.get(&member(&in_north), &agent).await, 403).await;
+    assert_eq!(body["type"], "urn:roster:problem:key-kind-not-allowed");
+
+    // Expired, revoked, rotated past its grace period, unknown: 401 on a member that exists and
+    // on one that does not.
+    let expiring = create_key(&app, &a, json!({"name": "E", "kind": "api", "role": "owner"})).await;
+    let revoked = create_key(&app, &a, json!({"name": "R", "kind": "api", "role": "owner"})).await;
+    let rotated = create_key(&app, &a, json!({"name": "T", "kind": "api", "role": "owner"})).await;
+    for key in [&expiring, &revoked] {
+        assert_eq!(app.get(&member(&in_south), &secret(key)).await.status(), StatusCode::OK);
+    }
+    let id = |key: &Value| key["key"]["id"].as_str().unwrap().to_string();
+    app.execute_sql(&format!("UPDATE api_keys SET expires_at = '2000-01-01 00:00:00' WHERE id = '{}'", id(&expiring)));
+    let res = app.request(Method::DELETE, &format!("{}/{}", keys_path(&a), id(&revoked)), Some(&a.token)).send().await;
+    assert_eq!(res.unwrap().status(), StatusCode::NO_CONTENT);
+    let res = app
+        .send_json(
+            Method::POST,
+            &format!("{}/{}/rotate", keys_path(&a), id(&rotated)),
+            &a.token,
+            json!({"grace_seconds": 3600}),
+        )
+        .await;
+    let rotated_new = secret(&res.json::<Value>().await.unwrap());
+    // In its grace period the previous secret still reads; after it, not.
+    assert_eq!(app.get(&member(&in_south), &secret(&rotated)).await.status(), StatusCode::OK);
+    assert_eq!(app.get(&member(&in_south), &rotated_new).await.status(), StatusCode::OK);
+    app.execute_sql(&format!(
+        "UPDATE api_keys SET previous_expires_at = '2000-01-01 00:00:00' WHERE id = '{}'",
+        id(&rotated)
+    ));
+    let unknown = format!("rk_api_{}", "A".repeat(43));
+    for s in [secret(&expiring), secret(&revoked), secret(&rotated), unknown] {
+        for path in [member(&in_south), missing.clone()] {
+            let body = assert_problem(app.get(&path, &s).await, 401).await;
+            assert_eq!(body["detail"], "the access token is invalid", "{path}: {body}");
+        }
+    }
+    assert_eq!(app.get(&member(&in_south), &rotated_new).await.status(), StatusCode::OK);
+}

@@ -8,13 +8,13 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use crate::auth::TenantContext;
-use crate::auth::guard::{Caller, CallerFacts};
+use crate::auth::guard::{Caller, CallerFacts, key_digest_is};
 use crate::auth::policy::{MemberAction, TargetFacts};
 use crate::db::among::among;
-use crate::db::models::MembershipRow;
+use crate::db::models::{ApiKeyRow, MembershipRow};
 use crate::db::schema::{
-    member_os_usernames::dsl as os, membership_regions::dsl as mr, memberships::dsl as m, sessions::dsl as s,
-    tenants::dsl as t, users::dsl as u,
+    api_keys::dsl as k, member_os_usernames::dsl as os, membership_regions::dsl as mr, memberships::dsl as m,
+    sessions::dsl as s, tenants::dsl as t, users::dsl as u,
 };
 use crate::db::{AnyConnection, on_backend};
 use crate::domain::ids::parse_stored;
@@ -114,6 +114,28 @@ fn os_username_here(tenant: &str) -> diesel::helper_types::On<os::member_os_user
 
 diesel::define_sql_function!(#[aggregate] fn array_agg<ST: diesel::sql_types::SingleValue>(x: ST) -> diesel::sql_types::Array<ST>);
 
+/// PostgreSQL: a member's region ids as one array (`NULL` for none, in no order), for a
+/// member's row to carry them. Bound, not correlated, so the statement is fixed-shape and stays
+/// prepared.
+macro_rules! regions_array {
+    ($tenant:expr, $user:expr) => {
+        mr::membership_regions
+            .filter(mr::tenant_id.eq($tenant))
+            .filter(mr::user_id.eq($user))
+            .select(array_agg(mr::region_id))
+            .single_value()
+    };
+}
+
+/// The columns of a member's row on PostgreSQL: membership, identity fields, OS username, the
+/// regions' array, and after them any columns of the caller's (diesel reads a selection nested
+/// in a tuple only at its end).
+macro_rules! member_columns {
+    ($regions:expr $(, $facts:expr)?) => {
+        (MembershipRow::as_select(), u::email, u::username, u::full_name, u::locked_until, os::os_username.nullable(), $regions $(, $facts)?)
+    };
+}
+
 /// The columns of a member's row besides its regions: membership, identity fields, OS username.
 type RecordRow = (MembershipRow, String, Option<String>, String, Option<NaiveDateTime>, Option<String>);
 
@@ -132,22 +154,8 @@ pub(in crate::store) fn load_record(
         .filter(m::user_id.eq(user));
     let (row, regions) = on_backend!(conn,
         postgres: |c| {
-            // Bound, not correlated, so the statement is fixed-shape and stays prepared.
-            let regions = mr::membership_regions
-                .filter(mr::tenant_id.eq(tenant))
-                .filter(mr::user_id.eq(user))
-                .select(array_agg(mr::region_id))
-                .single_value();
             let found = member
-                .select((
-                    MembershipRow::as_select(),
-                    u::email,
-                    u::username,
-                    u::full_name,
-                    u::locked_until,
-                    os::os_username.nullable(),
-                    regions,
-                ))
+                .select(member_columns!(regions_array!(tenant, user)))
                 .first::<(MembershipRow, String, Option<String>, String, Option<NaiveDateTime>, Option<String>, Option<Vec<String>>)>(c)
                 .optional()?;
             let Some((membership, email, username, full_name, locked_until, os_username, regions)) = found else {
@@ -232,74 +240,84 @@ pub fn check_get(ctx: &TenantContext, user: UserId, rec: Option<MemberRecord>) -
     check_loaded(ctx, user, MemberAction::Read, rec)
 }
 
+/// The member's row as one statement reads it with the caller's facts (`F`), on PostgreSQL:
+/// membership, identity fields, OS username, the regions as an array.
+type RowWith<F> =
+    (MembershipRow, String, Option<String>, String, Option<NaiveDateTime>, Option<String>, Option<Vec<String>>, F);
+
 /// PostgreSQL: the member (as [`load_record`] reads it) and the caller's facts (as the guard
-/// reads them), in one statement: the facts are scalar subqueries on the caller's rows.
+/// reads them), in one statement. A person's facts are scalar subqueries on their rows; a key
+/// is joined by its digest, within this tenant only (a key of another tenant joins nothing,
+/// and the guard then finds it for its answer).
 fn load_record_with_caller(
     c: &mut diesel::PgConnection,
     tenant: &str,
     user: &str,
     caller: Caller<'_>,
 ) -> Result<(Option<CallerFacts>, Option<MemberRecord>), ApiError> {
-    // The caller's rows under other names: the statement reads memberships and users already.
-    let (cm, cu) = diesel::alias!(crate::db::schema::memberships as caller_m, crate::db::schema::users as caller_u);
-    let theirs = || cm.filter(cm.field(m::tenant_id).eq(tenant)).filter(cm.field(m::user_id).eq(caller.user));
-    let live = s::sessions
-        .filter(s::id.eq(caller.session))
-        .filter(s::user_id.eq(caller.user))
-        .filter(s::ended_at.is_null())
-        .filter(s::expires_at.gt(crate::domain::now()));
-    let facts = (
-        theirs().select(cm.field(m::role)).single_value(),
-        theirs().select(cm.field(m::status)).single_value(),
-        theirs().select(cm.field(m::auth_version)).single_value(),
-        cu.filter(cu.field(u::id).eq(caller.user)).select(cu.field(u::auth_version)).single_value(),
-        t::tenants.filter(t::id.eq(tenant)).select(t::admins_can_manage_users).single_value(),
-        exists(live),
-    );
-    let regions = mr::membership_regions
-        .filter(mr::tenant_id.eq(tenant))
-        .filter(mr::user_id.eq(user))
-        .select(array_agg(mr::region_id))
-        .single_value();
-    type FactsRow = (Option<String>, Option<String>, Option<i32>, Option<i32>, Option<bool>, bool);
-    type Row = (
-        MembershipRow,
-        String,
-        Option<String>,
-        String,
-        Option<NaiveDateTime>,
-        Option<String>,
-        Option<Vec<String>>,
-        FactsRow,
-    );
-    let found = m::memberships
+    let member = m::memberships
         .inner_join(u::users)
         .left_join(os_username_here(tenant))
         .filter(m::tenant_id.eq(tenant))
-        .filter(m::user_id.eq(user))
-        .select((
-            MembershipRow::as_select(),
-            u::email,
-            u::username,
-            u::full_name,
-            u::locked_until,
-            os::os_username.nullable(),
-            regions,
-            facts,
-        ))
-        .first::<Row>(c)
-        .optional()?;
-    let Some((membership, email, username, full_name, locked_until, os_username, regions, facts)) = found else {
-        return Ok((None, None));
+        .filter(m::user_id.eq(user));
+    let found = match caller {
+        Caller::Member { user: caller_user, session } => {
+            // The caller's rows under other names: the statement reads memberships and users already.
+            let (cm, cu) =
+                diesel::alias!(crate::db::schema::memberships as caller_m, crate::db::schema::users as caller_u);
+            let theirs = || cm.filter(cm.field(m::tenant_id).eq(tenant)).filter(cm.field(m::user_id).eq(caller_user));
+            let live = s::sessions
+                .filter(s::id.eq(session))
+                .filter(s::user_id.eq(caller_user))
+                .filter(s::ended_at.is_null())
+                .filter(s::expires_at.gt(crate::domain::now()));
+            let facts = (
+                theirs().select(cm.field(m::role)).single_value(),
+                theirs().select(cm.field(m::status)).single_value(),
+                theirs().select(cm.field(m::auth_version)).single_value(),
+                cu.filter(cu.field(u::id).eq(caller_user)).select(cu.field(u::auth_version)).single_value(),
+                t::tenants.filter(t::id.eq(tenant)).select(t::admins_can_manage_users).single_value(),
+                exists(live),
+            );
+            type Facts = (Option<String>, Option<String>, Option<i32>, Option<i32>, Option<bool>, bool);
+            let found = member
+                .select(member_columns!(regions_array!(tenant, user), facts))
+                .first::<RowWith<Facts>>(c)
+                .optional()?;
+            found.map(split).map(|(row, facts)| match facts {
+                (Some(role), Some(status), Some(mv), Some(uv), Some(acm), live) => {
+                    (row, Some(CallerFacts::Member((role, status, mv, uv, acm, live))))
+                }
+                _ => (row, None),
+            })
+        }
+        Caller::Key { digest, at } => {
+            let key =
+                k::api_keys.on(k::tenant_id.eq(tenant).and(key_digest_is(digest, at)).and(k::revoked_at.is_null()));
+            let acm = t::tenants.filter(t::id.eq(tenant)).select(t::admins_can_manage_users).single_value();
+            type Facts = (Option<ApiKeyRow>, Option<bool>);
+            let found = member
+                .left_join(key)
+                .select(member_columns!(regions_array!(tenant, user), (Option::<ApiKeyRow>::as_select(), acm)))
+                .first::<RowWith<Facts>>(c)
+                .optional()?;
+            found.map(split).map(|(row, facts)| match facts {
+                (Some(key), Some(acm)) => (row, Some(CallerFacts::Key(Box::new(key), acm))),
+                _ => (row, None),
+            })
+        }
     };
-    let facts = match facts {
-        (Some(role), Some(status), Some(mv), Some(uv), Some(acm), live) => Some((role, status, mv, uv, acm, live)),
-        _ => None,
-    };
+    let Some((row, facts)) = found else { return Ok((None, None)) };
+    Ok((facts, Some(row)))
+}
+
+/// A [`RowWith`] as the member's record and the caller's facts.
+fn split<F>(found: RowWith<F>) -> (MemberRecord, F) {
+    let (membership, email, username, full_name, locked_until, os_username, regions, facts) = found;
     // `array_agg` of no rows is NULL, and its order is the scan's: sorted here.
     let mut regions = regions.unwrap_or_default();
     regions.sort_unstable();
-    Ok((facts, Some(MemberRecord { membership, email, username, full_name, regions, locked_until, os_username })))
+    (MemberRecord { membership, email, username, full_name, regions, locked_until, os_username }, facts)
 }
 
 /// Adds identity fields and regions to a page of memberships, keeping its order.

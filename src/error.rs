@@ -10,7 +10,9 @@
 //!   answer the same way, so existence never leaks (404).
 //! - `Conflict`: the request is valid but the current state forbids it (409).
 //! - `PreconditionFailed`: `If-Match` named a stale version (412).
-//! - `Unavailable`: the database or another dependency is unreachable (503).
+//! - `Unavailable`: the database or another dependency is unreachable (503, `Retry-After`).
+//! - `Contended`: the database gave up the request for a concurrent one (a deadlock, a
+//!   serialization failure, SQLite's lock): nothing of it was kept (503, `Retry-After`).
 //! - `Internal`: a bug or an unexpected failure; logged with its chain, answered opaquely (500).
 //!
 //! Never put SQL, stack traces or secrets in a `detail`.
@@ -105,6 +107,8 @@ pub enum ApiError {
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
+    Contended(String),
+    #[error("{0}")]
     Internal(String),
     /// A SCIM error (RFC 7644 section 3.12), answered in SCIM's own format.
     #[error("{0}")]
@@ -146,6 +150,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed"),
             ApiError::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
+            ApiError::Contended(_) => ("contended", "Service busy"),
             ApiError::Internal(_) => ("internal", "Internal server error"),
             ApiError::Scim(_) => ("scim", "SCIM error"),
         }
@@ -156,7 +161,7 @@ impl ApiError {
         let (slug, title) = self.parts();
         let detail = match self {
             ApiError::Internal(_) => "an unexpected error occurred; quote the request id to an operator".to_string(),
-            ApiError::Unavailable(_) => "the database is unreachable; try again shortly".to_string(),
+            ApiError::Unavailable(_) | ApiError::Contended(_) => self.retry_detail().to_string(),
             ApiError::Validation(errors) => match errors.len() {
                 1 => format!("{}: {}", errors[0].field, errors[0].message),
                 n => format!("{n} fields are invalid"),
@@ -190,7 +195,7 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Contended(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Scim(e) => StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
         }
@@ -202,11 +207,7 @@ impl ResponseError for ApiError {
                 .content_type("application/scim+json")
                 .body(e.to_json().to_string());
         }
-        match self {
-            ApiError::Internal(chain) => log::error!("internal error: {chain}"),
-            ApiError::Unavailable(chain) => log::warn!("dependency unavailable: {chain}"),
-            _ => {}
-        }
+        self.log();
         let mut builder = HttpResponse::build(self.status_code());
         builder.content_type("application/problem+json");
         if matches!(self, ApiError::Unauthorized(_)) {
@@ -215,12 +216,46 @@ impl ResponseError for ApiError {
         if let ApiError::MethodNotAllowed { allow, .. } = self {
             builder.insert_header((header::ALLOW, allow.as_str()));
         }
-        if let ApiError::TooManyRequests { retry_after_secs, .. } = self {
-            builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        if let Some(secs) = self.retry_after() {
+            builder.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         builder.json(self.problem())
     }
 }
+
+impl ApiError {
+    /// The seconds a client should wait before sending the request again, where it should.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::TooManyRequests { retry_after_secs, .. } => Some(*retry_after_secs),
+            ApiError::Unavailable(_) | ApiError::Contended(_) => Some(RETRY_AFTER_SECS),
+            _ => None,
+        }
+    }
+
+    /// What a 503 tells the client (the cause stays in the log).
+    pub fn retry_detail(&self) -> &'static str {
+        match self {
+            ApiError::Contended(_) => {
+                "the database gave this request up for a concurrent one (a deadlock or a conflicting change) and kept nothing of it; send it again"
+            }
+            _ => "the database is unreachable; try again shortly",
+        }
+    }
+
+    /// Logs what the answer leaves out: an internal error's chain, a 503's cause.
+    pub fn log(&self) {
+        match self {
+            ApiError::Internal(chain) => log::error!("internal error: {chain}"),
+            ApiError::Unavailable(chain) => log::warn!("dependency unavailable: {chain}"),
+            ApiError::Contended(chain) => log::warn!("request given up by the database: {chain}"),
+            _ => {}
+        }
+    }
+}
+
+/// `Retry-After` of a 503: the database's troubles (a restart, a deadlock) pass in moments.
+const RETRY_AFTER_SECS: u64 = 1;
 
 impl From<diesel::result::Error> for ApiError {
     fn from(e: diesel::result::Error) -> Self {
@@ -235,8 +270,21 @@ impl From<diesel::result::Error> for ApiError {
                 log::debug!("foreign key violation: {}", info.message());
                 ApiError::conflict("in-use", "the object is referenced by another object")
             }
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
-                ApiError::Unavailable(info.message().to_string())
+            // A connection the server closed (a restart, a failover): the pool replaces it.
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => ApiError::Unavailable(info.message().to_string()),
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, info) => {
+                ApiError::Contended(info.message().to_string())
+            }
+            // PostgreSQL's deadlock (40P01, which diesel does not name) and SQLite's busy lock.
+            Error::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if ["deadlock detected", "database is locked", "database table is locked"]
+                    .iter()
+                    .any(|m| info.message().starts_with(m)) =>
+            {
+                ApiError::Contended(info.message().to_string())
             }
             other => ApiError::Internal(format!("database: {other}")),
         }
@@ -265,3 +313,44 @@ pub fn deferred_problem(req: &actix_web::HttpRequest) -> Result<(), ApiError> {
 
 /// Result alias for handlers and store functions.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    fn from_database(kind: DatabaseErrorKind, message: &str) -> ApiError {
+        ApiError::from(Error::DatabaseError(kind, Box::new(message.to_string())))
+    }
+
+    #[test]
+    fn database_troubles_that_pass_answer_503_with_retry_after() {
+        for (kind, message) in [
+            (DatabaseErrorKind::ClosedConnection, "server closed the connection unexpectedly"),
+            (DatabaseErrorKind::UnableToSendCommand, "no connection to the server"),
+        ] {
+            let e = from_database(kind, message);
+            assert!(matches!(e, ApiError::Unavailable(_)), "{message}: {e:?}");
+            assert_eq!((e.status_code().as_u16(), e.retry_after()), (503, Some(1)));
+        }
+        for (kind, message) in [
+            (DatabaseErrorKind::Unknown, "deadlock detected"),
+            (DatabaseErrorKind::SerializationFailure, "could not serialize access due to concurrent update"),
+            (DatabaseErrorKind::Unknown, "database is locked"),
+        ] {
+            let e = from_database(kind, message);
+            assert!(matches!(e, ApiError::Contended(_)), "{message}: {e:?}");
+            assert_eq!((e.status_code().as_u16(), e.retry_after()), (503, Some(1)));
+            let problem = e.problem();
+            assert_eq!(problem.problem_type, "urn:roster:problem:contended");
+            assert!(
+                problem.detail.contains("send it again") && !problem.detail.contains(message),
+                "{}",
+                problem.detail
+            );
+        }
+        // Anything else stays a 500 without Retry-After.
+        let e = from_database(DatabaseErrorKind::Unknown, "syntax error at or near \"x\"");
+        assert_eq!((e.status_code().as_u16(), e.retry_after()), (500, None));
+    }
+}

@@ -160,7 +160,10 @@ impl Modify for ProblemResponses {
                 let mut common = vec![
                     ("400", "The request is malformed (bad JSON, bad id or header)"),
                     ("500", "Unexpected failure; quote the X-Request-Id"),
-                    ("503", "The database is unreachable"),
+                    (
+                        "503",
+                        "The database is unreachable, or gave the request up for a concurrent one; see `Retry-After`",
+                    ),
                 ];
                 if secured {
                     common.push(("401", "No access token, or it is malformed, invalid, expired or revoked"));

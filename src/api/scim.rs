@@ -71,7 +71,7 @@ pub fn to_scim(e: &ApiError) -> ScimError {
         ApiError::UnsupportedMediaType(d) => plain(415, None, d.clone()),
         ApiError::MethodNotAllowed { detail, .. } => plain(405, None, detail.clone()),
         ApiError::TooManyRequests { detail, .. } => plain(429, None, detail.clone()),
-        ApiError::Unavailable(_) => plain(503, None, "the database is unreachable; try again shortly".into()),
+        ApiError::Unavailable(_) | ApiError::Contended(_) => plain(503, None, e.retry_detail().into()),
         ApiError::Internal(_) => {
             plain(500, None, "an unexpected error occurred; quote the request id to an operator".into())
         }
@@ -83,18 +83,16 @@ impl ResponseError for ScimFail {
         StatusCode::from_u16(to_scim(&self.0).status).unwrap_or(StatusCode::BAD_REQUEST)
     }
     fn error_response(&self) -> HttpResponse {
-        if let ApiError::Internal(chain) = &self.0 {
-            log::error!("internal error: {chain}");
-        }
+        self.0.log();
         let e = to_scim(&self.0);
         let mut b = HttpResponse::build(self.status_code());
         b.content_type(SCIM_JSON);
+        if let Some(secs) = self.0.retry_after() {
+            b.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
         match &self.0 {
             ApiError::Unauthorized(_) => {
                 b.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"scim\""));
-            }
-            ApiError::TooManyRequests { retry_after_secs, .. } => {
-                b.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             ApiError::MethodNotAllowed { allow, .. } => {
                 b.insert_header((header::ALLOW, allow.clone()));

@@ -19,7 +19,10 @@
 //!
 //! A job that waited longer than the pool's checkout timeout is answered 503 without running,
 //! as a pool checkout that timed out was. A job that panics is answered as failed; its lane
-//! carries on.
+//! carries on. A job answered 503 has its connection tried: one the server dropped (a
+//! restart, a failover) is not given back to the pool, which opens a new one (diesel notices a
+//! dropped connection only on some of the ways a statement fails; on the others the pool kept
+//! handing it out, and every request it served failed).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
@@ -27,7 +30,9 @@ use std::time::{Duration, Instant};
 use super::{AnyConnection, Pool};
 use crate::error::ApiError;
 
-type Job = Box<dyn FnOnce(Result<&mut AnyConnection, ApiError>) + Send>;
+/// A job: runs on the lane's connection (or is told why there is none); says whether it was
+/// answered 503, when the connection may have been lost.
+type Job = Box<dyn FnOnce(Result<&mut AnyConnection, ApiError>) -> bool + Send>;
 
 /// How long a job may wait for a lane (the pool's checkout timeout).
 const MAX_WAIT: Duration = Duration::from_secs(10);
@@ -97,7 +102,10 @@ where
 {
     let (done, answer) = tokio::sync::oneshot::channel::<Result<T, ApiError>>();
     let job: Job = Box::new(move |conn| {
-        let _ = done.send(conn.and_then(f));
+        let out = conn.and_then(f);
+        let unavailable = matches!(out, Err(ApiError::Unavailable(_)));
+        let _ = done.send(out);
+        unavailable
     });
     queue.send((Instant::now(), job)).map_err(|_| ApiError::internal("the database threads have stopped"))?;
     answer.await.map_err(|_| ApiError::internal("the database work failed (see the log)"))?
@@ -108,14 +116,24 @@ fn lane(pool: Pool, queue: crossbeam_channel::Receiver<(Instant, Job)>) {
         let waited = queued.elapsed();
         let run = AssertUnwindSafe(|| {
             if waited > MAX_WAIT {
-                return job(Err(ApiError::Unavailable(format!(
+                job(Err(ApiError::Unavailable(format!(
                     "the database is busy: no connection came free within {}s",
                     MAX_WAIT.as_secs()
                 ))));
+                return;
             }
-            match pool.get() {
-                Ok(mut conn) => job(Ok(&mut conn)),
-                Err(e) => job(Err(ApiError::Unavailable(e.to_string()))),
+            let mut conn = match pool.get() {
+                Ok(conn) => conn,
+                Err(e) => {
+                    job(Err(ApiError::Unavailable(e.to_string())));
+                    return;
+                }
+            };
+            if job(Ok(&mut conn))
+                && diesel::connection::SimpleConnection::batch_execute(&mut *conn, "SELECT 1").is_err()
+            {
+                log::warn!("a database connection was lost; the pool opens a new one");
+                super::connection_lost();
             }
         });
         if catch_unwind(run).is_err() {

@@ -147,8 +147,19 @@ impl ManageConnection for ConnectionManager {
     }
 
     fn has_broken(&self, conn: &mut AnyConnection) -> bool {
-        on_backend!(conn, |c| AnsiTransactionManager::is_broken_transaction_manager(c))
+        LOST.take() || on_backend!(conn, |c| AnsiTransactionManager::is_broken_transaction_manager(c))
     }
+}
+
+thread_local! {
+    /// The connection this thread holds was found lost ([`connection_lost`]).
+    static LOST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the pooled connection this thread holds as lost: given back, the pool drops it
+/// ([`ManageConnection::has_broken`] runs on the thread that gives it back) and opens another.
+fn connection_lost() {
+    LOST.set(true);
 }
 
 pub type Pool = r2d2::Pool<ConnectionManager>;

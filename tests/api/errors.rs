@@ -161,3 +161,40 @@ async fn metrics_count_requests_by_route_template() {
     assert!(text.contains(r#"roster_db_connections{pool="read",state="open"}"#));
     assert!(!text.contains(&owner.tenant_id), "no ids in metric labels");
 }
+
+/// PostgreSQL: connections the server dropped (a restart, a failover) answer 503 with
+/// `Retry-After` and the problem document, never 500, and the pool replaces them: the service
+/// recovers without a restart of its own.
+#[tokio::test]
+async fn lost_database_connections_answer_503_and_are_replaced() {
+    let app = spawn_app().await;
+    if !app.db.url.starts_with("postgres") {
+        return;
+    }
+    let owner = app.new_owner("plus").await;
+    let member = app.create_member(&owner, "viewer", &[]).await;
+    let path = format!("/api/v1/tenants/{}/users/{}", owner.tenant_id, member["id"].as_str().unwrap());
+    assert_eq!(app.get(&path, &owner.token).await.status(), StatusCode::OK);
+    // Three times: how a dropped connection shows (the server's goodbye read, or a send that
+    // fails) depends on timing, and each way must answer 503 and be replaced.
+    for _ in 0..3 {
+        app.execute_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        );
+        let mut answers = Vec::new();
+        for _ in 0..40 {
+            let res = app.get(&path, &owner.token).await;
+            let status = res.status();
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                assert_eq!(res.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+                let body = assert_problem(res, 503).await;
+                assert_eq!(body["type"], "urn:roster:problem:unavailable", "{body}");
+            }
+            answers.push(status.as_u16());
+        }
+        assert!(answers.iter().all(|s| [200, 503].contains(s)), "{answers:?}");
+        assert!(answers.contains(&503), "no request met a dropped connection: {answers:?}");
+        assert!(answers[30..].iter().all(|s| *s == 200), "not recovered: {answers:?}");
+    }
+}

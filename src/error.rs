@@ -271,14 +271,20 @@ impl From<diesel::result::Error> for ApiError {
                 ApiError::conflict("in-use", "the object is referenced by another object")
             }
             // A connection the server closed (a restart, a failover): the pool replaces it.
-            Error::DatabaseError(
-                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-                info,
-            ) => ApiError::Unavailable(info.message().to_string()),
+            // libpq's other failures to send (too many parameters, out of memory) stay 500s.
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                ApiError::Unavailable(info.message().to_string())
+            }
+            Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, info)
+                if ["connection", "could not send data"].iter().any(|m| info.message().contains(m)) =>
+            {
+                ApiError::Unavailable(info.message().to_string())
+            }
             Error::DatabaseError(DatabaseErrorKind::SerializationFailure, info) => {
                 ApiError::Contended(info.message().to_string())
             }
-            // PostgreSQL's deadlock (40P01, which diesel does not name) and SQLite's busy lock.
+            // PostgreSQL's deadlock (40P01, which diesel does not name: known by its message, in
+            // English as `lc_messages` has it by default) and SQLite's busy lock.
             Error::DatabaseError(DatabaseErrorKind::Unknown, info)
                 if ["deadlock detected", "database is locked", "database table is locked"]
                     .iter()
@@ -337,6 +343,7 @@ mod tests {
             (DatabaseErrorKind::Unknown, "deadlock detected"),
             (DatabaseErrorKind::SerializationFailure, "could not serialize access due to concurrent update"),
             (DatabaseErrorKind::Unknown, "database is locked"),
+            (DatabaseErrorKind::Unknown, "database table is locked"),
         ] {
             let e = from_database(kind, message);
             assert!(matches!(e, ApiError::Contended(_)), "{message}: {e:?}");
@@ -349,8 +356,15 @@ mod tests {
                 problem.detail
             );
         }
-        // Anything else stays a 500 without Retry-After.
-        let e = from_database(DatabaseErrorKind::Unknown, "syntax error at or near \"x\"");
-        assert_eq!((e.status_code().as_u16(), e.retry_after()), (500, None));
+        // Anything else stays a 500 without Retry-After, and no 503 names its cause.
+        for (kind, message) in [
+            (DatabaseErrorKind::Unknown, "syntax error at or near \"x\""),
+            (DatabaseErrorKind::UnableToSendCommand, "number of parameters must be between 0 and 65535"),
+        ] {
+            let e = from_database(kind, message);
+            assert_eq!((e.status_code().as_u16(), e.retry_after()), (500, None), "{message}");
+        }
+        let e = from_database(DatabaseErrorKind::ClosedConnection, "server closed the connection unexpectedly");
+        assert!(!e.problem().detail.contains("server closed"), "{}", e.problem().detail);
     }
 }

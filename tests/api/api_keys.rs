@@ -437,3 +437,53 @@ async fn reading_one_member_checks_the_key_as_every_route_does() {
     }
     assert_eq!(app.get(&member(&in_south), &rotated_new).await.status(), StatusCode::OK);
 }
+
+/// PostgreSQL: the statement behind the joined read joins the key itself, live and of the
+/// tenant read, and no other (the guard's own lookup, run when nothing was joined, would hide a
+/// join that never matched, or one that matched too much).
+#[tokio::test]
+async fn the_joined_member_read_joins_only_a_live_key_of_its_tenant() {
+    use diesel::Connection;
+    use roster::auth::guard::{Caller, CallerFacts};
+    let app = spawn_app().await;
+    if !app.db.url.starts_with("postgres") {
+        return;
+    }
+    let (a, b) = (app.new_owner("plus").await, app.new_owner("plus").await);
+    let member = app.create_member(&a, "viewer", &[]).await;
+    let user: roster::domain::UserId = member["id"].as_str().unwrap().parse().unwrap();
+    let joined = |secret: &str| {
+        let url = app.db.url.clone();
+        let (tenant, digest) = (a.tenant_id.clone(), roster::domain::api_key::digest(secret));
+        let mut conn = roster::db::AnyConnection::Postgresql(diesel::PgConnection::establish(&url).unwrap());
+        let caller = Caller::Key { digest: &digest, at: roster::domain::now() };
+        let (facts, rec) = roster::store::members::load_for_get(&mut conn, &tenant, user, Some(caller)).unwrap();
+        assert_eq!(rec.map(|r| r.membership.user_id), Some(user.as_text()));
+        match facts {
+            Some(CallerFacts::Key(key, _)) => Some(key.id),
+            _ => None,
+        }
+    };
+    let live = create_key(&app, &a, json!({"name": "L", "kind": "api", "role": "owner"})).await;
+    assert_eq!(joined(&secret(&live)).as_deref(), live["key"]["id"].as_str());
+    // Revoked, another tenant's, unknown: nothing joined.
+    let revoked = create_key(&app, &a, json!({"name": "R", "kind": "api", "role": "owner"})).await;
+    let revoked_id = revoked["key"]["id"].as_str().unwrap();
+    app.request(Method::DELETE, &format!("{}/{revoked_id}", keys_path(&a)), Some(&a.token)).send().await.unwrap();
+    let foreign = create_key(&app, &b, json!({"name": "F", "kind": "api", "role": "owner"})).await;
+    for s in [secret(&revoked), secret(&foreign), format!("rk_api_{}", "A".repeat(43))] {
+        assert_eq!(joined(&s), None, "{s}");
+    }
+    // A rotated key: both secrets join in the grace period, the old one not after it.
+    let rotated = create_key(&app, &a, json!({"name": "T", "kind": "api", "role": "owner"})).await;
+    let id = rotated["key"]["id"].as_str().unwrap();
+    let res = app
+        .send_json(Method::POST, &format!("{}/{id}/rotate", keys_path(&a)), &a.token, json!({"grace_seconds": 3600}))
+        .await;
+    let new_secret = secret(&res.json::<Value>().await.unwrap());
+    assert_eq!(joined(&secret(&rotated)).as_deref(), Some(id));
+    assert_eq!(joined(&new_secret).as_deref(), Some(id));
+    app.execute_sql(&format!("UPDATE api_keys SET previous_expires_at = '2000-01-01 00:00:00' WHERE id = '{id}'"));
+    assert_eq!(joined(&secret(&rotated)), None);
+    assert_eq!(joined(&new_secret).as_deref(), Some(id));
+}
